@@ -1,0 +1,41 @@
+#include "common/checks.h"
+
+#include <ATen/ExpandUtils.h>
+#include <ATen/MemoryOverlap.h>
+#include <ATen/native/Resize.h>
+#include <ATen/ops/empty.h>
+
+namespace pykernels {
+
+std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntArrayRef b) {
+  const size_t nd = std::max(a.size(), b.size());
+  std::vector<int64_t> shape(nd);
+  for (size_t i = 0; i < nd; ++i) {
+    const int64_t sa = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
+    const int64_t sb = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
+    PK_CHECK(sa == sb || sa == 1 || sb == 1, op, "the size of tensor a (", sa, ") must match the size of tensor b (",
+             sb, ") at non-singleton dimension ", i, " (shapes ", a, " and ", b, ")");
+    shape[i] = sa == 1 ? sb : sa;
+  }
+  return shape;
+}
+
+at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, at::IntArrayRef shape,
+                          at::ScalarType result_type, const at::TensorOptions& options,
+                          std::initializer_list<at::Tensor> inputs) {
+  if (kind == OutKind::Functional) return at::empty(shape, options.dtype(result_type));
+  PK_CHECK(at::canCast(result_type, out.scalar_type()), op, "result type ", result_type,
+           " can't be cast to the desired output type ", out.scalar_type());
+  for (const auto& in : inputs) check_same_device(op, out, in);
+  if (kind == OutKind::InPlace) {
+    PK_CHECK(out.sizes() == shape, op, "output with shape ", out.sizes(), " doesn't match the broadcast shape ", shape);
+  } else {
+    at::native::resize_output(out, shape);
+  }
+  at::assert_no_internal_overlap(out);
+  for (const auto& in : inputs)
+    if (!in.is_same(out)) at::assert_no_partial_overlap(out, in);
+  return out;
+}
+
+}  // namespace pykernels

@@ -1,0 +1,35 @@
+// Argument checks shared by the op wrappers. Every message starts with "pykernels.<op>: " so a
+// user sees which call failed, followed by the offending sizes, dtypes or devices.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <vector>
+
+#define PK_CHECK(cond, op, ...) TORCH_CHECK(cond, "pykernels.", op, ": ", __VA_ARGS__)
+
+namespace pykernels {
+
+inline void check_defined(const char* op, const at::Tensor& t, const char* name) {
+  PK_CHECK(t.defined(), op, "argument '", name, "' is an undefined tensor");
+}
+
+inline void check_same_device(const char* op, const at::Tensor& a, const at::Tensor& b) {
+  PK_CHECK(a.device() == b.device(), op, "expected all tensors to be on the same device, but found ", a.device(),
+           " and ", b.device());
+}
+
+// Shape that `a` and `b` broadcast to, with torch's rules; a mismatch names the op.
+std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntArrayRef b);
+
+// The output an elementwise op writes to. For out=/in-place forms, checks that the result dtype
+// can be cast to `out` and that `out` does not overlap its inputs partially; resizes an out=
+// tensor of the wrong shape (as torch does, warning when it held data); an in-place `self` must
+// already have the broadcast shape.
+enum class OutKind { Functional, Out, InPlace };
+at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, at::IntArrayRef shape,
+                          at::ScalarType result_type, const at::TensorOptions& options,
+                          std::initializer_list<at::Tensor> inputs);
+
+}  // namespace pykernels

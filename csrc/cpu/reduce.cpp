@@ -1,0 +1,118 @@
+// CPU sum/mean over arbitrary dimensions.
+//
+// Accumulation is in double for floating types (int64 for integers), so a float32 sum of
+// millions of elements stays accurate without pairwise tricks; the contiguous inner loop keeps
+// kLanes independent partial sums so it vectorizes without reassociating anything.
+// Three schedules, by shape:
+//   * one output (full reduction): threads split the reduced range, partials are combined;
+//   * the reduced elements of an output are contiguous ("inner" reduction, e.g. sum(dim=-1)):
+//     threads split the outputs, each output is one contiguous sum;
+//   * otherwise ("outer" reduction, e.g. sum(dim=0) of a row-major matrix): a tile of
+//     neighbouring outputs is accumulated together while walking the reduced dims, so every
+//     load is contiguous across the tile.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "cpu/loops.h"
+#include "kernels.h"
+
+namespace pykernels {
+namespace {
+
+constexpr int kLanes = 8;
+constexpr int64_t kTile = 64;
+
+template <typename T>
+using sum_acc_t = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
+
+template <typename T, typename acc_t>
+acc_t sum_run(const T* x, int64_t stride, int64_t n) {
+  if (stride != 1) {
+    acc_t s = 0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<acc_t>(x[i * stride]);
+    return s;
+  }
+  acc_t lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += static_cast<acc_t>(x[i + l]);
+  acc_t s = 0;
+  for (; i < n; ++i) s += static_cast<acc_t>(x[i]);
+  for (int l = 0; l < kLanes; ++l) s += lanes[l];
+  return s;
+}
+
+// Sum of the reduced elements [begin, end) that start at `base`.
+template <typename T, typename acc_t>
+acc_t sum_reduced(const StridedIter<1>& red, const T* base, int64_t begin, int64_t end) {
+  acc_t s = 0;
+  for_range(red, begin, end,
+            [&](const int64_t* off, int64_t n) { s += sum_run<T, acc_t>(base + off[0], red.strides[0][0], n); });
+  return s;
+}
+
+template <typename T>
+void sum_impl(const ReduceProblem& p, bool mean) {
+  using acc_t = sum_acc_t<T>;
+  const StridedIter<2>& kept = p.kept;
+  const StridedIter<1>& red = p.reduced;
+  const int64_t nred = red.numel;
+  T* out = static_cast<T*>(kept.data[0]);
+  const T* in = static_cast<const T*>(kept.data[1]);
+  auto finish = [&](acc_t s) -> T {
+    if constexpr (std::is_floating_point_v<acc_t>) {
+      if (mean) return static_cast<T>(s / static_cast<acc_t>(nred));  // 0 / 0 = nan for an empty mean
+    }
+    return static_cast<T>(s);
+  };
+
+  if (kept.numel == 1) {
+    const acc_t s = at::parallel_reduce(
+        0, nred, kGrainSize, acc_t(0),
+        [&](int64_t b, int64_t e, acc_t init) { return init + sum_reduced<T, acc_t>(red, in, b, e); },
+        [](acc_t x, acc_t y) { return x + y; });
+    *out = finish(s);
+    return;
+  }
+
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(nred, 1));
+  const bool outer = red.strides[0][0] != 1 && kept.strides[1][0] < red.strides[0][0];
+  at::parallel_for(0, kept.numel, grain, [&](int64_t begin, int64_t end) {
+    for_range(kept, begin, end, [&](const int64_t* off, int64_t n) {
+      T* o = out + off[0];
+      const T* x = in + off[1];
+      const int64_t os = kept.strides[0][0], xs = kept.strides[1][0];
+      if (!outer) {
+        for (int64_t i = 0; i < n; ++i) o[i * os] = finish(sum_reduced<T, acc_t>(red, x + i * xs, 0, nred));
+        return;
+      }
+      for (int64_t t0 = 0; t0 < n; t0 += kTile) {
+        const int64_t tile = std::min(kTile, n - t0);
+        acc_t acc[kTile] = {};
+        const T* xt = x + t0 * xs;
+        for_range(red, 0, nred, [&](const int64_t* roff, int64_t rn) {
+          for (int64_t r = 0; r < rn; ++r) {
+            const T* row = xt + roff[0] + r * red.strides[0][0];
+            if (xs == 1) {
+              for (int64_t t = 0; t < tile; ++t) acc[t] += static_cast<acc_t>(row[t]);
+            } else {
+              for (int64_t t = 0; t < tile; ++t) acc[t] += static_cast<acc_t>(row[t * xs]);
+            }
+          }
+        });
+        for (int64_t t = 0; t < tile; ++t) o[(t0 + t) * os] = finish(acc[t]);
+      }
+    });
+  });
+}
+
+}  // namespace
+
+void sum_kernel_cpu(const ReduceProblem& p, bool mean) {
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, p.dtype, "pykernels_sum", [&] { sum_impl<scalar_t>(p, mean); });
+}
+
+}  // namespace pykernels

@@ -1,0 +1,213 @@
+// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow, exp, log, sqrt.
+//
+// The wrappers do what torch's TensorIterator does for its own kernels, and nothing more:
+// type promotion (at::result_type, true division of integers gives the default float type),
+// broadcasting (expand: a stride-0 view, no copy), output allocation and the out=/in-place
+// rules. The arithmetic happens in binary_kernel_* / unary_kernel_*.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "kernels.h"
+
+namespace pykernels {
+namespace {
+
+using at::Tensor;
+
+at::ScalarType default_float() { return c10::typeMetaToScalarType(c10::get_default_dtype()); }
+
+// Inputs converted to the compute dtype (a cast, not arithmetic) and broadcast to `shape`.
+Tensor operand(const Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
+  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
+}
+
+// Runs `kernel(result)` where result has the compute dtype: `out` itself when it has that
+// dtype, otherwise a temporary that is then cast into `out` (e.g. float32.add_(float64)).
+template <typename Kernel>
+Tensor run_into(Tensor out, at::ScalarType compute, Kernel&& kernel) {
+  if (out.numel() == 0) return out;
+  if (out.scalar_type() == compute) {
+    kernel(out);
+  } else {
+    Tensor tmp = at::empty(out.sizes(), out.options().dtype(compute));
+    kernel(tmp);
+    out.copy_(tmp);
+  }
+  return out;
+}
+
+// ---- binary ------------------------------------------------------------------------------------
+
+const char* binary_name(BinaryOp op, OutKind kind) {
+  static const char* names[][3] = {{"add", "add.out", "add_"}, {"sub", "sub.out", "sub_"}, {"mul", "mul.out", "mul_"},
+                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"}};
+  return names[static_cast<int>(op)][static_cast<int>(kind)];
+}
+
+BinaryOp div_kind(const char* name, const c10::optional<c10::string_view>& rounding_mode) {
+  if (!rounding_mode.has_value()) return BinaryOp::Div;
+  const bool trunc = *rounding_mode == "trunc";
+  PK_CHECK(trunc || *rounding_mode == "floor", name,
+           "expected rounding_mode to be one of None, 'trunc', or 'floor' but found '", *rounding_mode, "'");
+  return trunc ? BinaryOp::DivTrunc : BinaryOp::DivFloor;
+}
+
+Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other, const c10::Scalar& alpha,
+              const Tensor& out_arg) {
+  const char* name = binary_name(op, kind);
+  check_defined(name, self, "self");
+  check_defined(name, other, "other");
+  check_same_device(name, self, other);
+  if (op == BinaryOp::Sub) {
+    PK_CHECK(self.scalar_type() != at::kBool && other.scalar_type() != at::kBool, name,
+             "subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+             "mask, use the `~` or `logical_not()` operator instead.");
+  }
+  at::ScalarType compute = at::result_type(self, other);
+  if (op == BinaryOp::Div && at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
+  if (op == BinaryOp::Add || op == BinaryOp::Sub) {
+    PK_CHECK(!alpha.isBoolean() || compute == at::kBool, name, "boolean alpha only supported for Boolean results.");
+    PK_CHECK(at::isFloatingType(compute) || alpha.isIntegral(/*includeBool=*/true), name,
+             "for integral input tensors, argument alpha must not be a floating point number.");
+  }
+  const auto shape = broadcast_shape(name, self.sizes(), other.sizes());
+  Tensor out = prepare_output(name, kind, kind == OutKind::InPlace ? self : out_arg, shape, compute, self.options(),
+                              {self, other});
+  // Converted operands must outlive the kernel: the iterator holds raw pointers only.
+  const Tensor a = operand(self, compute, shape), b = operand(other, compute, shape);
+  return run_into(out, compute, [&](Tensor& result) {
+    auto it = make_iter<3>(name, {result, a, b});
+    PYKERNELS_DEVICE_CALL(result.device(), binary_kernel, op, it, compute, alpha);
+  });
+}
+
+Tensor add(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  return binary(BinaryOp::Add, OutKind::Functional, a, b, alpha, {});
+}
+void add_out(const Tensor& a, const Tensor& b, const c10::Scalar& alpha, const Tensor& out) {
+  binary(BinaryOp::Add, OutKind::Out, a, b, alpha, out);
+}
+void add_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  binary(BinaryOp::Add, OutKind::InPlace, a, b, alpha, {});
+}
+Tensor sub(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  return binary(BinaryOp::Sub, OutKind::Functional, a, b, alpha, {});
+}
+void sub_out(const Tensor& a, const Tensor& b, const c10::Scalar& alpha, const Tensor& out) {
+  binary(BinaryOp::Sub, OutKind::Out, a, b, alpha, out);
+}
+void sub_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  binary(BinaryOp::Sub, OutKind::InPlace, a, b, alpha, {});
+}
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, OutKind::Functional, a, b, 1, {}); }
+void mul_out(const Tensor& a, const Tensor& b, const Tensor& out) { binary(BinaryOp::Mul, OutKind::Out, a, b, 1, out); }
+void mul_(const Tensor& a, const Tensor& b) { binary(BinaryOp::Mul, OutKind::InPlace, a, b, 1, {}); }
+Tensor div(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode) {
+  return binary(div_kind("div", mode), OutKind::Functional, a, b, 1, {});
+}
+void div_out(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode, const Tensor& out) {
+  binary(div_kind("div.out", mode), OutKind::Out, a, b, 1, out);
+}
+void div_(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode) {
+  binary(div_kind("div_", mode), OutKind::InPlace, a, b, 1, {});
+}
+
+// ---- unary -------------------------------------------------------------------------------------
+
+Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, const c10::Scalar& exponent,
+             const Tensor& out_arg) {
+  check_defined(name, self, "self");
+  at::ScalarType compute = self.scalar_type();
+  switch (op) {
+    case UnaryOp::Neg:
+      PK_CHECK(compute != at::kBool, name,
+               "negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, "
+               "use the `~` or `logical_not()` operator instead.");
+      break;
+    case UnaryOp::Exp:
+    case UnaryOp::Log:
+    case UnaryOp::Sqrt:  // integer inputs give the default float type, like torch
+      if (at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
+      break;
+    case UnaryOp::Pow:
+      PK_CHECK(!exponent.isComplex(), name, "complex exponents are not supported");
+      compute = at::result_type(self, exponent);
+      PK_CHECK(
+          !(at::isIntegralType(compute, /*includeBool=*/true) && exponent.isIntegral(false) && exponent.toLong() < 0),
+          name, "integers to negative integer powers are not allowed.");
+      break;
+    case UnaryOp::Relu:
+      PK_CHECK(compute != at::kBool, name, "bool tensors are not supported");
+      break;
+  }
+  Tensor out = prepare_output(name, kind, kind == OutKind::InPlace ? self : out_arg, self.sizes(), compute,
+                              self.options(), {self});
+  const Tensor a = operand(self, compute, self.sizes());  // outlives the kernel
+  return run_into(out, compute, [&](Tensor& result) {
+    auto it = make_iter<2>(name, {result, a});
+    PYKERNELS_DEVICE_CALL(result.device(), unary_kernel, op, it, compute, exponent);
+  });
+}
+
+Tensor neg(const Tensor& a) { return unary(UnaryOp::Neg, "neg", OutKind::Functional, a, 0, {}); }
+void neg_out(const Tensor& a, const Tensor& out) { unary(UnaryOp::Neg, "neg.out", OutKind::Out, a, 0, out); }
+void neg_(const Tensor& a) { unary(UnaryOp::Neg, "neg_", OutKind::InPlace, a, 0, {}); }
+Tensor pow(const Tensor& a, const c10::Scalar& e) { return unary(UnaryOp::Pow, "pow", OutKind::Functional, a, e, {}); }
+Tensor exp(const Tensor& a) { return unary(UnaryOp::Exp, "exp", OutKind::Functional, a, 0, {}); }
+Tensor log(const Tensor& a) { return unary(UnaryOp::Log, "log", OutKind::Functional, a, 0, {}); }
+Tensor sqrt(const Tensor& a) { return unary(UnaryOp::Sqrt, "sqrt", OutKind::Functional, a, 0, {}); }
+Tensor relu(const Tensor& a) { return unary(UnaryOp::Relu, "relu", OutKind::Functional, a, 0, {}); }
+void relu_(const Tensor& a) { unary(UnaryOp::Relu, "relu_", OutKind::InPlace, a, 0, {}); }
+
+// grad_output where the ReLU's output is positive, else 0 (torch's threshold_backward at 0).
+Tensor relu_backward(const Tensor& grad, const Tensor& result) {
+  const char* name = "relu_backward";
+  check_defined(name, grad, "grad_output");
+  check_defined(name, result, "result");
+  check_same_device(name, grad, result);
+  PK_CHECK(grad.sizes() == result.sizes(), name, "grad_output of shape ", grad.sizes(),
+           " does not match the result's shape ", result.sizes());
+  const auto compute = at::result_type(grad, result);
+  PK_CHECK(compute != at::kBool, name, "bool tensors are not supported");
+  Tensor out = at::empty(grad.sizes(), grad.options().dtype(compute));
+  if (out.numel() == 0) return out;
+  const Tensor g = operand(grad, compute, out.sizes()), r = operand(result, compute, out.sizes());
+  auto it = make_iter<3>(name, {out, g, r});
+  PYKERNELS_DEVICE_CALL(out.device(), relu_backward_kernel, it, compute);
+  return out;
+}
+
+void register_elementwise(torch::Library& m) {
+  m.impl("add", &add);
+  m.impl("add.out", &add_out);
+  m.impl("add_", &add_);
+  m.impl("sub", &sub);
+  m.impl("sub.out", &sub_out);
+  m.impl("sub_", &sub_);
+  m.impl("mul", &mul);
+  m.impl("mul.out", &mul_out);
+  m.impl("mul_", &mul_);
+  m.impl("div", &div);
+  m.impl("div.out", &div_out);
+  m.impl("div_", &div_);
+  m.impl("neg", &neg);
+  m.impl("neg.out", &neg_out);
+  m.impl("neg_", &neg_);
+  m.impl("pow", &pow);
+  m.impl("exp", &exp);
+  m.impl("log", &log);
+  m.impl("sqrt", &sqrt);
+  m.impl("relu", &relu);
+  m.impl("relu_", &relu_);
+  m.impl("relu_backward", &relu_backward);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_elementwise(m); }
+#ifdef PYKERNELS_WITH_CUDA
+TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_elementwise(m); }
+#endif
+
+}  // namespace pykernels

@@ -1,0 +1,60 @@
+// The seam between the device-independent op wrappers (csrc/*.cpp: checks, type promotion,
+// output allocation) and the device kernels (csrc/cpu/*.cpp, csrc/cuda/*.cu).
+//
+// A kernel receives plain descriptions of its operands (pointers, sizes, element strides, one
+// dtype) and never allocates; every operand already has the dtype the kernel computes in.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Scalar.h>
+
+#include "common/strided.h"
+
+namespace pykernels {
+
+enum class BinaryOp { Add, Sub, Mul, Div, DivTrunc, DivFloor };
+enum class UnaryOp { Neg, Exp, Log, Sqrt, Pow, Relu };
+
+// C[b] = A[b] @ B[b] for every batch index b. `batch` walks the batch dimensions of
+// (C, A, B) with stride 0 where an operand is broadcast; the matrices themselves are addressed
+// through row/column strides, so transposed operands need no copy.
+struct GemmProblem {
+  StridedIter<3> batch;
+  int64_t m, n, k;
+  int64_t c_rs, c_cs, a_rs, a_cs, b_rs, b_cs;
+  at::ScalarType dtype;
+};
+
+// out[i] = reduce(in[i, r] over r): `kept` walks (out, in at r = 0) over the kept dimensions,
+// `reduced` walks the reduced dimensions of `in` relative to that start.
+struct ReduceProblem {
+  StridedIter<2> kept;
+  StridedIter<1> reduced;
+  at::ScalarType dtype;
+};
+
+#define PYKERNELS_DECLARE_KERNELS(dev)                                                                              \
+  void gemm_kernel_##dev(const GemmProblem& p);                                                                     \
+  void binary_kernel_##dev(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha);  \
+  void unary_kernel_##dev(UnaryOp op, const StridedIter<2>& it, at::ScalarType dtype, const c10::Scalar& exponent); \
+  void relu_backward_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
+  void sum_kernel_##dev(const ReduceProblem& p, bool mean);                                                         \
+  void mse_loss_reduce_kernel_##dev(const StridedIter<2>& it, at::ScalarType dtype, void* out, double scale);       \
+  void mse_loss_none_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
+  void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);
+
+PYKERNELS_DECLARE_KERNELS(cpu)
+#ifdef PYKERNELS_WITH_CUDA
+PYKERNELS_DECLARE_KERNELS(cuda)
+#endif
+#undef PYKERNELS_DECLARE_KERNELS
+
+// Calls kernel_cpu(...) or kernel_cuda(...) by the device of the output.
+#ifdef PYKERNELS_WITH_CUDA
+#define PYKERNELS_DEVICE_CALL(device, kernel, ...) \
+  ((device).is_cuda() ? kernel##_cuda(__VA_ARGS__) : kernel##_cpu(__VA_ARGS__))
+#else
+#define PYKERNELS_DEVICE_CALL(device, kernel, ...) kernel##_cpu(__VA_ARGS__)
+#endif
+
+}  // namespace pykernels

@@ -1,0 +1,100 @@
+// mse_loss forward and backward. The reduced forms ('mean', 'sum') are one fused pass that
+// squares and accumulates the differences without materializing them; the backward is one
+// pass too: grad_input = scale * (self - target) * grad_output.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "kernels.h"
+
+namespace pykernels {
+namespace {
+
+using at::Tensor;
+
+enum Reduction : int64_t { None = 0, Mean = 1, Sum = 2 };  // at::Reduction's values
+
+void check_reduction(const char* name, int64_t reduction) {
+  PK_CHECK(reduction == None || reduction == Mean || reduction == Sum, name, "reduction must be 0 ('none'), ",
+           "1 ('mean') or 2 ('sum'), got ", reduction);
+}
+
+void check_inputs(const char* name, const Tensor& self, const Tensor& target) {
+  check_defined(name, self, "self");
+  check_defined(name, target, "target");
+  check_same_device(name, self, target);
+}
+
+at::ScalarType float_type(const char* name, at::ScalarType t) {
+  PK_CHECK(at::isFloatingType(t), name, "expected a floating point dtype, got ", t);
+  return t;
+}
+
+Tensor cast(const Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
+  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
+}
+
+Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
+  const char* name = "mse_loss";
+  check_inputs(name, self, target);
+  check_reduction(name, reduction);
+  const auto dtype = float_type(name, at::result_type(self, target));
+  const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
+  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);
+  if (reduction == None) {
+    Tensor out = at::empty(shape, self.options().dtype(dtype));
+    if (out.numel() > 0) {
+      auto it = make_iter<3>(name, {out, a, b});
+      PYKERNELS_DEVICE_CALL(out.device(), mse_loss_none_kernel, it, dtype);
+    }
+    return out;
+  }
+  Tensor out = at::empty({}, self.options().dtype(dtype));
+  const int64_t n = c10::multiply_integers(shape);
+  // 'mean' of nothing is 0/0 = nan, as in torch.
+  const double scale = reduction == Mean ? (n > 0 ? 1.0 / n : std::numeric_limits<double>::quiet_NaN()) : 1.0;
+  auto it = make_iter<2>(name, {a, b});
+  PYKERNELS_DEVICE_CALL(out.device(), mse_loss_reduce_kernel, it, dtype, out.data_ptr(), scale);
+  return out;
+}
+
+// Gradient with respect to `self`, in the broadcast shape of (self, target); the autograd layer
+// sums it back to self's own shape when self was broadcast.
+Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& target, int64_t reduction) {
+  const char* name = "mse_loss_backward";
+  check_inputs(name, self, target);
+  check_defined(name, grad, "grad_output");
+  check_same_device(name, grad, self);
+  check_reduction(name, reduction);
+  const auto dtype = float_type(name, at::promote_types(at::result_type(self, target), grad.scalar_type()));
+  const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
+  if (reduction == None) {
+    PK_CHECK(broadcast_shape(name, grad.sizes(), shape) == shape, name, "grad_output of shape ", grad.sizes(),
+             " does not broadcast to the loss shape ", at::IntArrayRef(shape));
+  } else {
+    PK_CHECK(grad.numel() == 1, name, "grad_output of a reduced loss must have one element, got shape ", grad.sizes());
+  }
+  Tensor out = at::empty(shape, self.options().dtype(dtype));
+  const int64_t n = out.numel();
+  if (n == 0) return out;
+  const Tensor g = reduction == None ? cast(grad, dtype, shape) : cast(grad.reshape({}), dtype, shape);
+  const double scale = reduction == Mean ? 2.0 / n : 2.0;
+  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);  // outlive the kernel
+  auto it = make_iter<4>(name, {out, a, b, g});
+  PYKERNELS_DEVICE_CALL(out.device(), mse_loss_backward_kernel, it, dtype, scale);
+  return out;
+}
+
+void register_mse_loss(torch::Library& m) {
+  m.impl("mse_loss", &mse_loss);
+  m.impl("mse_loss_backward", &mse_loss_backward);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_mse_loss(m); }
+#ifdef PYKERNELS_WITH_CUDA
+TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_mse_loss(m); }
+#endif
+
+}  // namespace pykernels

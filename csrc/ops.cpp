@@ -1,0 +1,45 @@
+// The schema table: every pykernels op's signature, in one place. Implementations are
+// registered per device in csrc/<family>.cpp; fake (meta) kernels and autograd in pykernels/.
+// In-place and out= variants mutate their Tensor(a!) argument and return nothing (the Python
+// API returns the mutated tensor): custom ops may not return aliases of their inputs, or
+// torch.compile could not functionalize them.
+#include <torch/library.h>
+
+TORCH_LIBRARY(pykernels, m) {
+  // matmul family
+  m.def("mm(Tensor input, Tensor mat2) -> Tensor");
+  m.def("bmm(Tensor input, Tensor mat2) -> Tensor");
+  m.def("matmul(Tensor input, Tensor other) -> Tensor");
+
+  // elementwise, with torch's broadcasting and type promotion
+  m.def("add(Tensor input, Tensor other, *, Scalar alpha=1) -> Tensor");
+  m.def("add.out(Tensor input, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> ()");
+  m.def("add_(Tensor(a!) input, Tensor other, *, Scalar alpha=1) -> ()");
+  m.def("sub(Tensor input, Tensor other, *, Scalar alpha=1) -> Tensor");
+  m.def("sub.out(Tensor input, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> ()");
+  m.def("sub_(Tensor(a!) input, Tensor other, *, Scalar alpha=1) -> ()");
+  m.def("mul(Tensor input, Tensor other) -> Tensor");
+  m.def("mul.out(Tensor input, Tensor other, *, Tensor(a!) out) -> ()");
+  m.def("mul_(Tensor(a!) input, Tensor other) -> ()");
+  m.def("div(Tensor input, Tensor other, *, str? rounding_mode=None) -> Tensor");
+  m.def("div.out(Tensor input, Tensor other, *, str? rounding_mode=None, Tensor(a!) out) -> ()");
+  m.def("div_(Tensor(a!) input, Tensor other, *, str? rounding_mode=None) -> ()");
+  m.def("neg(Tensor input) -> Tensor");
+  m.def("neg.out(Tensor input, *, Tensor(a!) out) -> ()");
+  m.def("neg_(Tensor(a!) input) -> ()");
+  m.def("pow(Tensor input, Scalar exponent) -> Tensor");
+  m.def("exp(Tensor input) -> Tensor");
+  m.def("log(Tensor input) -> Tensor");
+  m.def("sqrt(Tensor input) -> Tensor");
+
+  // reductions
+  m.def("sum(Tensor input, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor");
+  m.def("mean(Tensor input, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor");
+
+  // ReLU and MSE loss; reduction: 0 none, 1 mean, 2 sum (torch's at::Reduction values)
+  m.def("relu(Tensor input) -> Tensor");
+  m.def("relu_(Tensor(a!) input) -> ()");
+  m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");
+  m.def("mse_loss(Tensor input, Tensor target, int reduction=1) -> Tensor");
+  m.def("mse_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction) -> Tensor");
+}

@@ -1,0 +1,86 @@
+// sum and mean over any set of dimensions, with torch's dim wrapping, keepdim and dtype rules.
+//
+// The wrapper splits the input's dimensions into kept and reduced ones and describes both as
+// strided walks over the same storage (as_strided views: no copy), so the kernel sees
+// "for every kept index, reduce over the reduced index" whatever the input's layout.
+#include <ATen/ATen.h>
+#include <ATen/WrapDimUtils.h>
+#include <torch/library.h>
+
+#include <bitset>
+
+#include "common/checks.h"
+#include "kernels.h"
+
+namespace pykernels {
+namespace {
+
+using at::Tensor;
+
+Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim,
+              c10::optional<at::ScalarType> dtype) {
+  check_defined(name, self, "self");
+  at::ScalarType out_type;
+  if (mean) {
+    out_type = dtype.value_or(self.scalar_type());
+    PK_CHECK(at::isFloatingType(out_type), name, "could not infer output dtype. ",
+             dtype ? "Optional dtype" : "Input dtype", " must be a floating point dtype. Got: ", out_type);
+  } else {
+    out_type =
+        dtype.value_or(at::isIntegralType(self.scalar_type(), /*includeBool=*/true) ? at::kLong : self.scalar_type());
+    PK_CHECK(!at::isComplexType(out_type) && out_type != at::kBool, name, "dtype ", out_type, " is not supported");
+  }
+
+  // Which dims are reduced: none given (or an empty list, as torch) means all of them.
+  const int64_t nd = self.dim();
+  PK_CHECK(nd <= 64, name, "tensors with more than 64 dimensions are not supported");
+  std::bitset<64> reduced;
+  if (!dim.has_value() || dim->empty()) {
+    reduced.set();
+  } else {
+    for (int64_t d : *dim) {
+      const int64_t w = at::maybe_wrap_dim(d, std::max<int64_t>(nd, 1));
+      PK_CHECK(!reduced[w], name, "dim ", w, " appears multiple times in the list of dims");
+      reduced.set(w);
+    }
+  }
+
+  const Tensor in = self.scalar_type() == out_type ? self : self.to(out_type);
+  std::vector<int64_t> keep_shape, kept_shape, red_shape;
+  for (int64_t d = 0; d < nd; ++d) {
+    const bool r = reduced[d];
+    kept_shape.push_back(r ? 1 : in.size(d));
+    red_shape.push_back(r ? in.size(d) : 1);
+    if (!r || keepdim) keep_shape.push_back(r ? 1 : in.size(d));
+  }
+
+  Tensor out = at::empty(keep_shape, in.options());
+  if (out.numel() == 0) return out;
+  const Tensor out_k = out.view(kept_shape);
+  ReduceProblem p{make_iter<2>(name, {out_k, in.as_strided(kept_shape, in.strides())}),
+                  make_iter<1>(name, {in.as_strided(red_shape, in.strides())}), out_type};
+  PYKERNELS_DEVICE_CALL(out.device(), sum_kernel, p, mean);
+  return out;
+}
+
+Tensor sum(const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim, c10::optional<at::ScalarType> dtype) {
+  return reduce("sum", false, self, dim, keepdim, dtype);
+}
+
+Tensor mean(const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim, c10::optional<at::ScalarType> dtype) {
+  return reduce("mean", true, self, dim, keepdim, dtype);
+}
+
+void register_reduce(torch::Library& m) {
+  m.impl("sum", &sum);
+  m.impl("mean", &mean);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_reduce(m); }
+#ifdef PYKERNELS_WITH_CUDA
+TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_reduce(m); }
+#endif
+
+}  // namespace pykernels

@@ -1,0 +1,50 @@
+"""pykernels: hand-written CPU and CUDA kernels for PyTorch, as drop-in functions.
+
+``import pykernels`` loads the compiled extension (which registers ``torch.ops.pykernels.*``),
+the fake kernels and the autograd formulas, and exposes functions named and called like
+torch's: ``pykernels.mm(a, b)`` where you wrote ``torch.mm(a, b)``.
+"""
+import torch  # noqa: F401  (the extension links against torch's libraries)
+
+from . import _C  # noqa: F401  registers the ops
+from . import fake as _fake  # noqa: F401
+from . import autograd as _autograd  # noqa: F401
+from .__version__ import __version__
+from .ops import (
+    add,
+    add_,
+    bmm,
+    div,
+    div_,
+    exp,
+    log,
+    matmul,
+    mean,
+    mm,
+    mse_loss,
+    mul,
+    mul_,
+    neg,
+    neg_,
+    pow,
+    relu,
+    relu_,
+    sqrt,
+    sub,
+    sub_,
+    sum,
+)
+
+
+def build_info():
+    """What this build contains: pykernels and torch versions, backends, CPU SIMD level, CUDA arches."""
+    info = dict(_C.build_info())
+    info["version"] = __version__
+    info["cuda_arches"] = [a for a in info.get("cuda_arches", "").split(";") if a]
+    return info
+
+
+__all__ = [
+    "add", "add_", "bmm", "build_info", "div", "div_", "exp", "log", "matmul", "mean", "mm", "mse_loss",
+    "mul", "mul_", "neg", "neg_", "pow", "relu", "relu_", "sqrt", "sub", "sub_", "sum",
+]

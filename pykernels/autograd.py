@@ -1,0 +1,318 @@
+"""Autograd for every differentiable pykernels op.
+
+Each op has one ``setup_context`` (what backward needs) and one ``backward`` (built from
+pykernels ops only: no torch compute, including the reduction of broadcast gradients). The
+pair is registered on the raw op with ``torch.library.register_autograd``, so
+``torch.ops.pykernels.mm`` is differentiable by itself, and reused by a
+``torch.autograd.Function`` of the same name, which is what the public API calls.
+In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
+registered autograd.
+"""
+from types import SimpleNamespace
+
+import torch
+
+_ops = torch.ops.pykernels
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def scalar_like(value, like):
+    """A 0-dim tensor holding ``value`` with ``like``'s dtype and device (no host sync on CUDA)."""
+    return torch.full((), value, dtype=like.dtype, device=like.device)
+
+
+def sum_to(grad, shape):
+    """Sums ``grad`` over the dimensions that broadcasting added or expanded to reach its shape."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
+        return grad
+    lead = grad.dim() - len(shape)
+    dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1]
+    if dims:
+        grad = _ops.sum(grad, dims, keepdim=True)
+    return grad.reshape(shape)
+
+
+def _scale(grad, factor):
+    return grad if factor == 1 else _ops.mul(grad, scalar_like(factor, grad))
+
+
+def _register(name, forward, setup_context, backward):
+    """Registers the formula on torch.ops.pykernels.<name> and returns the matching Function."""
+    torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
+    return type(
+        name.title().replace("_", ""),
+        (torch.autograd.Function,),
+        {
+            "forward": staticmethod(forward),
+            "setup_context": staticmethod(setup_context),
+            "backward": staticmethod(backward),
+            "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
+        },
+    )
+
+
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:2])
+
+
+def _save_output(ctx, inputs, output):
+    ctx.save_for_backward(output)
+
+
+def _save_input_and_output(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0], output)
+
+
+# ---- matmul family --------------------------------------------------------------------------------
+
+
+def _mm_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    ga = _ops.mm(grad, b.t()) if ctx.needs_input_grad[0] else None
+    gb = _ops.mm(a.t(), grad) if ctx.needs_input_grad[1] else None
+    return ga, gb
+
+
+def _bmm_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    ga = _ops.bmm(grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+    gb = _ops.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
+    return ga, gb
+
+
+def _matmul_backward(ctx, grad):
+    # Undo matmul's 1-D promotions, take the batched-matrix gradients, then sum over the batch
+    # dimensions each operand was broadcast along.
+    a, b = ctx.saved_tensors
+    a2 = a.unsqueeze(0) if a.dim() == 1 else a
+    b2 = b.unsqueeze(-1) if b.dim() == 1 else b
+    batch = torch.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    g2 = grad.reshape(*batch, a2.shape[-2], b2.shape[-1])
+    ga = gb = None
+    if ctx.needs_input_grad[0]:
+        ga = sum_to(_ops.matmul(g2, b2.transpose(-1, -2)), a2.shape).reshape(a.shape)
+    if ctx.needs_input_grad[1]:
+        gb = sum_to(_ops.matmul(a2.transpose(-1, -2), g2), b2.shape).reshape(b.shape)
+    return ga, gb
+
+
+MM = _register("mm", lambda a, b: _ops.mm(a, b), _save_inputs, _mm_backward)
+BMM = _register("bmm", lambda a, b: _ops.bmm(a, b), _save_inputs, _bmm_backward)
+MatMul = _register("matmul", lambda a, b: _ops.matmul(a, b), _save_inputs, _matmul_backward)
+
+
+# ---- elementwise ----------------------------------------------------------------------------------
+
+
+def _binary_setup(ctx, inputs, output):
+    a, b = inputs[:2]
+    ctx.shapes = (a.shape, b.shape)
+    ctx.extra = inputs[2] if len(inputs) > 2 else None  # alpha, or div's rounding_mode
+    ctx.save_for_backward(a, b)
+
+
+def _add_backward(ctx, grad, sign=1):
+    sa, sb = ctx.shapes
+    ga = sum_to(grad, sa) if ctx.needs_input_grad[0] else None
+    gb = sum_to(_scale(grad, sign * ctx.extra), sb) if ctx.needs_input_grad[1] else None
+    return ga, gb, None
+
+
+def _sub_backward(ctx, grad):
+    return _add_backward(ctx, grad, sign=-1)
+
+
+def _mul_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    sa, sb = ctx.shapes
+    ga = sum_to(_ops.mul(grad, b), sa) if ctx.needs_input_grad[0] else None
+    gb = sum_to(_ops.mul(grad, a), sb) if ctx.needs_input_grad[1] else None
+    return ga, gb
+
+
+def _div_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    sa, sb = ctx.shapes
+    if ctx.extra is not None:  # rounded quotients are piecewise constant: zero gradient, as torch
+        return (grad.new_zeros(sa) if ctx.needs_input_grad[0] else None,
+                grad.new_zeros(sb) if ctx.needs_input_grad[1] else None, None)
+    ga = sum_to(_ops.div(grad, b), sa) if ctx.needs_input_grad[0] else None
+    gb = None
+    if ctx.needs_input_grad[1]:  # d(a/b)/db = -a / b^2
+        gb = sum_to(_ops.neg(_ops.div(_ops.mul(grad, a), _ops.mul(b, b))), sb)
+    return ga, gb, None
+
+
+Add = _register("add", lambda a, b, alpha=1: _ops.add(a, b, alpha=alpha), _binary_setup, _add_backward)
+Sub = _register("sub", lambda a, b, alpha=1: _ops.sub(a, b, alpha=alpha), _binary_setup, _sub_backward)
+Mul = _register("mul", lambda a, b: _ops.mul(a, b), _binary_setup, _mul_backward)
+Div = _register("div", lambda a, b, rounding_mode=None: _ops.div(a, b, rounding_mode=rounding_mode), _binary_setup,
+                _div_backward)
+Neg = _register("neg", lambda a: _ops.neg(a), lambda ctx, inputs, output: None, lambda ctx, g: _ops.neg(g))
+
+
+def _pow_setup(ctx, inputs, output):
+    ctx.exponent = inputs[1]
+    ctx.save_for_backward(inputs[0])
+
+
+def _pow_backward(ctx, grad):
+    (a,) = ctx.saved_tensors
+    e = ctx.exponent
+    if e == 0:
+        return grad.new_zeros(a.shape), None
+    return _ops.mul(grad, _scale(_ops.pow(a, e - 1), e)), None
+
+
+def _exp_backward(ctx, grad):
+    (out,) = ctx.saved_tensors
+    return _ops.mul(grad, out)
+
+
+def _log_backward(ctx, grad):
+    a, _ = ctx.saved_tensors
+    return _ops.div(grad, a)
+
+
+def _sqrt_backward(ctx, grad):
+    (out,) = ctx.saved_tensors
+    return _ops.div(grad, _scale(out, 2))
+
+
+Pow = _register("pow", lambda a, e: _ops.pow(a, e), _pow_setup, _pow_backward)
+Exp = _register("exp", lambda a: _ops.exp(a), _save_output, _exp_backward)
+Log = _register("log", lambda a: _ops.log(a), _save_input_and_output, _log_backward)
+Sqrt = _register("sqrt", lambda a: _ops.sqrt(a), _save_output, _sqrt_backward)
+
+
+# ---- reductions -----------------------------------------------------------------------------------
+
+
+def _reduce_setup(ctx, inputs, output):
+    a, dim, keepdim = inputs[0], inputs[1], inputs[2]
+    ctx.shape = a.shape
+    nd = max(a.dim(), 1)
+    ctx.dims = [] if a.dim() == 0 else sorted(range(a.dim()) if not dim else {d % nd for d in dim})
+    ctx.keepdim = keepdim
+
+
+def _expand_back(ctx, grad):
+    if not ctx.keepdim and len(ctx.shape) > 0:
+        for d in ctx.dims:
+            grad = grad.unsqueeze(d)
+    return grad.expand(ctx.shape)
+
+
+def _sum_backward(ctx, grad):
+    return _expand_back(ctx, grad), None, None, None
+
+
+def _mean_backward(ctx, grad):
+    count = 1
+    for d in ctx.dims:
+        count *= ctx.shape[d]
+    return _expand_back(ctx, _ops.div(grad, scalar_like(count, grad))), None, None, None
+
+
+Sum = _register("sum", lambda a, dim=None, keepdim=False, dtype=None: _ops.sum(a, dim, keepdim, dtype=dtype),
+                _reduce_setup, _sum_backward)
+Mean = _register("mean", lambda a, dim=None, keepdim=False, dtype=None: _ops.mean(a, dim, keepdim, dtype=dtype),
+                 _reduce_setup, _mean_backward)
+
+
+# ---- ReLU and MSE loss ----------------------------------------------------------------------------
+
+
+def _relu_backward_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[1])
+
+
+def _relu_backward_backward(ctx, grad):
+    # relu_backward is linear in grad_output; the mask has no gradient.
+    (result,) = ctx.saved_tensors
+    return _ops.relu_backward(grad, result), None
+
+
+ReLU = _register("relu", lambda a: _ops.relu(a), _save_output,
+                 lambda ctx, g: _ops.relu_backward(g, ctx.saved_tensors[0]))
+ReLUBackward = _register("relu_backward", lambda g, r: _ops.relu_backward(g, r), _relu_backward_setup,
+                         _relu_backward_backward)
+
+
+def _mse_setup(ctx, inputs, output):
+    ctx.reduction = inputs[2]
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _mse_backward(ctx, grad):
+    a, t = ctx.saved_tensors
+    g = _ops.mse_loss_backward(grad, a, t, ctx.reduction)
+    ga = sum_to(g, a.shape) if ctx.needs_input_grad[0] else None
+    gt = sum_to(_ops.neg(g), t.shape) if ctx.needs_input_grad[1] else None
+    return ga, gt, None
+
+
+MSELoss = _register("mse_loss", lambda a, t, reduction=1: _ops.mse_loss(a, t, reduction), _mse_setup,
+                    _mse_backward)
+
+
+# ---- in-place forms ---------------------------------------------------------------------------------
+
+
+class BinaryInplace(torch.autograd.Function):
+    """add_/sub_/mul_/div_ on ``a``; backward matches the out-of-place op's."""
+
+    @staticmethod
+    def forward(ctx, name, a, b, extra):
+        ctx.name, ctx.extra, ctx.shapes = name, extra, (a.shape, b.shape)
+        # mul_ and div_ need self's old value for other's gradient: keep a copy only then.
+        keep_a = name in ("mul", "div") and ctx.needs_input_grad[2]
+        ctx.save_for_backward(a.clone() if keep_a else None, b)
+        if name in ("add", "sub"):
+            getattr(_ops, name + "_")(a, b, alpha=extra)
+        elif name == "div":
+            _ops.div_(a, b, rounding_mode=extra)
+        else:
+            _ops.mul_(a, b)
+        ctx.mark_dirty(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, grad):
+        # The out-of-place formulas, seen through a context that lists just (a, b).
+        view = SimpleNamespace(saved_tensors=ctx.saved_tensors, needs_input_grad=ctx.needs_input_grad[1:3],
+                               shapes=ctx.shapes, extra=ctx.extra)
+        grads = _INPLACE_BACKWARD[ctx.name](view, grad)
+        return None, grads[0], grads[1], None
+
+
+_INPLACE_BACKWARD = {"add": _add_backward, "sub": _sub_backward, "mul": _mul_backward, "div": _div_backward}
+
+
+class NegInplace(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        _ops.neg_(a)
+        ctx.mark_dirty(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _ops.neg(grad)
+
+
+class ReLUInplace(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        _ops.relu_(a)
+        ctx.mark_dirty(a)
+        ctx.save_for_backward(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, grad):
+        (result,) = ctx.saved_tensors
+        return _ops.relu_backward(grad, result)

@@ -1,0 +1,181 @@
+"""Fake (meta) kernels: output shapes and dtypes without computing anything.
+
+They let ``torch.compile`` trace through pykernels ops and ``torch.library.opcheck`` compare
+the schema, and they repeat the checks whose failure would otherwise give a wrong shape.
+"""
+import torch
+from torch.library import register_fake
+
+
+def _check(cond, op, msg):
+    torch._check(cond, lambda: f"pykernels.{op}: {msg}")
+
+
+def _broadcast(op, *shapes):
+    try:
+        return torch.broadcast_shapes(*shapes)
+    except RuntimeError as e:
+        raise RuntimeError(f"pykernels.{op}: {e}") from None
+
+
+def _same_dtype(op, a, b):
+    _check(a.dtype == b.dtype, op, f"expected both operands to have the same dtype, but got {a.dtype} and {b.dtype}")
+
+
+@register_fake("pykernels::mm")
+def _mm(a, b):
+    _same_dtype("mm", a, b)
+    _check(a.dim() == 2 and b.dim() == 2, "mm", f"expected matrices, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    _check(a.shape[1] == b.shape[0], "mm", f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    return a.new_empty((a.shape[0], b.shape[1]))
+
+
+@register_fake("pykernels::bmm")
+def _bmm(a, b):
+    _same_dtype("bmm", a, b)
+    _check(a.dim() == 3 and b.dim() == 3, "bmm", f"expected 3-D tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
+    _check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1], "bmm",
+           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
+
+
+@register_fake("pykernels::matmul")
+def _matmul(a, b):
+    _same_dtype("matmul", a, b)
+    _check(a.dim() >= 1 and b.dim() >= 1, "matmul", "both arguments need to be at least 1D")
+    a2 = a.unsqueeze(0) if a.dim() == 1 else a
+    b2 = b.unsqueeze(-1) if b.dim() == 1 else b
+    _check(a2.shape[-1] == b2.shape[-2], "matmul",
+           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    shape = list(_broadcast("matmul", a2.shape[:-2], b2.shape[:-2]))
+    if a.dim() > 1:
+        shape.append(a2.shape[-2])
+    if b.dim() > 1:
+        shape.append(b2.shape[-1])
+    return a.new_empty(shape)
+
+
+# ---- elementwise ------------------------------------------------------------------------------------
+
+
+def _binary_result(op, a, b, true_div=False):
+    dtype = torch.result_type(a, b)
+    if true_div and not (dtype.is_floating_point or dtype.is_complex):
+        dtype = torch.get_default_dtype()
+    return _broadcast(op, a.shape, b.shape), dtype
+
+
+def _functional(op, true_div=False):
+    def fake(a, b, **kwargs):
+        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
+        return a.new_empty(shape, dtype=dtype)
+
+    return fake
+
+
+def _out(op, true_div=False):
+    def fake(a, b, out, **kwargs):
+        shape, _ = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
+        if tuple(out.shape) != tuple(shape):
+            out.resize_(shape)
+
+    return fake
+
+
+def _inplace(op):
+    def fake(a, b, **kwargs):
+        _check(tuple(_broadcast(op, a.shape, b.shape)) == tuple(a.shape), op,
+               f"output with shape {tuple(a.shape)} doesn't match the broadcast shape")
+
+    return fake
+
+
+for _name in ("add", "sub", "mul", "div"):
+    register_fake(f"pykernels::{_name}", _functional(_name, _name == "div"))
+    register_fake(f"pykernels::{_name}.out", _out(_name, _name == "div"))
+    register_fake(f"pykernels::{_name}_", _inplace(_name + "_"))
+
+
+@register_fake("pykernels::neg")
+def _neg(a):
+    return torch.empty_like(a)
+
+
+@register_fake("pykernels::neg.out")
+def _neg_out(a, out):
+    if out.shape != a.shape:
+        out.resize_(a.shape)
+
+
+@register_fake("pykernels::neg_")
+def _neg_(a):
+    pass
+
+
+@register_fake("pykernels::pow")
+def _pow(a, exponent):
+    return a.new_empty(a.shape, dtype=torch.result_type(a, exponent))
+
+
+def _float_unary(a):
+    dtype = a.dtype if a.dtype.is_floating_point else torch.get_default_dtype()
+    return a.new_empty(a.shape, dtype=dtype)
+
+
+for _name in ("exp", "log", "sqrt"):
+    register_fake(f"pykernels::{_name}", _float_unary)
+
+
+# ---- reductions ---------------------------------------------------------------------------------------
+
+
+def _reduced_shape(a, dim, keepdim):
+    nd = a.dim()
+    dims = set(range(nd)) if not dim else {d % max(nd, 1) for d in dim}
+    return [1 if i in dims else s for i, s in enumerate(a.shape) if keepdim or i not in dims]
+
+
+@register_fake("pykernels::sum")
+def _sum(a, dim=None, keepdim=False, dtype=None):
+    if dtype is None:
+        dtype = a.dtype if a.dtype.is_floating_point or a.dtype.is_complex else torch.int64
+    return a.new_empty(_reduced_shape(a, dim, keepdim), dtype=dtype)
+
+
+@register_fake("pykernels::mean")
+def _mean(a, dim=None, keepdim=False, dtype=None):
+    dtype = dtype or a.dtype
+    _check(dtype.is_floating_point, "mean", f"could not infer output dtype; got {dtype}")
+    return a.new_empty(_reduced_shape(a, dim, keepdim), dtype=dtype)
+
+
+# ---- ReLU and MSE loss ------------------------------------------------------------------------------
+
+
+@register_fake("pykernels::relu")
+def _relu(a):
+    return torch.empty_like(a)
+
+
+@register_fake("pykernels::relu_")
+def _relu_(a):
+    pass
+
+
+@register_fake("pykernels::relu_backward")
+def _relu_backward(grad, result):
+    _check(grad.shape == result.shape, "relu_backward", "grad_output and result shapes differ")
+    return grad.new_empty(grad.shape, dtype=torch.result_type(grad, result))
+
+
+@register_fake("pykernels::mse_loss")
+def _mse_loss(a, target, reduction=1):
+    _check(reduction in (0, 1, 2), "mse_loss", f"reduction must be 0, 1 or 2, got {reduction}")
+    shape = _broadcast("mse_loss", a.shape, target.shape) if reduction == 0 else ()
+    return a.new_empty(shape, dtype=torch.result_type(a, target))
+
+
+@register_fake("pykernels::mse_loss_backward")
+def _mse_loss_backward(grad, a, target, reduction):
+    dtype = torch.promote_types(torch.result_type(a, target), grad.dtype)
+    return a.new_empty(_broadcast("mse_loss_backward", a.shape, target.shape), dtype=dtype)

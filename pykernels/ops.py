@@ -1,0 +1,218 @@
+"""The public API: functions named, called and behaving like torch's.
+
+Each function accepts what its torch namesake accepts (Python numbers where torch takes them,
+``out=``, ``alpha=``, ``dim``/``keepdim``/``dtype``), applies torch's type promotion, and runs
+on pykernels kernels through the autograd Functions in ``pykernels.autograd``.
+"""
+import numbers
+import warnings
+
+import torch
+
+from . import autograd as F
+
+_ops = torch.ops.pykernels
+
+_Reductions = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _as_tensors(op, input, other):
+    """Turns a Python number on either side into a 0-dim tensor of the promoted dtype.
+
+    torch treats a number as a "wrapped number" that does not raise a tensor's dtype within its
+    category (float16 tensor + 2.5 stays float16, int tensor + 2.5 becomes the default float);
+    ``torch.result_type`` applies that rule, and a 0-dim tensor of the result dtype then
+    promotes to the same dtype inside the op.
+    """
+    input_is_tensor, other_is_tensor = isinstance(input, torch.Tensor), isinstance(other, torch.Tensor)
+    if input_is_tensor and other_is_tensor:
+        return input, other
+    if not (input_is_tensor or other_is_tensor):
+        raise TypeError(f"pykernels.{op}(): expected at least one tensor argument, got "
+                        f"{type(input).__name__} and {type(other).__name__}")
+    tensor = input if input_is_tensor else other
+    number = other if input_is_tensor else input
+    if not isinstance(number, (numbers.Number, torch.SymInt, torch.SymFloat, torch.SymBool)):
+        raise TypeError(f"pykernels.{op}(): expected a tensor or a number, got {type(number).__name__}")
+    wrapped = torch.full((), number, dtype=torch.result_type(tensor, number), device=tensor.device)
+    return (input, wrapped) if input_is_tensor else (wrapped, other)
+
+
+def _check_out(op, out, *tensors):
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        raise RuntimeError(f"pykernels.{op}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+
+
+# ---- matmul family ----------------------------------------------------------------------------------
+
+
+def mm(input, mat2):
+    """Matrix product of two 2-D tensors, like ``torch.mm``."""
+    return F.MM.apply(input, mat2)
+
+
+def bmm(input, mat2):
+    """Batched matrix product of two 3-D tensors, like ``torch.bmm``."""
+    return F.BMM.apply(input, mat2)
+
+
+def matmul(input, other):
+    """Matrix product with ``torch.matmul``'s rules for 1-D operands and broadcast batch dims."""
+    return F.MatMul.apply(input, other)
+
+
+# ---- elementwise ---------------------------------------------------------------------------------------
+
+
+def add(input, other, *, alpha=1, out=None):
+    """``input + alpha * other``, like ``torch.add``; either side may be a Python number."""
+    a, b = _as_tensors("add", input, other)
+    if out is not None:
+        _check_out("add", out, a, b)
+        _ops.add.out(a, b, alpha=alpha, out=out)
+        return out
+    return F.Add.apply(a, b, alpha)
+
+
+def sub(input, other, *, alpha=1, out=None):
+    """``input - alpha * other``, like ``torch.sub``."""
+    a, b = _as_tensors("sub", input, other)
+    if out is not None:
+        _check_out("sub", out, a, b)
+        _ops.sub.out(a, b, alpha=alpha, out=out)
+        return out
+    return F.Sub.apply(a, b, alpha)
+
+
+def mul(input, other, *, out=None):
+    """Elementwise product, like ``torch.mul``."""
+    a, b = _as_tensors("mul", input, other)
+    if out is not None:
+        _check_out("mul", out, a, b)
+        _ops.mul.out(a, b, out=out)
+        return out
+    return F.Mul.apply(a, b)
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    """Division like ``torch.div``: true division (integers give floats), or 'trunc' / 'floor'."""
+    a, b = _as_tensors("div", input, other)
+    if out is not None:
+        _check_out("div", out, a, b)
+        _ops.div.out(a, b, rounding_mode=rounding_mode, out=out)
+        return out
+    return F.Div.apply(a, b, rounding_mode)
+
+
+def neg(input, *, out=None):
+    """``-input``, like ``torch.neg``."""
+    if out is not None:
+        _check_out("neg", out, input)
+        _ops.neg.out(input, out=out)
+        return out
+    return F.Neg.apply(input)
+
+
+def _inplace(op, input, other, extra):
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"pykernels.{op}_(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if not isinstance(other, torch.Tensor):
+        # A number keeps its wrapped-number rank: it cannot promote self (int.add_(2.5) fails, as in torch).
+        other = torch.full((), other, dtype=torch.result_type(input, other), device=input.device)
+    return F.BinaryInplace.apply(op, input, other, extra)
+
+
+def add_(input, other, *, alpha=1):
+    """In-place ``input += alpha * other``, like ``Tensor.add_``."""
+    return _inplace("add", input, other, alpha)
+
+
+def sub_(input, other, *, alpha=1):
+    """In-place ``input -= alpha * other``, like ``Tensor.sub_``."""
+    return _inplace("sub", input, other, alpha)
+
+
+def mul_(input, other):
+    """In-place ``input *= other``, like ``Tensor.mul_``."""
+    return _inplace("mul", input, other, None)
+
+
+def div_(input, other, *, rounding_mode=None):
+    """In-place division, like ``Tensor.div_``."""
+    return _inplace("div", input, other, rounding_mode)
+
+
+def neg_(input):
+    """In-place negation, like ``Tensor.neg_``."""
+    return F.NegInplace.apply(input)
+
+
+def pow(input, exponent):
+    """``input ** exponent`` for a Python-number exponent, like ``torch.pow``."""
+    if isinstance(exponent, torch.Tensor):
+        raise TypeError("pykernels.pow(): only a Python number exponent is supported, got a Tensor")
+    return F.Pow.apply(input, exponent)
+
+
+def exp(input):
+    """Elementwise e**x, like ``torch.exp`` (integers give the default float dtype)."""
+    return F.Exp.apply(input)
+
+
+def log(input):
+    """Elementwise natural logarithm, like ``torch.log``."""
+    return F.Log.apply(input)
+
+
+def sqrt(input):
+    """Elementwise square root, like ``torch.sqrt``."""
+    return F.Sqrt.apply(input)
+
+
+# ---- reductions -----------------------------------------------------------------------------------
+
+
+def _dims(dim):
+    if dim is None:
+        return None
+    return [dim] if isinstance(dim, int) else list(dim)
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    """Sum over all elements or over ``dim``, like ``torch.sum`` (integers sum to int64)."""
+    return F.Sum.apply(input, _dims(dim), keepdim, dtype)
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """Mean over all elements or over ``dim``, like ``torch.mean`` (floating dtypes only)."""
+    return F.Mean.apply(input, _dims(dim), keepdim, dtype)
+
+
+# ---- ReLU and MSE loss ----------------------------------------------------------------------------
+
+
+def relu(input):
+    """``max(input, 0)`` elementwise, like ``torch.relu``."""
+    return F.ReLU.apply(input)
+
+
+def relu_(input):
+    """In-place ReLU, like ``torch.relu_``."""
+    return F.ReLUInplace.apply(input)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean squared error, like ``torch.nn.functional.mse_loss``."""
+    if size_average is not None or reduce is not None:
+        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
+    if reduction not in _Reductions:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if input.shape != target.shape:
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
+            "This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=2,
+        )
+    return F.MSELoss.apply(input, target, _Reductions[reduction])
