@@ -60,11 +60,15 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   check_defined(name, other, "other");
   check_same_device(name, self, other);
   if (op == BinaryOp::Sub) {
-    PK_CHECK(self.scalar_type() != at::kBool && other.scalar_type() != at::kBool, name,
-             "subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
-             "mask, use the `~` or `logical_not()` operator instead.");
+    PK_CHECK_NOT_IMPLEMENTED(
+        self.scalar_type() != at::kBool && other.scalar_type() != at::kBool, name,
+        "subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a "
+        "mask, use the `~` or `logical_not()` operator instead.");
   }
   at::ScalarType compute = at::result_type(self, other);
+  check_dtype_supported(name, compute);
+  PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || (op != BinaryOp::DivTrunc && op != BinaryOp::DivFloor), name,
+                           "rounding division is not implemented for Bool");
   if (op == BinaryOp::Div && at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
   if (op == BinaryOp::Add || op == BinaryOp::Sub) {
     PK_CHECK(!alpha.isBoolean() || compute == at::kBool, name, "boolean alpha only supported for Boolean results.");
@@ -119,11 +123,13 @@ Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, con
              const Tensor& out_arg) {
   check_defined(name, self, "self");
   at::ScalarType compute = self.scalar_type();
+  check_dtype_supported(name, compute);
   switch (op) {
     case UnaryOp::Neg:
-      PK_CHECK(compute != at::kBool, name,
-               "negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, "
-               "use the `~` or `logical_not()` operator instead.");
+      PK_CHECK_NOT_IMPLEMENTED(
+          compute != at::kBool, name,
+          "negation, the `-` operator, on a bool tensor is not supported. If you are trying to invert a mask, "
+          "use the `~` or `logical_not()` operator instead.");
       break;
     case UnaryOp::Exp:
     case UnaryOp::Log:
@@ -138,9 +144,12 @@ Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, con
           name, "integers to negative integer powers are not allowed.");
       break;
     case UnaryOp::Relu:
-      PK_CHECK(compute != at::kBool, name, "bool tensors are not supported");
+      PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool, name, "Boolean inputs not supported for relu");
       break;
   }
+  // Unlike the binary ops, torch's unary out= variants take no cast: out must have the result dtype.
+  PK_CHECK(kind != OutKind::Out || out_arg.scalar_type() == compute, name, "Found dtype ", out_arg.scalar_type(),
+           " but expected ", compute);
   Tensor out = prepare_output(name, kind, kind == OutKind::InPlace ? self : out_arg, self.sizes(), compute,
                               self.options(), {self});
   const Tensor a = operand(self, compute, self.sizes());  // outlives the kernel
@@ -169,7 +178,8 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   PK_CHECK(grad.sizes() == result.sizes(), name, "grad_output of shape ", grad.sizes(),
            " does not match the result's shape ", result.sizes());
   const auto compute = at::result_type(grad, result);
-  PK_CHECK(compute != at::kBool, name, "bool tensors are not supported");
+  check_dtype_supported(name, compute);
+  PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool, name, "Boolean inputs not supported for relu");
   Tensor out = at::empty(grad.sizes(), grad.options().dtype(compute));
   if (out.numel() == 0) return out;
   const Tensor g = operand(grad, compute, out.sizes()), r = operand(result, compute, out.sizes());

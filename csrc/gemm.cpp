@@ -19,8 +19,8 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_same_device(op, a, b);
   PK_CHECK(a.scalar_type() == b.scalar_type(), op, "expected both operands to have the same dtype, but got ",
            a.scalar_type(), " and ", b.scalar_type());
-  PK_CHECK(a.scalar_type() != at::kBool && !at::isComplexType(a.scalar_type()), op, "dtype ", a.scalar_type(),
-           " is not supported");
+  check_dtype_supported(op, a.scalar_type());
+  PK_CHECK_NOT_IMPLEMENTED(a.scalar_type() != at::kBool, op, "dtype Bool is not supported");
 }
 
 // c (batch..., m, n) = a (batch..., m, k) @ b (batch..., k, n); all three already share the
@@ -28,6 +28,10 @@ void check_operands(const char* op, const Tensor& a, const Tensor& b) {
 void run_gemm(const char* op, const Tensor& c, const Tensor& a, const Tensor& b) {
   const int64_t nb = c.dim() - 2;
   if (c.numel() == 0) return;
+  if (a.size(-1) == 0) {  // empty sum: operands may have no storage to take views of
+    c.zero_();
+    return;
+  }
   const auto batch_shape = c.sizes().slice(0, nb);
   // The batch walk sees the batch dims only: view each operand at its (0, 0) element.
   auto batch_view = [&](const Tensor& t) { return t.as_strided(batch_shape, t.strides().slice(0, nb)); };

@@ -26,7 +26,8 @@ void check_inputs(const char* name, const Tensor& self, const Tensor& target) {
 }
 
 at::ScalarType float_type(const char* name, at::ScalarType t) {
-  PK_CHECK(at::isFloatingType(t), name, "expected a floating point dtype, got ", t);
+  check_dtype_supported(name, t);
+  PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(t), name, "dtype ", t, " is not supported (floating types only)");
   return t;
 }
 

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <bitset>
+#include <limits>
 
 #include "common/checks.h"
 #include "kernels.h"
@@ -20,6 +21,7 @@ using at::Tensor;
 Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim,
               c10::optional<at::ScalarType> dtype) {
   check_defined(name, self, "self");
+  check_dtype_supported(name, self.scalar_type());
   at::ScalarType out_type;
   if (mean) {
     out_type = dtype.value_or(self.scalar_type());
@@ -28,7 +30,7 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
   } else {
     out_type =
         dtype.value_or(at::isIntegralType(self.scalar_type(), /*includeBool=*/true) ? at::kLong : self.scalar_type());
-    PK_CHECK(!at::isComplexType(out_type) && out_type != at::kBool, name, "dtype ", out_type, " is not supported");
+    check_dtype_supported(name, out_type);
   }
 
   // Which dims are reduced: none given (or an empty list, as torch) means all of them.
@@ -39,7 +41,10 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
     reduced.set();
   } else {
     for (int64_t d : *dim) {
-      const int64_t w = at::maybe_wrap_dim(d, std::max<int64_t>(nd, 1));
+      const int64_t n = std::max<int64_t>(nd, 1);
+      TORCH_CHECK_INDEX(d >= -n && d < n, "pykernels.", name, ": dimension out of range (expected to be in range of [",
+                        -n, ", ", n - 1, "], but got ", d, ")");
+      const int64_t w = d < 0 ? d + n : d;
       PK_CHECK(!reduced[w], name, "dim ", w, " appears multiple times in the list of dims");
       reduced.set(w);
     }
@@ -56,6 +61,9 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
 
   Tensor out = at::empty(keep_shape, in.options());
   if (out.numel() == 0) return out;
+  if (in.numel() == 0) {  // nothing to add up (and no storage to take views of): 0, or 0/0 for mean
+    return mean ? out.fill_(std::numeric_limits<double>::quiet_NaN()) : out.zero_();
+  }
   const Tensor out_k = out.view(kept_shape);
   ReduceProblem p{make_iter<2>(name, {out_k, in.as_strided(kept_shape, in.strides())}),
                   make_iter<1>(name, {in.as_strided(red_shape, in.strides())}), out_type};

@@ -39,19 +39,55 @@ def _scale(grad, factor):
     return grad if factor == 1 else _ops.mul(grad, scalar_like(factor, grad))
 
 
-def _register(name, forward, setup_context, backward):
-    """Registers the formula on torch.ops.pykernels.<name> and returns the matching Function."""
-    torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
+def _register(name, setup_context, backward):
+    """Registers the formula on torch.ops.pykernels.<name> and returns the matching Function.
+
+    The Function takes every argument positionally; the registered op passes keyword-only
+    arguments (alpha, rounding_mode, dtype) separately and wants gradients for positional
+    arguments only, so the registration adapts both ends.
+    """
+    arguments = getattr(_ops, name).default._schema.arguments
+    n_positional = len([a for a in arguments if not a.kwarg_only])
+    kwonly = [a.name for a in arguments if a.kwarg_only]
+    if kwonly:
+
+        def op_setup_context(ctx, inputs, keyword_only_inputs, output):
+            setup_context(ctx, tuple(inputs) + tuple(keyword_only_inputs.get(k) for k in kwonly), output)
+
+        def op_backward(ctx, *grads):
+            return tuple(backward(ctx, *grads))[:n_positional]
+
+        torch.library.register_autograd(f"pykernels::{name}", op_backward, setup_context=op_setup_context)
+    else:
+        torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
+    op = getattr(_ops, name).default
+
+    def call_op(*args):
+        return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+
     return type(
         name.title().replace("_", ""),
-        (torch.autograd.Function,),
+        (OpFunction,),
         {
-            "forward": staticmethod(forward),
+            "forward": staticmethod(call_op),
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
+            "call_op": staticmethod(call_op),
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
+
+
+class OpFunction(torch.autograd.Function):
+    """An autograd.Function for one raw op, sharing its registered backward formula."""
+
+    @classmethod
+    def run(cls, *args):
+        # torch.compile traces the raw op (a graph node with the same registered autograd):
+        # dynamo cannot trace Function.apply when one tensor is passed twice (x * x).
+        if torch.compiler.is_compiling():
+            return cls.call_op(*args)
+        return cls.apply(*args)
 
 
 def _save_inputs(ctx, inputs, output):
@@ -99,9 +135,9 @@ def _matmul_backward(ctx, grad):
     return ga, gb
 
 
-MM = _register("mm", lambda a, b: _ops.mm(a, b), _save_inputs, _mm_backward)
-BMM = _register("bmm", lambda a, b: _ops.bmm(a, b), _save_inputs, _bmm_backward)
-MatMul = _register("matmul", lambda a, b: _ops.matmul(a, b), _save_inputs, _matmul_backward)
+MM = _register("mm", _save_inputs, _mm_backward)
+BMM = _register("bmm", _save_inputs, _bmm_backward)
+MatMul = _register("matmul", _save_inputs, _matmul_backward)
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
@@ -146,12 +182,11 @@ def _div_backward(ctx, grad):
     return ga, gb, None
 
 
-Add = _register("add", lambda a, b, alpha=1: _ops.add(a, b, alpha=alpha), _binary_setup, _add_backward)
-Sub = _register("sub", lambda a, b, alpha=1: _ops.sub(a, b, alpha=alpha), _binary_setup, _sub_backward)
-Mul = _register("mul", lambda a, b: _ops.mul(a, b), _binary_setup, _mul_backward)
-Div = _register("div", lambda a, b, rounding_mode=None: _ops.div(a, b, rounding_mode=rounding_mode), _binary_setup,
-                _div_backward)
-Neg = _register("neg", lambda a: _ops.neg(a), lambda ctx, inputs, output: None, lambda ctx, g: _ops.neg(g))
+Add = _register("add", _binary_setup, _add_backward)
+Sub = _register("sub", _binary_setup, _sub_backward)
+Mul = _register("mul", _binary_setup, _mul_backward)
+Div = _register("div", _binary_setup, _div_backward)
+Neg = _register("neg", lambda ctx, inputs, output: None, lambda ctx, g: _ops.neg(g))
 
 
 def _pow_setup(ctx, inputs, output):
@@ -182,10 +217,10 @@ def _sqrt_backward(ctx, grad):
     return _ops.div(grad, _scale(out, 2))
 
 
-Pow = _register("pow", lambda a, e: _ops.pow(a, e), _pow_setup, _pow_backward)
-Exp = _register("exp", lambda a: _ops.exp(a), _save_output, _exp_backward)
-Log = _register("log", lambda a: _ops.log(a), _save_input_and_output, _log_backward)
-Sqrt = _register("sqrt", lambda a: _ops.sqrt(a), _save_output, _sqrt_backward)
+Pow = _register("pow", _pow_setup, _pow_backward)
+Exp = _register("exp", _save_output, _exp_backward)
+Log = _register("log", _save_input_and_output, _log_backward)
+Sqrt = _register("sqrt", _save_output, _sqrt_backward)
 
 
 # ---- reductions -----------------------------------------------------------------------------------
@@ -217,10 +252,8 @@ def _mean_backward(ctx, grad):
     return _expand_back(ctx, _ops.div(grad, scalar_like(count, grad))), None, None, None
 
 
-Sum = _register("sum", lambda a, dim=None, keepdim=False, dtype=None: _ops.sum(a, dim, keepdim, dtype=dtype),
-                _reduce_setup, _sum_backward)
-Mean = _register("mean", lambda a, dim=None, keepdim=False, dtype=None: _ops.mean(a, dim, keepdim, dtype=dtype),
-                 _reduce_setup, _mean_backward)
+Sum = _register("sum", _reduce_setup, _sum_backward)
+Mean = _register("mean", _reduce_setup, _mean_backward)
 
 
 # ---- ReLU and MSE loss ----------------------------------------------------------------------------
@@ -236,10 +269,8 @@ def _relu_backward_backward(ctx, grad):
     return _ops.relu_backward(grad, result), None
 
 
-ReLU = _register("relu", lambda a: _ops.relu(a), _save_output,
-                 lambda ctx, g: _ops.relu_backward(g, ctx.saved_tensors[0]))
-ReLUBackward = _register("relu_backward", lambda g, r: _ops.relu_backward(g, r), _relu_backward_setup,
-                         _relu_backward_backward)
+ReLU = _register("relu", _save_output, lambda ctx, g: _ops.relu_backward(g, ctx.saved_tensors[0]))
+ReLUBackward = _register("relu_backward", _relu_backward_setup, _relu_backward_backward)
 
 
 def _mse_setup(ctx, inputs, output):
@@ -255,8 +286,27 @@ def _mse_backward(ctx, grad):
     return ga, gt, None
 
 
-MSELoss = _register("mse_loss", lambda a, t, reduction=1: _ops.mse_loss(a, t, reduction), _mse_setup,
-                    _mse_backward)
+def _mse_backward_setup(ctx, inputs, output):
+    ctx.reduction = inputs[3]
+    ctx.save_for_backward(*inputs[:3])
+
+
+def _mse_backward_backward(ctx, grad):
+    # mse_loss_backward computes s * (a - t) * g, with s = 2 (or 2 / numel for 'mean') and g
+    # broadcast over the loss shape; it is linear in each of g, a and t separately.
+    g, a, t = ctx.saved_tensors
+    s = 2.0 / grad.numel() if ctx.reduction == 1 else 2.0
+    gg = None
+    if ctx.needs_input_grad[0]:
+        gg = sum_to(_scale(_ops.mul(_ops.sub(a, t), grad), s), g.shape)
+    term = _scale(_ops.mul(grad, g if ctx.reduction == 0 else g.reshape(())), s)
+    ga = sum_to(term, a.shape) if ctx.needs_input_grad[1] else None
+    gt = sum_to(_ops.neg(term), t.shape) if ctx.needs_input_grad[2] else None
+    return gg, ga, gt, None
+
+
+MSELoss = _register("mse_loss", _mse_setup, _mse_backward)
+MSELossBackward = _register("mse_loss_backward", _mse_backward_setup, _mse_backward_backward)
 
 
 # ---- in-place forms ---------------------------------------------------------------------------------

@@ -16,14 +16,8 @@ _ops = torch.ops.pykernels
 _Reductions = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _as_tensors(op, input, other):
-    """Turns a Python number on either side into a 0-dim tensor of the promoted dtype.
-
-    torch treats a number as a "wrapped number" that does not raise a tensor's dtype within its
-    category (float16 tensor + 2.5 stays float16, int tensor + 2.5 becomes the default float);
-    ``torch.result_type`` applies that rule, and a 0-dim tensor of the result dtype then
-    promotes to the same dtype inside the op.
-    """
+def _as_tensors(op, input, other, true_div=False):
+    """Turns a Python number on either side into a 0-dim tensor (see ``_wrap``)."""
     input_is_tensor, other_is_tensor = isinstance(input, torch.Tensor), isinstance(other, torch.Tensor)
     if input_is_tensor and other_is_tensor:
         return input, other
@@ -34,8 +28,33 @@ def _as_tensors(op, input, other):
     number = other if input_is_tensor else input
     if not isinstance(number, (numbers.Number, torch.SymInt, torch.SymFloat, torch.SymBool)):
         raise TypeError(f"pykernels.{op}(): expected a tensor or a number, got {type(number).__name__}")
-    wrapped = torch.full((), number, dtype=torch.result_type(tensor, number), device=tensor.device)
+    wrapped = _wrap(number, tensor, true_div)
     return (input, wrapped) if input_is_tensor else (wrapped, other)
+
+
+def _wrap(number, tensor, true_div=False):
+    """A 0-dim tensor for a Python number beside ``tensor``, such that the op's own type
+    promotion gives torch's result for a "wrapped number".
+
+    torch's rule: a number never raises a tensor's dtype within its category; an int beside a bool
+    tensor gives int64, a float beside a bool or integer tensor gives the default dtype. The
+    0-dim tensor gets that result dtype, which keeps the result right even when ``tensor`` is
+    0-dim too. Integers are reduced modulo the dtype's range, as torch's integer arithmetic does;
+    true division keeps them exact in int64 (it computes in floating point anyway).
+    """
+    if isinstance(number, bool):
+        dtype = torch.bool  # the lowest dtype: never promotes, and bool-only errors still apply
+    elif isinstance(number, int):
+        dtype = torch.int64 if tensor.dtype == torch.bool or true_div else tensor.dtype
+        if not (dtype.is_floating_point or dtype.is_complex):
+            info = torch.iinfo(dtype)
+            span = info.max - info.min + 1
+            number = (number - info.min) % span + info.min
+    elif tensor.dtype.is_floating_point or tensor.dtype.is_complex:
+        dtype = torch.float64 if tensor.dim() > 0 else tensor.dtype
+    else:
+        dtype = torch.get_default_dtype()
+    return torch.full((), number, dtype=dtype, device=tensor.device)
 
 
 def _check_out(op, out, *tensors):
@@ -49,17 +68,17 @@ def _check_out(op, out, *tensors):
 
 def mm(input, mat2):
     """Matrix product of two 2-D tensors, like ``torch.mm``."""
-    return F.MM.apply(input, mat2)
+    return F.MM.run(input, mat2)
 
 
 def bmm(input, mat2):
     """Batched matrix product of two 3-D tensors, like ``torch.bmm``."""
-    return F.BMM.apply(input, mat2)
+    return F.BMM.run(input, mat2)
 
 
 def matmul(input, other):
     """Matrix product with ``torch.matmul``'s rules for 1-D operands and broadcast batch dims."""
-    return F.MatMul.apply(input, other)
+    return F.MatMul.run(input, other)
 
 
 # ---- elementwise ---------------------------------------------------------------------------------------
@@ -72,7 +91,7 @@ def add(input, other, *, alpha=1, out=None):
         _check_out("add", out, a, b)
         _ops.add.out(a, b, alpha=alpha, out=out)
         return out
-    return F.Add.apply(a, b, alpha)
+    return F.Add.run(a, b, alpha)
 
 
 def sub(input, other, *, alpha=1, out=None):
@@ -82,7 +101,7 @@ def sub(input, other, *, alpha=1, out=None):
         _check_out("sub", out, a, b)
         _ops.sub.out(a, b, alpha=alpha, out=out)
         return out
-    return F.Sub.apply(a, b, alpha)
+    return F.Sub.run(a, b, alpha)
 
 
 def mul(input, other, *, out=None):
@@ -92,17 +111,17 @@ def mul(input, other, *, out=None):
         _check_out("mul", out, a, b)
         _ops.mul.out(a, b, out=out)
         return out
-    return F.Mul.apply(a, b)
+    return F.Mul.run(a, b)
 
 
 def div(input, other, *, rounding_mode=None, out=None):
     """Division like ``torch.div``: true division (integers give floats), or 'trunc' / 'floor'."""
-    a, b = _as_tensors("div", input, other)
+    a, b = _as_tensors("div", input, other, true_div=rounding_mode is None)
     if out is not None:
         _check_out("div", out, a, b)
         _ops.div.out(a, b, rounding_mode=rounding_mode, out=out)
         return out
-    return F.Div.apply(a, b, rounding_mode)
+    return F.Div.run(a, b, rounding_mode)
 
 
 def neg(input, *, out=None):
@@ -111,15 +130,15 @@ def neg(input, *, out=None):
         _check_out("neg", out, input)
         _ops.neg.out(input, out=out)
         return out
-    return F.Neg.apply(input)
+    return F.Neg.run(input)
 
 
-def _inplace(op, input, other, extra):
+def _inplace(op, input, other, extra, true_div=False):
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"pykernels.{op}_(): argument 'input' must be a Tensor, not {type(input).__name__}")
     if not isinstance(other, torch.Tensor):
         # A number keeps its wrapped-number rank: it cannot promote self (int.add_(2.5) fails, as in torch).
-        other = torch.full((), other, dtype=torch.result_type(input, other), device=input.device)
+        other = _wrap(other, input, true_div)
     return F.BinaryInplace.apply(op, input, other, extra)
 
 
@@ -140,7 +159,7 @@ def mul_(input, other):
 
 def div_(input, other, *, rounding_mode=None):
     """In-place division, like ``Tensor.div_``."""
-    return _inplace("div", input, other, rounding_mode)
+    return _inplace("div", input, other, rounding_mode, true_div=rounding_mode is None)
 
 
 def neg_(input):
@@ -152,22 +171,22 @@ def pow(input, exponent):
     """``input ** exponent`` for a Python-number exponent, like ``torch.pow``."""
     if isinstance(exponent, torch.Tensor):
         raise TypeError("pykernels.pow(): only a Python number exponent is supported, got a Tensor")
-    return F.Pow.apply(input, exponent)
+    return F.Pow.run(input, exponent)
 
 
 def exp(input):
     """Elementwise e**x, like ``torch.exp`` (integers give the default float dtype)."""
-    return F.Exp.apply(input)
+    return F.Exp.run(input)
 
 
 def log(input):
     """Elementwise natural logarithm, like ``torch.log``."""
-    return F.Log.apply(input)
+    return F.Log.run(input)
 
 
 def sqrt(input):
     """Elementwise square root, like ``torch.sqrt``."""
-    return F.Sqrt.apply(input)
+    return F.Sqrt.run(input)
 
 
 # ---- reductions -----------------------------------------------------------------------------------
@@ -181,12 +200,12 @@ def _dims(dim):
 
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over all elements or over ``dim``, like ``torch.sum`` (integers sum to int64)."""
-    return F.Sum.apply(input, _dims(dim), keepdim, dtype)
+    return F.Sum.run(input, _dims(dim), keepdim, dtype)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """Mean over all elements or over ``dim``, like ``torch.mean`` (floating dtypes only)."""
-    return F.Mean.apply(input, _dims(dim), keepdim, dtype)
+    return F.Mean.run(input, _dims(dim), keepdim, dtype)
 
 
 # ---- ReLU and MSE loss ----------------------------------------------------------------------------
@@ -194,7 +213,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 def relu(input):
     """``max(input, 0)`` elementwise, like ``torch.relu``."""
-    return F.ReLU.apply(input)
+    return F.ReLU.run(input)
 
 
 def relu_(input):
@@ -207,7 +226,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     if size_average is not None or reduce is not None:
         reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
     if reduction not in _Reductions:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
+        raise ValueError(f"pykernels.mse_loss: {reduction} is not a valid value for reduction")
     if input.shape != target.shape:
         warnings.warn(
             f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
@@ -215,4 +234,4 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
             "Please ensure they have the same size.",
             stacklevel=2,
         )
-    return F.MSELoss.apply(input, target, _Reductions[reduction])
+    return F.MSELoss.run(input, target, _Reductions[reduction])

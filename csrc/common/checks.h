@@ -8,6 +8,8 @@
 #include <vector>
 
 #define PK_CHECK(cond, op, ...) TORCH_CHECK(cond, "pykernels.", op, ": ", __VA_ARGS__)
+// For what torch itself reports as NotImplementedError (a dtype an op does not support).
+#define PK_CHECK_NOT_IMPLEMENTED(cond, op, ...) TORCH_CHECK_NOT_IMPLEMENTED(cond, "pykernels.", op, ": ", __VA_ARGS__)
 
 namespace pykernels {
 
@@ -18,6 +20,13 @@ inline void check_defined(const char* op, const at::Tensor& t, const char* name)
 inline void check_same_device(const char* op, const at::Tensor& a, const at::Tensor& b) {
   PK_CHECK(a.device() == b.device(), op, "expected all tensors to be on the same device, but found ", a.device(),
            " and ", b.device());
+}
+
+// The dtypes the kernels are instantiated for: bool, integers, float16/bfloat16/32/64.
+inline void check_dtype_supported(const char* op, at::ScalarType t) {
+  PK_CHECK_NOT_IMPLEMENTED(t == at::kBool || at::isIntegralType(t, /*includeBool=*/false) || t == at::kHalf ||
+                               t == at::kBFloat16 || t == at::kFloat || t == at::kDouble,
+                           op, "dtype ", t, " is not supported");
 }
 
 // Shape that `a` and `b` broadcast to, with torch's rules; a mismatch names the op.

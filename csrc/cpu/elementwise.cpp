@@ -36,7 +36,7 @@ T div_floor_float(T a, T b) {
 // x / -1 is computed as a wrapping negation because INT_MIN / -1 traps on x86.
 template <typename T>
 T div_int(T a, T b, bool floor) {
-  TORCH_CHECK(b != 0, "ZeroDivisionError");
+  TORCH_CHECK(b != 0, "pykernels.div: ZeroDivisionError");
   if constexpr (std::is_signed_v<T>) {
     if (b == -1) return static_cast<T>(-static_cast<std::make_unsigned_t<T>>(a));
     T q = a / b;
