@@ -1,0 +1,383 @@
+"""Autograd and PyTorch-integration checks:
+
+- torch.autograd.gradcheck (float64) of every differentiable public function and raw functional op;
+- raw functional ops called on inputs that require grad produce outputs with a grad_fn;
+- torch.library.opcheck of every registered op (functional, out= and in-place overloads);
+- torch.compile(fullgraph=True) of a small pykernels model matches eager, forward and backward;
+- under torch.profiler, forward and backward of every op run no aten op that computes the same thing.
+"""
+import shutil
+import warnings
+
+import pytest
+import torch
+
+import pykernels as pk
+from conftest import assert_close, make
+
+ops = torch.ops.pykernels
+
+# (name, input shapes, keyword arguments, make() options): one differentiable call per row, with
+# broadcasting wherever the op broadcasts. Inputs are kept away from kinks (relu at 0) and
+# singularities (log/sqrt/div at 0) so finite differences are valid.
+DIFFERENTIABLE = [
+    ("mm", [(3, 4), (4, 2)], {}, {}),
+    ("bmm", [(2, 3, 4), (2, 4, 2)], {}, {}),
+    ("matmul", [(2, 1, 3, 4), (3, 4, 2)], {}, {}),
+    ("matmul", [(4,), (4,)], {}, {}),
+    ("matmul", [(4,), (2, 4, 3)], {}, {}),
+    ("matmul", [(2, 3, 4), (4,)], {}, {}),
+    ("add", [(3, 1), (1, 4)], {"alpha": 2}, {}),
+    ("sub", [(2, 3), (3,)], {"alpha": 0.5}, {}),
+    ("mul", [(3, 1), (2, 1, 4)], {}, {}),
+    ("div", [(3, 4), (4,)], {}, {"nonzero": True}),
+    ("div", [(3, 4), (3, 4)], {"rounding_mode": "floor"}, {"nonzero": True}),
+    ("neg", [(3, 4)], {}, {}),
+    ("pow", [(3, 4)], {"exponent": 2.5}, {"positive": True}),
+    ("pow", [(3, 4)], {"exponent": -2}, {"positive": True}),
+    ("exp", [(3, 4)], {}, {}),
+    ("log", [(3, 4)], {}, {"positive": True}),
+    ("sqrt", [(3, 4)], {}, {"positive": True}),
+    ("sum", [(2, 3, 4)], {}, {}),
+    ("sum", [(2, 3, 4)], {"dim": (0, -1), "keepdim": True}, {}),
+    ("mean", [(2, 3, 4)], {}, {}),
+    ("mean", [(2, 3, 4)], {"dim": 1}, {}),
+    ("relu", [(3, 4)], {}, {"nonzero": True}),
+    ("mse_loss", [(3, 4), (3, 4)], {"reduction": "none"}, {}),
+    ("mse_loss", [(3, 4), (3, 4)], {"reduction": "mean"}, {}),
+    ("mse_loss", [(3, 4), (3, 4)], {"reduction": "sum"}, {}),
+]
+REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
+
+
+def case_id(case):
+    name, shapes, kwargs, _ = case
+    shapes_id = "@".join("x".join(map(str, s)) or "0d" for s in shapes)
+    return f"{name}-{shapes_id}" + "".join(f"-{k}={v}" for k, v in kwargs.items())
+
+
+def inputs_for(case, dtype=torch.float64, requires_grad=True):
+    _, shapes, _, options = case
+    return tuple(make(s, dtype, requires_grad=requires_grad, **options) for s in shapes)
+
+
+def raw_kwargs(name, kwargs):
+    """Keyword arguments for the raw op: mse_loss takes its reduction as torch's enum int."""
+    if name == "mse_loss":
+        return {"reduction": REDUCTION_ENUM[kwargs["reduction"]]}
+    return dict(kwargs)
+
+
+def public_call(case):
+    name, _, kwargs, _ = case
+    return lambda *xs: getattr(pk, name)(*xs, **kwargs)
+
+
+def raw_call(case):
+    name, _, kwargs, _ = case
+    return lambda *xs: getattr(ops, name)(*xs, **raw_kwargs(name, kwargs))
+
+
+# ---------------------------------------------------------------------------------------------- gradcheck
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=case_id)
+def test_gradcheck_public(case):
+    assert torch.autograd.gradcheck(public_call(case), inputs_for(case))
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=case_id)
+def test_gradcheck_raw_op(case):
+    assert torch.autograd.gradcheck(raw_call(case), inputs_for(case))
+
+
+@pytest.mark.parametrize("case", [c for c in DIFFERENTIABLE if c[0] in ("mm", "add", "mul", "relu", "mse_loss")],
+                         ids=case_id)
+def test_gradgradcheck_public(case):
+    """Second derivatives (backward runs on pykernels ops, which are themselves differentiable)."""
+    assert torch.autograd.gradgradcheck(public_call(case), inputs_for(case))
+
+
+def test_gradcheck_inplace():
+    def f(x, y):
+        z = pk.mul(x, 1.5)
+        pk.add_(z, y, alpha=2)
+        pk.mul_(z, y)
+        pk.div_(z, 3.0)
+        pk.sub_(z, x)
+        pk.neg_(z)
+        return pk.relu_(z)
+
+    assert torch.autograd.gradcheck(f, (make((3, 4), torch.float64, requires_grad=True),
+                                        make((4,), torch.float64, requires_grad=True)))
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE, ids=case_id)
+def test_raw_op_output_has_grad_fn(case):
+    out = raw_call(case)(*inputs_for(case, torch.float32))
+    assert out.requires_grad and out.grad_fn is not None
+    assert not raw_call(case)(*inputs_for(case, torch.float32, requires_grad=False)).requires_grad
+
+
+def test_raw_mm_has_grad_fn():
+    a, b = make((3, 4), requires_grad=True), make((4, 5), requires_grad=True)
+    out = ops.mm(a, b)
+    assert out.grad_fn is not None
+    ga, gb = torch.autograd.grad(out, (a, b), torch.ones(3, 5))
+    assert_close(ga, torch.ones(3, 5) @ b.detach().t())
+    assert_close(gb, a.detach().t() @ torch.ones(3, 5))
+
+
+# ---------------------------------------------------------------------------------------------- opcheck
+
+
+def t(*shape, dtype=torch.float32, **options):
+    return make(shape, dtype, **options)
+
+
+# Every registered op and overload: (qualified name, function building (args, kwargs) from whether
+# floating inputs should require grad). Mixed dtypes and broadcasting make the fake kernels prove
+# their shape and dtype rules.
+OPCHECK = [
+    ("mm.default", lambda g: ((t(3, 4, requires_grad=g), t(4, 5, requires_grad=g)), {})),
+    ("bmm.default", lambda g: ((t(2, 3, 4, requires_grad=g), t(2, 4, 5, requires_grad=g)), {})),
+    ("matmul.default", lambda g: ((t(2, 1, 3, 4, requires_grad=g), t(3, 4, 5, requires_grad=g)), {})),
+    ("add.default", lambda g: ((t(3, 1, requires_grad=g), t(4, dtype=torch.float64, requires_grad=g)), {"alpha": 2})),
+    ("add.out", lambda g: ((t(3, 1), t(4)), {"alpha": 2, "out": t(3, 4)})),
+    ("add_.default", lambda g: ((t(3, 4), t(4, dtype=torch.int64)), {"alpha": 2})),
+    ("sub.default", lambda g: ((t(3, 4, requires_grad=g), t(4, requires_grad=g)), {"alpha": 0.5})),
+    ("sub.out", lambda g: ((t(3, 4), t(4)), {"out": t(3, 4)})),
+    ("sub_.default", lambda g: ((t(3, 4), t(3, 4)), {"alpha": 3})),
+    ("mul.default", lambda g: ((t(3, 4, requires_grad=g), t(2, 1, 4, requires_grad=g)), {})),
+    ("mul.default", lambda g: ((t(3, 4, dtype=torch.int32), t(dtype=torch.float64)), {})),
+    ("mul.out", lambda g: ((t(3, 4), t(3, 4)), {"out": t(3, 4, dtype=torch.float64)})),
+    ("mul_.default", lambda g: ((t(3, 4), t(4)), {})),
+    ("div.default", lambda g: ((t(3, 4, requires_grad=g), t(4, nonzero=True, requires_grad=g)), {})),
+    ("div.default", lambda g: ((t(3, 4, dtype=torch.int64), t(4, dtype=torch.int64, nonzero=True)), {})),
+    ("div.default", lambda g: ((t(3, 4, dtype=torch.int64), t(4, dtype=torch.int64, nonzero=True)),
+                               {"rounding_mode": "floor"})),
+    ("div.out", lambda g: ((t(3, 4), t(3, 4, nonzero=True)), {"rounding_mode": "trunc", "out": t(3, 4)})),
+    ("div_.default", lambda g: ((t(3, 4), t(4, nonzero=True)), {})),
+    ("neg.default", lambda g: ((t(3, 4, requires_grad=g),), {})),
+    ("neg.out", lambda g: ((t(3, 4),), {"out": t(3, 4)})),
+    ("neg_.default", lambda g: ((t(3, 4),), {})),
+    ("pow.default", lambda g: ((t(3, 4, positive=True, requires_grad=g), 2.5), {})),
+    ("pow.default", lambda g: ((t(3, 4, dtype=torch.int64), 2), {})),
+    ("exp.default", lambda g: ((t(3, 4, requires_grad=g),), {})),
+    ("exp.default", lambda g: ((t(3, 4, dtype=torch.int32),), {})),
+    ("log.default", lambda g: ((t(3, 4, positive=True, requires_grad=g),), {})),
+    ("sqrt.default", lambda g: ((t(3, 4, positive=True, requires_grad=g),), {})),
+    ("sum.default", lambda g: ((t(2, 3, 4, requires_grad=g),), {})),
+    ("sum.default", lambda g: ((t(2, 3, 4, requires_grad=g), [0, -1], True), {})),
+    ("sum.default", lambda g: ((t(2, 3, dtype=torch.int32), [1]), {})),
+    ("sum.default", lambda g: ((t(2, 3, requires_grad=g), [0]), {"dtype": torch.float64})),
+    ("mean.default", lambda g: ((t(2, 3, 4, requires_grad=g),), {})),
+    ("mean.default", lambda g: ((t(2, 3, 4, requires_grad=g), [1], False), {})),
+    ("mean.default", lambda g: ((t(2, 3, dtype=torch.int64), [0]), {"dtype": torch.float32})),
+    ("relu.default", lambda g: ((t(3, 4, requires_grad=g),), {})),
+    ("relu_.default", lambda g: ((t(3, 4),), {})),
+    ("relu_backward.default", lambda g: ((t(3, 4), torch.relu(t(3, 4))), {})),
+    ("mse_loss.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g)), {})),
+    ("mse_loss.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g), 0), {})),
+    ("mse_loss.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g), 2), {})),
+    ("mse_loss_backward.default", lambda g: ((t(), t(3, 4), t(3, 4), 1), {})),
+    ("mse_loss_backward.default", lambda g: ((t(3, 4), t(3, 4), t(3, 4), 0), {})),
+]
+OPCHECK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(OPCHECK)]
+
+
+def overload(qualname):
+    name, overload_name = qualname.split(".")
+    return getattr(getattr(ops, name), overload_name)
+
+
+def is_mutating(op):
+    return any(a.alias_info is not None and a.alias_info.is_write for a in op._schema.arguments)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["no_grad", "requires_grad"])
+@pytest.mark.parametrize("qualname,build", OPCHECK, ids=OPCHECK_IDS)
+def test_opcheck(qualname, build, requires_grad):
+    op = overload(qualname)
+    args, kwargs = build(requires_grad)
+    test_utils = None
+    if is_mutating(op):
+        if requires_grad:
+            pytest.skip("in-place / out= ops are not differentiable on leaves that require grad")
+        # torch's functionalization (used by test_aot_dispatch_dynamic) does not support custom ops
+        # whose outputs alias a mutated input ("Tensor(a!)" returns), which these schemas must have
+        # to mirror torch's add_ / add.out; every other check runs.
+        test_utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    if requires_grad and not any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        pytest.skip("no floating-point input to require grad")
+    kwargs = dict(kwargs)
+    torch.library.opcheck(op, args, kwargs, **({"test_utils": test_utils} if test_utils else {}))
+
+
+def registered_overloads():
+    names = set()
+    for qualified in torch._C._dispatch_get_all_op_names():
+        if qualified.startswith("pykernels::"):
+            name, _, overload_name = qualified[len("pykernels::"):].partition(".")
+            names.add(f"{name}.{overload_name or 'default'}")
+    return names
+
+
+def test_opcheck_covers_every_registered_op():
+    covered = {qualname for qualname, _ in OPCHECK}
+    missing = registered_overloads() - covered
+    assert not missing, f"registered pykernels ops without an opcheck case: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------------------------------------- torch.compile
+
+
+needs_compile = pytest.mark.skipif(
+    not hasattr(torch, "compile") or not (shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")),
+    reason="torch.compile (inductor) is unavailable or has no C compiler",
+)
+
+
+def assert_compiled_matches_eager(fn, inputs, *, grad=False):
+    """torch.compile(fn, fullgraph=True) gives eager's result (and input gradients when grad)."""
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True)
+    eager_in = [x.clone().requires_grad_(grad) for x in inputs]
+    compiled_in = [x.clone().requires_grad_(grad) for x in inputs]
+    expected, actual = fn(*eager_in), compiled(*compiled_in)
+    assert_close(actual, expected)
+    if grad:
+        for got, want in zip(torch.autograd.grad(actual, compiled_in), torch.autograd.grad(expected, eager_in)):
+            assert_close(got, want)
+
+
+@needs_compile
+def test_torch_compile_mlp_forward_backward():
+    def model(x, w, b, target):
+        h = pk.relu(pk.add(pk.mm(x, w), b))
+        return pk.add(pk.mse_loss(h, target), pk.mean(pk.sum(h, dim=1)))
+
+    assert_compiled_matches_eager(model, [make((8, 5)), make((5, 3)), make((3,)), make((8, 3))], grad=True)
+
+
+@needs_compile
+def test_torch_compile_other_ops():
+    def f(a, b, c, d):
+        y = pk.div(pk.sqrt(pk.exp(pk.neg(a))), pk.pow(pk.log(b), 2))
+        return pk.sum(pk.matmul(pk.bmm(c, d), pk.sub(y, a)))
+
+    inputs = [make((4, 4)), make((4, 4), positive=True) + 2, make((2, 4, 4)), make((2, 4, 4))]
+    assert_compiled_matches_eager(f, inputs, grad=True)
+
+
+@needs_compile
+def test_torch_compile_same_tensor_twice():
+    """x * x and x @ x: one tensor passed as both operands."""
+    assert_compiled_matches_eager(lambda x: pk.sum(pk.add(pk.mul(x, x), pk.mm(x, x))), [make((4, 4))], grad=True)
+
+
+@needs_compile
+def test_torch_compile_python_scalar_operands():
+    def f(x):
+        return pk.sum(pk.div(pk.sub(pk.mul(pk.add(x, 1.5), 0.1), 2, alpha=3), 4.0))
+
+    assert_compiled_matches_eager(f, [make((3, 4))], grad=True)
+
+
+# ---------------------------------------------------------------------------------------------- profiler
+
+FORBIDDEN = {
+    "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::add", "aten::add_", "aten::sub", "aten::sub_",
+    "aten::mul", "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::pow", "aten::exp", "aten::log",
+    "aten::sqrt", "aten::sum", "aten::mean", "aten::relu", "aten::relu_", "aten::threshold_backward", "aten::clamp",
+    "aten::mse_loss", "aten::mse_loss_backward", "aten::sum_to_size", "aten::dot", "aten::mv", "aten::baddbmm",
+}
+
+
+def profiled_events(fn):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+def assert_no_aten_compute(fn, what):
+    used = profiled_events(fn) & FORBIDDEN
+    assert not used, f"{what} ran torch ops {sorted(used)}"
+
+
+def in_place_call(name, kwargs):
+    """An in-place op applied to a clone of its first input (so it is differentiable)."""
+    fn = getattr(pk, name + "_")
+    return lambda x, *rest: fn(x.clone(), *rest, **kwargs)
+
+
+# Extra differentiable calls beyond DIFFERENTIABLE: scalar operands, in-place forms, other options.
+PROFILE_EXTRA = [
+    ("add-scalar", lambda x: pk.add(x, 2.5), [(3, 4)], {}),
+    ("rsub-scalar", lambda x: pk.sub(3, x, alpha=2), [(3, 4)], {}),
+    ("mul-scalar", lambda x: pk.mul(x, 3), [(3, 4)], {}),
+    ("div-scalar-first", lambda x: pk.div(2.0, x), [(3, 4)], {"nonzero": True}),
+    ("div-trunc", lambda x, y: pk.div(x, y, rounding_mode="trunc"), [(3, 4), (4,)], {"nonzero": True}),
+    ("mse_loss-broadcast", lambda x, y: pk.mse_loss(x, y), [(3, 4), (4,)], {}),
+    ("mean-dtype", lambda x: pk.mean(x, dtype=torch.float64), [(3, 4)], {}),
+    ("sum-dim-list", lambda x: pk.sum(x, [0, 1]), [(3, 4, 2)], {}),
+] + [
+    (f"{name}_", in_place_call(name, kwargs), [(3, 4), (4,)], {"nonzero": True})
+    for name, kwargs in [("add", {"alpha": 2}), ("sub", {}), ("mul", {}), ("div", {}), ("div", {"rounding_mode": "floor"})]
+] + [
+    ("neg_", in_place_call("neg", {}), [(3, 4)], {}),
+    ("relu_", in_place_call("relu", {}), [(3, 4)], {"nonzero": True}),
+]
+PROFILE_CASES = (
+    [(f"public-{case_id(c)}", public_call(c), c[1], c[3]) for c in DIFFERENTIABLE]
+    + [(f"raw-{case_id(c)}", raw_call(c), c[1], c[3]) for c in DIFFERENTIABLE]
+    + PROFILE_EXTRA
+)
+
+
+@pytest.mark.parametrize("what,fn,shapes,options", PROFILE_CASES, ids=[c[0] for c in PROFILE_CASES])
+def test_profiler_forward_backward_uses_no_aten_compute(what, fn, shapes, options):
+    inputs = [make(s, torch.float32, requires_grad=True, **options) for s in shapes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # mse_loss with a broadcast target warns
+        grad_out = make(fn(*inputs).shape)
+
+        def forward_backward():
+            torch.autograd.grad(fn(*inputs), inputs, grad_out)
+
+        assert_no_aten_compute(forward_backward, what)
+
+
+NO_GRAD_CALLS = [
+    ("add.out", lambda x, y: pk.add(x, y, alpha=2, out=torch.empty(3, 4))),
+    ("sub.out", lambda x, y: pk.sub(x, y, out=torch.empty(3, 4))),
+    ("mul.out", lambda x, y: pk.mul(x, y, out=torch.empty(3, 4))),
+    ("div.out", lambda x, y: pk.div(x, y, rounding_mode="floor", out=torch.empty(3, 4))),
+    ("neg.out", lambda x, y: pk.neg(x, out=torch.empty(3, 4))),
+    ("raw add.out", lambda x, y: ops.add.out(x, y, out=torch.empty(3, 4))),
+    ("raw neg.out", lambda x, y: ops.neg.out(x, out=torch.empty(3, 4))),
+    ("raw add_", lambda x, y: ops.add_(x, y)),
+    ("raw sub_", lambda x, y: ops.sub_(x, y)),
+    ("raw mul_", lambda x, y: ops.mul_(x, y)),
+    ("raw div_", lambda x, y: ops.div_(x, y)),
+    ("raw neg_", lambda x, y: ops.neg_(x)),
+    ("raw relu_", lambda x, y: ops.relu_(x)),
+    ("relu_backward", lambda x, y: ops.relu_backward(x, y)),
+    ("mse_loss_backward", lambda x, y: ops.mse_loss_backward(torch.tensor(2.0), x, y, 1)),
+    ("int add", lambda x, y: pk.add(x.long(), 3)),
+    ("int sum", lambda x, y: pk.sum(x.long(), 0)),
+    ("int matmul", lambda x, y: pk.matmul(x.long(), y.long().t())),
+]
+
+
+@pytest.mark.parametrize("what,fn", NO_GRAD_CALLS, ids=[c[0] for c in NO_GRAD_CALLS])
+def test_profiler_non_differentiable_calls_use_no_aten_compute(what, fn):
+    x, y = make((3, 4), nonzero=True), make((4,), nonzero=True).expand(3, 4).contiguous()
+    assert_no_aten_compute(lambda: fn(x, y), what)
+
+
+def test_profiler_sees_aten_ops():
+    """The check above can fail: the same torch computation is visible to the profiler."""
+    a, b = make((3, 4), requires_grad=True), make((4, 2), requires_grad=True)
+    events = profiled_events(lambda: torch.autograd.grad(torch.mm(a, b).relu().sum(), (a, b)))
+    assert {"aten::mm", "aten::relu", "aten::sum"} <= events

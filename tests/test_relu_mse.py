@@ -1,0 +1,215 @@
+"""relu / relu_ / relu_backward and mse_loss / mse_loss_backward: parity with torch, forward and
+backward."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pykernels as pk
+from conftest import (
+    GRAD_DTYPES,
+    ALL_DTYPES,
+    FLOAT_DTYPES,
+    LAYOUTS,
+    accum_tol,
+    assert_close,
+    assert_raises_like,
+    check_like_torch,
+    dtype_id,
+    grads_like_torch,
+    make,
+    make_layout,
+    tol,
+    torch_outcome,
+)
+
+# mse_loss with a broadcast target warns (like torch); the tests that care record it themselves
+pytestmark = pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
+REDUCTIONS = ["none", "mean", "sum"]
+REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
+SHAPES = [(), (0,), (1,), (7,), (3, 0, 2), (5, 7), (2, 3, 5)]
+
+
+def with_zeros(x):
+    """x with some exact zeros (the relu kink) mixed in."""
+    if x.dtype == torch.bool or x.numel() == 0:
+        return x
+    x = x.clone()
+    x.view(-1)[::3] = 0
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- relu
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_relu_dtypes(dtype, device):
+    """Every dtype torch accepts (ints included); bool raises like torch."""
+    check_like_torch(pk.relu, torch.relu, (with_zeros(make((5, 7), dtype, device)),), name="relu")
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1024, 1024)], ids=str)
+def test_relu_shapes(shape):
+    check_like_torch(pk.relu, torch.relu, (with_zeros(make(shape)),), name="relu")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_layouts(layout):
+    check_like_torch(pk.relu, torch.relu, (make_layout((6, 5), layout=layout),), name="relu")
+
+
+def test_relu_special_values():
+    x = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), -1.0, 1.0])
+    check_like_torch(pk.relu, torch.relu, (x,), name="relu")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided", "offset"])
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+def test_relu_inplace(dtype, layout):
+    x = make_layout((6, 5), dtype, layout=layout)
+    expected = x.clone()
+    _, exc = torch_outcome(torch.relu_, (expected,))
+    if exc is not None:
+        assert_raises_like(exc, pk.relu_, (x,), name="relu")
+        return
+    assert pk.relu_(x) is x, "relu_ must return its (modified) argument"
+    assert_close(x, expected)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_relu_backward_raw_op(shape, dtype, device):
+    """relu_backward(grad, result) == grad * (result > 0) == aten.threshold_backward(grad, result, 0)."""
+    grad, result = make(shape, dtype, device), torch.relu(with_zeros(make(shape, dtype, device)))
+    expected = torch.ops.aten.threshold_backward(grad, result, 0)
+    assert_close(torch.ops.pykernels.relu_backward(grad, result), expected)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_backward_raw_op_layouts(layout):
+    grad = make_layout((6, 5), layout=layout)
+    result = torch.relu(make_layout((6, 5), layout="transposed"))
+    assert_close(torch.ops.pykernels.relu_backward(grad, result), torch.ops.aten.threshold_backward(grad, result, 0))
+
+
+@pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", [(), (0,), (5, 7), (2, 3, 5)], ids=str)
+def test_relu_grad(shape, dtype, device):
+    grads_like_torch(pk.relu, torch.relu, (make(shape, dtype, device),))
+
+
+def test_relu_grad_noncontiguous_and_inplace():
+    grads_like_torch(pk.relu, torch.relu, (make((5, 6), torch.float64),), view=lambda t: (t.t(),))
+    grads_like_torch(lambda x: pk.relu_(x.clone()), lambda x: torch.relu_(x.clone()), (make((5, 6), torch.float64),))
+
+
+# ---------------------------------------------------------------------------------------------- mse_loss
+
+
+def mse_pair(shape, dtype=torch.float32, device="cpu", target_shape=None, target_dtype=None):
+    return make(shape, dtype, device), make(target_shape or shape, target_dtype or dtype, device)
+
+
+def mse_tol(dtype, reduction, n):
+    return tol(dtype) if reduction == "none" else accum_tol(dtype, n, mean=reduction == "mean")
+
+
+def check_mse(x, t, reduction):
+    return check_like_torch(pk.mse_loss, F.mse_loss, (x, t), dict(reduction=reduction), name="mse_loss",
+                            tolerance=mse_tol(x.dtype, reduction, x.numel()))
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_dtypes(reduction, dtype, device):
+    """Floating dtypes match torch; integer/bool inputs raise like torch."""
+    check_mse(*mse_pair((5, 7), dtype, device), reduction)
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1024, 1024)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_shapes(reduction, shape):
+    """Empty inputs: 'mean' is NaN and 'sum' is 0 like torch."""
+    check_mse(*mse_pair(shape), reduction)
+
+
+def test_mse_loss_default_reduction_is_mean():
+    x, t = mse_pair((4, 5))
+    assert_close(pk.mse_loss(x, t), F.mse_loss(x, t))
+
+
+@pytest.mark.parametrize("layout_t", LAYOUTS)
+@pytest.mark.parametrize("layout_x", LAYOUTS)
+def test_mse_loss_layouts(layout_x, layout_t):
+    x, t = make_layout((6, 5), layout=layout_x), make_layout((6, 5), layout=layout_t)
+    for reduction in REDUCTIONS:
+        check_mse(x, t, reduction)
+
+
+MSE_DTYPE_PAIRS = [(torch.float32, torch.float64), (torch.float16, torch.float32), (torch.float32, torch.int64)]
+
+
+@pytest.mark.parametrize("dtypes", MSE_DTYPE_PAIRS, ids=lambda p: f"{dtype_id(p[0])}-{dtype_id(p[1])}")
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_mixed_dtypes(reduction, dtypes):
+    check_mse(*mse_pair((4, 5), dtypes[0], target_dtype=dtypes[1]), reduction)
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((3, 4), (3, 1)), ((4,), (3, 4)), ((3, 4), ()), ((3, 4), (2, 4))],
+                         ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_broadcast_target(reduction, shapes):
+    """A target of another (broadcastable) shape is broadcast, with a UserWarning where torch
+    warns (not for a 0-dim target); non-broadcastable shapes raise like torch."""
+    x, t = mse_pair(shapes[0], target_shape=shapes[1])
+    with warnings.catch_warnings(record=True) as torch_warnings:
+        warnings.simplefilter("always")
+        expected, exc = torch_outcome(F.mse_loss, (x, t), dict(reduction=reduction))
+    if exc is not None:
+        assert_raises_like(exc, pk.mse_loss, (x, t), dict(reduction=reduction), name="mse_loss")
+        return
+    with warnings.catch_warnings(record=True) as our_warnings:
+        warnings.simplefilter("always")
+        actual = pk.mse_loss(x, t, reduction=reduction)
+    assert_close(actual, expected)
+    if torch_warnings:
+        assert any(issubclass(w.category, UserWarning) for w in our_warnings), "torch warns here; pykernels must too"
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_raw_op(reduction, dtype):
+    x, t = mse_pair((5, 7), dtype)
+    r = REDUCTION_ENUM[reduction]
+    assert_close(torch.ops.pykernels.mse_loss(x, t, r), torch.ops.aten.mse_loss(x, t, r), **mse_tol(dtype, reduction, 35))
+    if reduction == "mean":
+        assert_close(torch.ops.pykernels.mse_loss(x, t), torch.ops.aten.mse_loss(x, t), **mse_tol(dtype, reduction, 35))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", [(), (0,), (5, 7)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_backward_raw_op(reduction, shape, dtype, device):
+    x, t = mse_pair(shape, dtype, device)
+    r = REDUCTION_ENUM[reduction]
+    grad = make(shape if reduction == "none" else (), dtype, device)
+    expected = torch.ops.aten.mse_loss_backward(grad, x, t, r)
+    assert_close(torch.ops.pykernels.mse_loss_backward(grad, x, t, r), expected)
+
+
+@pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shapes", [((5, 7), (5, 7)), ((), ()), ((0, 3), (0, 3)), ((3, 4), (4,)), ((4,), (3, 4))], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_mse_loss_grad(reduction, shapes, dtype, device):
+    """Gradients for input and target; a broadcast target's gradient is reduced to its shape."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        inputs = mse_pair(shapes[0], dtype, device, target_shape=shapes[1])
+        grads_like_torch(pk.mse_loss, F.mse_loss, inputs, kwargs=dict(reduction=reduction))
+
+
+def test_mse_loss_grad_noncontiguous():
+    for reduction in REDUCTIONS:
+        grads_like_torch(pk.mse_loss, F.mse_loss, mse_pair((5, 6), torch.float64), kwargs=dict(reduction=reduction),
+                         view=lambda x, t: (x.t(), t.t()))
