@@ -2,13 +2,16 @@
 
 ``import pykernels`` loads the compiled extension (which registers ``torch.ops.pykernels.*``),
 the fake kernels and the autograd formulas, and exposes functions named and called like
-torch's: ``pykernels.mm(a, b)`` where you wrote ``torch.mm(a, b)``.
+torch's: ``pykernels.mm(a, b)`` where you wrote ``torch.mm(a, b)``. ``pykernels.nn`` has the
+matching modules, and ``with pykernels.enable():`` routes unmodified torch code to pykernels.
 """
 import torch  # noqa: F401  (the extension links against torch's libraries)
 
 from . import _C  # noqa: F401  registers the ops
 from . import fake as _fake  # noqa: F401
 from . import autograd as _autograd  # noqa: F401
+from . import dropin, nn  # noqa: F401
+from .dropin import enable
 from .__version__ import __version__
 from .ops import (
     add,
@@ -45,6 +48,6 @@ def build_info():
 
 
 __all__ = [
-    "add", "add_", "bmm", "build_info", "div", "div_", "exp", "log", "matmul", "mean", "mm", "mse_loss",
+    "add", "add_", "bmm", "build_info", "div", "div_", "enable", "exp", "log", "matmul", "mean", "mm", "mse_loss",
     "mul", "mul_", "neg", "neg_", "pow", "relu", "relu_", "sqrt", "sub", "sub_", "sum",
 ]

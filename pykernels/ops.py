@@ -133,13 +133,27 @@ def neg(input, *, out=None):
     return F.Neg.run(input)
 
 
+def _records_grad(*tensors):
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def _inplace(op, input, other, extra, true_div=False):
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"pykernels.{op}_(): argument 'input' must be a Tensor, not {type(input).__name__}")
     if not isinstance(other, torch.Tensor):
         # A number keeps its wrapped-number rank: it cannot promote self (int.add_(2.5) fails, as in torch).
         other = _wrap(other, input, true_div)
-    return F.BinaryInplace.apply(op, input, other, extra)
+    if _records_grad(input, other):
+        return F.BinaryInplace.apply(op, input, other, extra)
+    # Outside autograd (e.g. an SGD step under no_grad) mutate and return the tensor itself,
+    # so a Parameter stays that Parameter.
+    if op in ("add", "sub"):
+        getattr(_ops, op + "_")(input, other, alpha=extra)
+    elif op == "div":
+        _ops.div_(input, other, rounding_mode=extra)
+    else:
+        _ops.mul_(input, other)
+    return input
 
 
 def add_(input, other, *, alpha=1):
@@ -164,7 +178,10 @@ def div_(input, other, *, rounding_mode=None):
 
 def neg_(input):
     """In-place negation, like ``Tensor.neg_``."""
-    return F.NegInplace.apply(input)
+    if _records_grad(input):
+        return F.NegInplace.apply(input)
+    _ops.neg_(input)
+    return input
 
 
 def pow(input, exponent):
@@ -218,7 +235,10 @@ def relu(input):
 
 def relu_(input):
     """In-place ReLU, like ``torch.relu_``."""
-    return F.ReLUInplace.apply(input)
+    if _records_grad(input):
+        return F.ReLUInplace.apply(input)
+    _ops.relu_(input)
+    return input
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):

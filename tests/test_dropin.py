@@ -1,0 +1,600 @@
+"""The drop-in mode (pykernels.dropin) and ``python -m pykernels run``.
+
+- every covered torch call (function, Tensor method, operator, in-place operator, nn.functional,
+  optimizer arithmetic, torch._foreach_*) is routed to pykernels: same result as torch, forward
+  and backward, no covered ATen op under the profiler, and counted as routed;
+- what is not covered, or called with arguments pykernels does not take, falls through to torch
+  unchanged (torch's result, torch's errors) and is counted as such;
+- the tutorials' training loops (tests/scripts/tutorial_*.py) run under the mode with no covered
+  ATen compute left, and print the losses torch prints;
+- ``python -m pykernels run SCRIPT ARGS`` gives the script its argv, __main__ and exit status and
+  prints the routing report to stderr.
+"""
+import contextlib
+import io
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pykernels
+from pykernels import dropin
+from conftest import accum_tol, assert_close, make
+
+F = torch.nn.functional
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "scripts")
+ROOT = os.path.dirname(HERE)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One CPU thread: these are OpenMP workloads on a small machine that other processes share,
+    where a parallel region waits on a descheduled thread (10-100x slowdowns). The results and
+    the criteria do not depend on it (the parity numbers hold on 1 and 2 threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# The ATen ops that compute what pykernels covers: none may run under the mode.
+FORBIDDEN = {
+    "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::linear", "aten::mv", "aten::dot",
+    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
+    "aten::div_", "aten::reciprocal", "aten::neg", "aten::neg_", "aten::pow", "aten::pow_", "aten::square",
+    "aten::exp", "aten::exp_", "aten::log", "aten::log_", "aten::sqrt", "aten::sqrt_", "aten::sum", "aten::mean",
+    "aten::relu", "aten::relu_", "aten::threshold_backward", "aten::clamp", "aten::clamp_", "aten::clamp_min",
+    "aten::clamp_min_", "aten::mse_loss", "aten::mse_loss_backward", "aten::lerp", "aten::lerp_", "aten::addcmul",
+    "aten::addcmul_", "aten::addcdiv", "aten::addcdiv_", "aten::_foreach_add", "aten::_foreach_add_",
+    "aten::_foreach_sub_", "aten::_foreach_mul", "aten::_foreach_mul_", "aten::_foreach_div", "aten::_foreach_div_",
+    "aten::_foreach_sqrt", "aten::_foreach_sqrt_", "aten::_foreach_lerp_", "aten::_foreach_addcmul_",
+    "aten::_foreach_addcdiv_", "aten::_foreach_neg", "aten::_foreach_pow",
+}
+
+
+def aten_events(fn):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+def under_mode(fn):
+    """Runs fn under the mode and the profiler: (fn's result, the mode, the covered ATen ops that ran)."""
+    result = []
+    mode = dropin.enable()
+
+    def run():
+        with mode:
+            result.append(fn())
+
+    used = aten_events(run) & FORBIDDEN
+    return result[0], mode, used
+
+
+# ---------------------------------------------------------------------------------------------- routed calls
+
+POS = dict(positive=True)
+NZ = dict(nonzero=True)
+
+# (id, function of the inputs, input shapes, make() options, the torch function it must be routed as)
+ROUTED = [
+    ("torch.mm", lambda a, b: torch.mm(a, b), [(3, 4), (4, 5)], {}, "torch.mm"),
+    ("Tensor.mm", lambda a, b: a.mm(b), [(3, 4), (4, 5)], {}, "torch.Tensor.mm"),
+    ("torch.bmm", lambda a, b: torch.bmm(a, b), [(2, 3, 4), (2, 4, 5)], {}, "torch.bmm"),
+    ("Tensor.bmm", lambda a, b: a.bmm(b), [(2, 3, 4), (2, 4, 5)], {}, "torch.Tensor.bmm"),
+    ("torch.matmul", lambda a, b: torch.matmul(a, b), [(2, 3, 4), (4,)], {}, "torch.matmul"),
+    ("@", lambda a, b: a @ b, [(2, 1, 3, 4), (3, 4, 5)], {}, "torch.Tensor.matmul"),
+    ("__rmatmul__", lambda a, b: b.__rmatmul__(a), [(3, 4), (4, 5)], {}, "torch.Tensor.__rmatmul__"),
+    ("torch.mv", lambda a, b: torch.mv(a, b), [(3, 4), (4,)], {}, "torch.mv"),
+    ("torch.dot", lambda a, b: torch.dot(a, b), [(4,), (4,)], {}, "torch.dot"),
+    ("torch.addmm", lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2), [(5,), (3, 4), (4, 5)], {},
+     "torch.addmm"),
+    ("F.linear", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], {}, "torch.nn.functional.linear"),
+    ("F.linear-2d-nobias", lambda x, w: F.linear(x, w), [(3, 4), (5, 4)], {}, "torch.nn.functional.linear"),
+    ("torch.add-alpha", lambda a, b: torch.add(a, b, alpha=2), [(3, 4), (4,)], {}, "torch.add"),
+    ("+", lambda a, b: a + b, [(3, 4), (3, 1)], {}, "torch.Tensor.add"),
+    ("+scalar", lambda a: a + 2.5, [(3, 4)], {}, "torch.Tensor.add"),
+    ("scalar+", lambda a: 2 + a, [(3, 4)], {}, "torch.Tensor.add"),
+    ("-", lambda a, b: a - b, [(3, 4), (4,)], {}, "torch.Tensor.sub"),
+    ("scalar-", lambda a: 3 - a, [(3, 4)], {}, "torch.Tensor.__rsub__"),
+    ("torch.sub-alpha", lambda a, b: torch.sub(a, b, alpha=0.5), [(3, 4), (3, 4)], {}, "torch.sub"),
+    ("torch.rsub", lambda a, b: torch.rsub(a, b, alpha=2), [(3, 4), (3, 4)], {}, "torch.rsub"),
+    ("*", lambda a, b: a * b, [(3, 4), (4,)], {}, "torch.Tensor.mul"),
+    ("scalar*", lambda a: 2.0 * a, [(3, 4)], {}, "torch.Tensor.mul"),
+    ("torch.mul", lambda a, b: torch.mul(a, b), [(3, 4), (3, 4)], {}, "torch.mul"),
+    ("/", lambda a, b: a / b, [(3, 4), (4,)], NZ, "torch.Tensor.div"),
+    ("scalar/", lambda a: 2 / a, [(3, 4)], NZ, "torch.Tensor.__rdiv__"),
+    ("torch.div-floor", lambda a, b: torch.div(a, b, rounding_mode="floor"), [(3, 4), (3, 4)], NZ, "torch.div"),
+    ("torch.true_divide", lambda a, b: torch.true_divide(a, b), [(3, 4), (3, 4)], NZ, "torch.true_divide"),
+    ("unary-", lambda a: -a, [(3, 4)], {}, "torch.Tensor.neg"),
+    ("torch.neg", lambda a: torch.neg(a), [(3, 4)], {}, "torch.neg"),
+    ("**", lambda a: a ** 2, [(3, 4)], {}, "torch.Tensor.__pow__"),
+    ("Tensor.pow", lambda a: a.pow(3), [(3, 4)], {}, "torch.Tensor.pow"),
+    ("torch.pow", lambda a: torch.pow(a, 0.5), [(3, 4)], POS, "torch.pow"),
+    ("torch.square", lambda a: torch.square(a), [(3, 4)], {}, "torch.square"),
+    ("torch.exp", lambda a: torch.exp(a), [(3, 4)], {}, "torch.exp"),
+    ("Tensor.log", lambda a: a.log(), [(3, 4)], POS, "torch.Tensor.log"),
+    ("Tensor.sqrt", lambda a: a.sqrt(), [(3, 4)], POS, "torch.Tensor.sqrt"),
+    ("Tensor.sum", lambda a: a.sum(), [(3, 4)], {}, "torch.Tensor.sum"),
+    ("torch.sum-dim", lambda a: torch.sum(a, 1, keepdim=True), [(3, 4, 2)], {}, "torch.sum"),
+    ("Tensor.sum-dims", lambda a: a.sum(dim=(0, 2)), [(3, 4, 2)], {}, "torch.Tensor.sum"),
+    ("Tensor.sum-axis", lambda a: a.sum(axis=0), [(3, 4)], {}, "torch.Tensor.sum"),
+    ("Tensor.mean", lambda a: a.mean(0), [(3, 4)], {}, "torch.Tensor.mean"),
+    ("torch.mean-dtype", lambda a: torch.mean(a, dtype=torch.float64), [(3, 4)], {}, "torch.mean"),
+    ("torch.relu", lambda a: torch.relu(a), [(3, 4)], NZ, "torch.relu"),
+    ("Tensor.relu", lambda a: a.relu(), [(3, 4)], NZ, "torch.Tensor.relu"),
+    ("F.relu", lambda a: F.relu(a), [(3, 4)], NZ, "torch.nn.functional.relu"),
+    ("Tensor.clamp-min0", lambda a: a.clamp(min=0), [(3, 4)], NZ, "torch.Tensor.clamp"),
+    ("torch.clamp-0", lambda a: torch.clamp(a, 0), [(3, 4)], NZ, "torch.clamp"),
+    ("torch.clip-min0", lambda a: torch.clip(a, min=0.0), [(3, 4)], NZ, "torch.clip"),
+    ("Tensor.clamp_min", lambda a: a.clamp_min(0), [(3, 4)], NZ, "torch.Tensor.clamp_min"),
+    ("F.mse_loss", lambda a, b: F.mse_loss(a, b), [(3, 4), (3, 4)], {}, "torch.nn.functional.mse_loss"),
+    ("F.mse_loss-sum", lambda a, b: F.mse_loss(a, b, reduction="sum"), [(3, 4), (3, 4)], {},
+     "torch.nn.functional.mse_loss"),
+    ("torch.lerp", lambda a, b: torch.lerp(a, b, 0.3), [(3, 4), (3, 4)], {}, "torch.lerp"),
+    ("Tensor.lerp-high", lambda a, b: a.lerp(b, 0.75), [(3, 4), (3, 4)], {}, "torch.Tensor.lerp"),
+    ("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)], {},
+     "torch.addcmul"),
+    ("torch.addcdiv", lambda a, b, c: torch.addcdiv(a, b, c, value=-2), [(3, 4), (3, 4), (3, 4)], NZ,
+     "torch.addcdiv"),
+]
+
+
+@pytest.mark.parametrize("what,fn,shapes,options,name", ROUTED, ids=[c[0] for c in ROUTED])
+def test_routed_forward_and_backward_like_torch(what, fn, shapes, options, name):
+    inputs = [make(s, **options) for s in shapes]
+    ours = [x.clone().requires_grad_() for x in inputs]
+    theirs = [x.clone().requires_grad_() for x in inputs]
+    expected = fn(*theirs)
+    grad = make(expected.shape)
+
+    def forward_backward():
+        out = fn(*ours)
+        if out.requires_grad:
+            out.backward(grad)
+        return out
+
+    out, mode, used = under_mode(forward_backward)
+    assert not used, f"{what} ran torch ops {sorted(used)} under the mode"
+    assert mode.routed[name] >= 1, f"{what} was not routed as {name}: routed {dict(mode.routed)}"
+    assert not mode.fell_through_reasons(), mode.report()
+    tolerance = accum_tol(torch.float32, max(s[-1] for s in shapes))
+    assert_close(out.detach(), expected.detach(), **tolerance)
+    if expected.requires_grad:
+        expected.backward(grad)
+        for x, y in zip(ours, theirs):
+            if y.grad is not None:
+                assert_close(x.grad, y.grad, **tolerance)
+
+
+def _iadd(x, b):
+    x += b
+    return x
+
+
+def _isub(x, b):
+    x -= 2
+    return x
+
+
+def _imul(x, b):
+    x *= b
+    return x
+
+
+def _idiv(x, b):
+    x /= b
+    return x
+
+
+def _ipow(x, b):
+    x **= 2
+    return x
+
+
+# (id, in-place function of (x, b, c), make() options)
+IN_PLACE = [
+    ("+=", lambda x, b, c: _iadd(x, b), {}),
+    ("-=", lambda x, b, c: _isub(x, b), {}),
+    ("*=", lambda x, b, c: _imul(x, b), {}),
+    ("/=", lambda x, b, c: _idiv(x, b), NZ),
+    ("**=", lambda x, b, c: _ipow(x, b), {}),
+    ("add_", lambda x, b, c: x.add_(b, alpha=2), {}),
+    ("sub_", lambda x, b, c: x.sub_(b), {}),
+    ("mul_", lambda x, b, c: x.mul_(3), {}),
+    ("div_", lambda x, b, c: x.div_(b, rounding_mode="trunc"), NZ),
+    ("neg_", lambda x, b, c: x.neg_(), {}),
+    ("relu_", lambda x, b, c: x.relu_(), NZ),
+    ("torch.relu_", lambda x, b, c: torch.relu_(x), NZ),
+    ("F.relu-inplace", lambda x, b, c: F.relu(x, inplace=True), NZ),
+    ("clamp_", lambda x, b, c: x.clamp_(min=0), NZ),
+    ("pow_", lambda x, b, c: x.pow_(2), {}),
+    ("sqrt_", lambda x, b, c: x.sqrt_(), POS),
+    ("exp_", lambda x, b, c: x.exp_(), {}),
+    ("log_", lambda x, b, c: x.log_(), POS),
+    ("lerp_", lambda x, b, c: x.lerp_(b, 0.1), {}),
+    ("lerp_-high", lambda x, b, c: x.lerp_(b, 0.9), {}),
+    ("addcmul_", lambda x, b, c: x.addcmul_(b, c, value=0.25), {}),
+    ("addcdiv_", lambda x, b, c: x.addcdiv_(b, c, value=-0.5), NZ),
+]
+
+
+@pytest.mark.parametrize("what,fn,options", IN_PLACE, ids=[c[0] for c in IN_PLACE])
+def test_in_place_routed_like_torch(what, fn, options):
+    x, b, c = (make((3, 4), **options) for _ in range(3))
+    expected = fn(x.clone(), b, c)
+    target = x.clone()
+    out, mode, used = under_mode(lambda: fn(target, b, c))
+    assert not used, f"{what} ran torch ops {sorted(used)} under the mode"
+    assert out is target, "an in-place call must return the tensor itself"
+    assert sum(mode.routed.values()) >= 1 and not mode.fell_through_reasons(), mode.report()
+    assert_close(target, expected)
+
+
+@pytest.mark.parametrize("what,fn,options", [c for c in IN_PLACE if c[0] not in ("div_",)],
+                         ids=[c[0] for c in IN_PLACE if c[0] not in ("div_",)])
+def test_in_place_on_a_non_leaf_backpropagates_like_torch(what, fn, options):
+    x, b, c = (make((3, 4), **options) for _ in range(3))
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    grad = make((3, 4))
+    fn(theirs * 1, b, c).backward(grad)
+    _, _, used = under_mode(lambda: fn(ours * 1, b, c).backward(grad))
+    assert not used, f"{what} ran torch ops {sorted(used)} under the mode"
+    assert_close(ours.grad, theirs.grad)
+
+
+def test_parameter_updates_under_no_grad_keep_the_parameter():
+    w = torch.nn.Parameter(make((4, 3)))
+    w.grad = make((4, 3))
+    expected = w.detach() - 0.1 * w.grad
+    param = w
+
+    def update():
+        nonlocal w
+        with torch.no_grad():
+            w -= 0.1 * w.grad
+            w *= 1.0
+            w += 0.0
+            w /= 1.0
+
+    _, mode, used = under_mode(update)
+    assert not used, sorted(used)
+    assert w is param and isinstance(w, torch.nn.Parameter) and w.requires_grad and w.is_leaf
+    assert_close(w.detach(), expected)
+    assert mode.routed["torch.Tensor.sub_"] == 1 and mode.routed["torch.Tensor.mul"] == 1
+
+
+def test_in_place_on_a_leaf_that_requires_grad_raises_torchs_error():
+    w = make((3,)).requires_grad_()
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        w.add_(1)
+    with dropin.enable(), pytest.raises(RuntimeError, match="leaf Variable"):
+        w.add_(1)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.clamp(min=0), lambda x: x.clamp_min(0), lambda x: x.relu(),
+                                lambda x: (x * 1).clamp_(min=0), lambda x: F.relu(x * 1, inplace=True)],
+                         ids=["clamp", "clamp_min", "relu", "clamp_", "relu-inplace"])
+def test_gradient_at_zero_like_torch(fn):
+    """At exactly 0, the gradient of clamp(min=0) and relu is torch's (0 in current torch, for both)."""
+    x = torch.tensor([-1.0, 0.0, 0.0, 2.0])
+    grad = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    theirs, ours = x.clone().requires_grad_(), x.clone().requires_grad_()
+    fn(theirs).backward(grad)
+    _, mode, used = under_mode(lambda: fn(ours).backward(grad))
+    assert not used, sorted(used)
+    assert torch.equal(ours.grad, theirs.grad), (ours.grad, theirs.grad)
+
+
+def test_integer_and_mixed_dtypes_follow_torch():
+    i = torch.arange(-5, 7).reshape(3, 4)
+    f = make((3, 4))
+    cases = [lambda: i + 2, lambda: i * 2.5, lambda: i / 2, lambda: i.sum(), lambda: i + f, lambda: i.clamp(min=0),
+             lambda: i.clamp(min=0.0), lambda: (i > 0) + (i < 2), lambda: i @ i.t(), lambda: i ** 2]
+    for case in cases:
+        expected = case()
+        with dropin.enable():
+            out = case()
+        assert out.dtype == expected.dtype, (out.dtype, expected.dtype)
+        assert torch.equal(out, expected)
+
+
+# ---------------------------------------------------------------------------------------------- falls through
+
+FALL_THROUGH = [
+    ("torch.sin", lambda a, b: torch.sin(a), None),
+    ("tensor exponent", lambda a, b: a.abs().pow(b), "tensor exponent"),
+    ("scalar ** tensor", lambda a, b: 2 ** a, None),
+    ("clamp min=0.5", lambda a, b: a.clamp(min=0.5), "clamp other than min=0"),
+    ("clamp min and max", lambda a, b: a.clamp(min=0, max=1), "clamp other than min=0"),
+    ("mm out=", lambda a, b: torch.mm(a, b.t(), out=torch.empty(3, 3)), "arguments"),
+    ("complex", lambda a, b: torch.complex(a, b) + 1, "torch.complex64 tensor"),
+    ("int8", lambda a, b: a.to(torch.int8) + 1, "torch.int8 tensor"),
+    ("sparse", lambda a, b: (a.to_sparse() * 2).to_dense(), "torch.sparse_coo tensor"),
+    ("weighted mse_loss", lambda a, b: F.mse_loss(a, b, weight=torch.ones(3, 4)), "weighted mse_loss"),
+]
+
+
+@pytest.mark.parametrize("what,fn,reason", FALL_THROUGH, ids=[c[0] for c in FALL_THROUGH])
+def test_uncovered_calls_fall_through_to_torch(what, fn, reason):
+    a, b = make((3, 4)), make((3, 4))
+    try:
+        expected = fn(a, b)
+    except TypeError as exc:  # an argument this torch version does not have
+        pytest.skip(f"torch does not take it: {exc}")
+    with dropin.enable() as mode:
+        out = fn(a, b)
+    assert_close(out, expected)
+    assert sum(mode.fell_through.values()) >= 1
+    if reason is not None:
+        reasons = {r for (_, r) in mode.fell_through_reasons()}
+        assert reason in reasons, reasons
+
+
+def test_torch_errors_surface_unchanged():
+    a, b = make((3, 4)), make((5, 6))
+    with pytest.raises(RuntimeError) as expected:
+        torch.mm(a, b)
+    with dropin.enable() as mode, pytest.raises(RuntimeError) as raised:
+        torch.mm(a, b)
+    assert str(raised.value) == str(expected.value)
+    assert any(r.startswith("pykernels raised") for (_, r) in mode.fell_through_reasons())
+
+
+def test_mode_is_off_outside_the_block():
+    a, b = make((3, 4)), make((4, 5))
+    with dropin.enable():
+        pass
+    assert "aten::mm" in aten_events(lambda: torch.mm(a, b))
+
+
+def test_tensor_subclasses_fall_through():
+    class Sub(torch.Tensor):
+        pass
+
+    a = make((2, 2)).as_subclass(Sub)
+    with dropin.enable() as mode:
+        out = a + 1
+    assert type(out) is Sub
+    assert mode.routed["torch.Tensor.add"] == 0
+
+
+# ---------------------------------------------------------------------------------------------- optimizers
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD-momentum", dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)),
+    ("Adam", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+]
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["per-tensor", "foreach"])
+@pytest.mark.parametrize("name,options", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
+def test_optimizer_steps_routed_and_equal(name, options, foreach):
+    cls = getattr(torch.optim, name.split("-")[0])
+    start = [make((5, 4)), make((4,))]
+    grads = [[make((5, 4)), make((4,))] for _ in range(3)]
+
+    def train(under):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = cls(params, foreach=foreach, **options)
+        for g in grads:
+            for p, gi in zip(params, g):
+                p.grad = gi.clone()
+            with under:
+                opt.step()
+        return params
+
+    expected = train(contextlib.nullcontext())
+    mode = dropin.enable()
+    result = []
+    used = aten_events(lambda: result.append(train(mode))) & FORBIDDEN
+    params = result[0]
+    assert not used, f"{name} ran torch ops {sorted(used)} under the mode"
+    assert not mode.fell_through_reasons(), mode.report()
+    for p, q in zip(params, expected):
+        assert_close(p, q, atol=1e-6, rtol=1e-5)
+
+
+def test_foreach_functions_routed():
+    xs, ys, zs = ([make((3, 2), nonzero=True), make((4,), nonzero=True)] for _ in range(3))
+
+    def calls(xs, ys, zs):
+        xs = [x.clone() for x in xs]
+        torch._foreach_add_(xs, ys, alpha=2)
+        torch._foreach_mul_(xs, 0.5)
+        torch._foreach_addcdiv_(xs, ys, zs, [0.1, -0.2])
+        torch._foreach_lerp_(xs, ys, 0.25)
+        out = torch._foreach_sqrt(torch._foreach_mul(xs, xs))
+        torch._foreach_div_(out, torch.tensor(2.0))
+        return out + torch._foreach_neg(ys)
+
+    expected = calls(xs, ys, zs)
+    got, mode, used = under_mode(lambda: calls(xs, ys, zs))
+    assert not used, sorted(used)
+    assert not mode.fell_through_reasons(), mode.report()
+    assert mode.routed["torch._foreach_addcdiv_"] == 1
+    for a, b in zip(got, expected):
+        assert_close(a, b)
+
+
+# ---------------------------------------------------------------------------------------------- the tutorials
+
+TUTORIALS = [
+    ("tensors", "tutorial_tensors.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
+                                            "torch.Tensor.sum", "torch.Tensor.sub", "torch.Tensor.mul",
+                                            "torch.Tensor.sub_"}),
+    ("autograd", "tutorial_autograd.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
+                                              "torch.Tensor.sum", "torch.Tensor.sub_"}),
+    ("nn", "tutorial_nn.py", [], {"torch.nn.functional.linear", "torch.nn.functional.relu",
+                                  "torch.nn.functional.mse_loss", "torch.Tensor.sub_"}),
+    ("optim-sgd", "tutorial_optim.py", ["--sgd"], {"torch.nn.functional.linear", "torch.Tensor.add_"}),
+    ("optim-adam", "tutorial_optim.py", ["--adam"], {"torch.Tensor.lerp_", "torch.Tensor.addcmul_",
+                                                     "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"}),
+    ("optim-sgd-foreach", "tutorial_optim.py", ["--sgd", "--foreach"], {"torch._foreach_add_"}),
+    ("optim-adam-foreach", "tutorial_optim.py", ["--adam", "--foreach"], {"torch._foreach_lerp_",
+                                                                          "torch._foreach_addcdiv_"}),
+    ("module", "tutorial_module.py", [], {"torch.nn.functional.linear", "torch.Tensor.clamp",
+                                          "torch.nn.functional.mse_loss", "torch.Tensor.add_"}),
+]
+TUTORIAL_ITERS = 4
+
+
+def run_tutorial(script, args, mode=None):
+    """Runs a tutorial script in this process (as __main__), returns its printed losses."""
+    path = os.path.join(SCRIPTS, script)
+    saved = sys.argv[:]
+    sys.argv = [path, str(TUTORIAL_ITERS), *args]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), (mode or contextlib.nullcontext()):
+            runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = saved
+    return [float(line.split()[1]) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("what,script,args,names", TUTORIALS, ids=[t[0] for t in TUTORIALS])
+def test_tutorial_runs_on_pykernels_only(what, script, args, names):
+    expected = run_tutorial(script, args)
+    mode = dropin.enable()
+    losses = []
+    used = aten_events(lambda: losses.extend(run_tutorial(script, args, mode))) & FORBIDDEN
+    assert not used, f"tutorial {what} ran torch ops {sorted(used)} under the mode\n{mode.report()}"
+    assert not mode.fell_through_reasons(), mode.report()
+    missing = names - set(mode.routed)
+    assert not missing, f"not routed: {sorted(missing)}\n{mode.report()}"
+    assert losses and len(losses) == len(expected)
+    for got, want in zip(losses, expected):
+        assert abs(got - want) <= 1e-4 * abs(want), (losses, expected)
+    # what falls through is not compute: e.g. the tensors tutorial's `grad_h[h < 0] = 0`
+    if what == "tensors":
+        assert mode.fell_through["torch.Tensor.__setitem__"] == TUTORIAL_ITERS
+        assert mode.fell_through["torch.Tensor.lt"] == TUTORIAL_ITERS
+
+
+def test_tutorial_with_grad_zero_leaves_only_autograds_own_accumulation():
+    """After `w.grad.zero_()`, the next backward adds into the existing .grad inside autograd's C++
+    AccumulateGrad node (aten::add_), which no TorchFunctionMode sees; `w.grad = None` avoids it."""
+    mode = dropin.enable()
+    used = aten_events(lambda: run_tutorial("tutorial_autograd.py", ["--zero-grad"], mode)) & FORBIDDEN
+    assert used == {"aten::add_"}
+    assert not mode.fell_through_reasons(), mode.report()
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def test_report_table():
+    out = io.StringIO()
+    a, b = make((3, 4)), make((4, 5))
+    with dropin.enable(report=True, file=out) as mode:
+        for _ in range(3):
+            (a @ b).relu().sum()
+        torch.sin(a)
+        a.pow(b[:3, :4])
+        _ = a.shape
+    text = out.getvalue()
+    assert text.strip() == mode.report().strip()
+    assert "routed to pykernels" in text and "fell through to torch" in text
+    lines = {line.split()[0]: line.split()[-1] for line in text.splitlines() if line.startswith("    ")}
+    assert lines["torch.Tensor.matmul"] == "3" and lines["torch.Tensor.relu"] == "3" and lines["torch.sin"] == "1"
+    assert "torch.Tensor.pow  [covered, but tensor exponent]" in text
+    assert "attribute reads" in text
+    assert mode.routed == {"torch.Tensor.matmul": 3, "torch.Tensor.relu": 3, "torch.Tensor.sum": 3}
+
+
+def test_enable_is_exported_from_the_package():
+    if not hasattr(pykernels, "enable"):
+        pytest.skip("pykernels/__init__.py does not export enable yet (`from .dropin import enable`)")
+    assert pykernels.enable is dropin.enable
+
+
+# ---------------------------------------------------------------------------------------------- python -m pykernels run
+
+
+def test_run_main_gives_the_script_its_argv_main_and_exit_status(capsys):
+    script = os.path.join(SCRIPTS, "argv_exit.py")
+    status = dropin.run_main([script, "3", "a", "--flag", "-x"])
+    captured = capsys.readouterr()
+    seen = json.loads(captured.out.strip().splitlines()[-1])
+    assert status == 3
+    assert seen["argv"] == [script, "3", "a", "--flag", "-x"]
+    assert seen["name"] == "__main__" and os.path.samefile(seen["file"], script)
+    assert seen["value"] == 16.0
+    assert "pykernels drop-in report" in captured.err
+    assert "torch.Tensor.matmul" in captured.err and "torch.Tensor.sum" in captured.err
+
+
+def test_run_script_reports_an_uncaught_exception(tmp_path, capsys):
+    script = tmp_path / "boom.py"
+    script.write_text("import torch\nx = torch.ones(2) * 2\nraise ValueError('boom')\n")
+    assert dropin.run_script(str(script), []) == 1
+    err = capsys.readouterr().err
+    assert "ValueError: boom" in err and "torch.Tensor.mul" in err
+
+
+def test_run_script_as_a_module(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(SCRIPTS)
+    assert dropin.run_script("argv_exit", ["0", "z"], module=True, report=False) == 0
+    captured = capsys.readouterr()
+    seen = json.loads(captured.out.strip().splitlines()[-1])
+    assert seen["argv"][1:] == ["0", "z"] and seen["name"] == "__main__"
+    assert captured.err == ""
+
+
+def test_python_dash_m_pykernels_run():
+    script = os.path.join(SCRIPTS, "argv_exit.py")
+    proc = subprocess.run([sys.executable, "-m", "pykernels", "run", script, "7", "--verbose", "x"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["argv"] == [script, "7", "--verbose", "x"] and seen["name"] == "__main__"
+    assert "pykernels drop-in report" in proc.stderr and "torch.Tensor.matmul" in proc.stderr
+    assert "pykernels drop-in report" not in proc.stdout
+
+
+def test_run_main_on_a_tutorial_prints_torchs_losses(capsys):
+    expected = run_tutorial("tutorial_nn.py", [])
+    assert dropin.run_main([os.path.join(SCRIPTS, "tutorial_nn.py"), str(TUTORIAL_ITERS)]) == 0
+    captured = capsys.readouterr()
+    losses = [float(line.split()[1]) for line in captured.out.splitlines()]
+    assert len(losses) == len(expected)
+    for got, want in zip(losses, expected):
+        assert abs(got - want) <= 1e-4 * abs(want)
+    assert "torch.nn.functional.linear" in captured.err and "torch.nn.functional.mse_loss" in captured.err
+
+
+_PYKERNELS_CUDA = torch.cuda.is_available() and "cuda" in {
+    b.lower() for b in pykernels.build_info().get("backends", [])}
+
+
+@pytest.mark.skipif(not _PYKERNELS_CUDA, reason="no GPU visible, or this pykernels build has no CUDA kernels")
+def test_routed_on_the_gpu():
+    model = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).cuda()
+    reference = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).cuda()
+    reference.load_state_dict(model.state_dict())
+    x, y = make((16, 20), device="cuda"), make((16, 3), device="cuda")
+    for net, context in ((reference, contextlib.nullcontext()), (model, None)):
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)  # foreach on the GPU
+
+        def steps(net=net, optimizer=optimizer):
+            for _ in range(3):
+                optimizer.zero_grad()
+                F.mse_loss(net(x), y, reduction="sum").backward()
+                optimizer.step()
+
+        if context is not None:
+            with context:
+                steps()
+        else:
+            _, mode, used = under_mode(steps)
+            assert not used, sorted(used)
+            assert not mode.fell_through_reasons(), mode.report()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert_close(p, q, atol=1e-5, rtol=1e-4)
