@@ -1,10 +1,17 @@
-// The instruction set the CPU kernels were compiled for. The kernels are written as plain
-// loops with compile-time trip counts so the compiler vectorizes them for this target.
+// The instruction sets the CPU kernels use. The elementwise and reduction kernels are plain loops
+// with compile-time trip counts that the compiler vectorizes for the build target; the GEMM
+// microkernel is chosen at run time (cpu/gemm.cpp): AVX2+FMA intrinsics where the CPU has them,
+// a portable kernel otherwise.
 #pragma once
+
+#include <string>
 
 namespace pykernels {
 
-inline const char* cpu_simd_level() {
+// "AVX2+FMA (runtime-selected GEMM microkernel)" or "generic (portable GEMM microkernel)".
+const char* cpu_gemm_path_name();
+
+inline const char* cpu_build_simd_level() {
 #if defined(__AVX512F__)
   return "AVX512 (compiler-vectorized)";
 #elif defined(__AVX2__)
@@ -16,6 +23,13 @@ inline const char* cpu_simd_level() {
 #else
   return "scalar";
 #endif
+}
+
+// e.g. "GEMM: AVX2+FMA (runtime-selected GEMM microkernel); other kernels: SSE2 (...)".
+inline const char* cpu_simd_level() {
+  static const std::string level =
+      std::string("GEMM: ") + cpu_gemm_path_name() + "; other kernels: " + cpu_build_simd_level();
+  return level.c_str();
 }
 
 }  // namespace pykernels
