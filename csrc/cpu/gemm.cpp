@@ -7,7 +7,7 @@
 //     6 x 8 doubles), compiled for that target alone;
 //   * anything else (older x86-64, aarch64, ...): the portable kernel below, plain C++ that the
 //     compiler vectorizes for the baseline target.
-// Setting PYKERNELS_CPU_GEMM=generic in the environment forces the portable kernel (read once).
+// PYKERNELS_NO_AVX2=1 in the environment forces the portable kernel (cpu/cpu_features.h).
 //
 // Threads: a batch of at least as many matrices as threads is split by matrix; otherwise each
 // matrix is cut into a grid of blocks of C (whole register tiles), one per thread, along the
@@ -21,12 +21,11 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <numeric>
 #include <type_traits>
 #include <vector>
 
+#include "cpu/cpu_features.h"
 #include "cpu/gemm_blocked.h"
 #include "cpu/gemm_ukernel.h"
 #include "kernels.h"
@@ -72,22 +71,6 @@ void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t
       for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
     }
   }
-}
-
-enum class GemmPath { Generic, Avx2 };
-
-GemmPath select_path() {
-  const char* forced = std::getenv("PYKERNELS_CPU_GEMM");
-  if (forced != nullptr && std::strcmp(forced, "generic") == 0) return GemmPath::Generic;
-#if defined(__x86_64__)
-  if (cpu::cpu_has_avx2_fma()) return GemmPath::Avx2;
-#endif
-  return GemmPath::Generic;
-}
-
-GemmPath gemm_path() {
-  static const GemmPath path = select_path();
-  return path;
 }
 
 // ---- blocking and threading --------------------------------------------------------------------
@@ -205,7 +188,7 @@ void gemm_blocked_batch(const GemmProblem& p, GemmMicrokernel<T> kernel) {
 template <typename T>
 void gemm_float(const GemmProblem& p) {
 #if defined(__x86_64__)
-  if (gemm_path() == GemmPath::Avx2) {
+  if (cpu::cpu_has_avx2_fma()) {
     if constexpr (std::is_same_v<T, float>) {
       const auto& info = cpu::avx2_gemm_kernel_f32();
       TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16);
@@ -335,11 +318,6 @@ void gemm_wide(const GemmProblem& p) {
 }
 
 }  // namespace
-
-const char* cpu_gemm_path_name() {
-  return gemm_path() == GemmPath::Avx2 ? "AVX2+FMA (runtime-selected GEMM microkernel)"
-                                       : "generic (portable GEMM microkernel)";
-}
 
 void gemm_kernel_cpu(const GemmProblem& p) {
   switch (p.dtype) {

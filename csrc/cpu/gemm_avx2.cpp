@@ -2,7 +2,8 @@
 //
 // This translation unit alone is compiled for AVX2+FMA, by `#pragma GCC target` below rather than
 // by build flags, so the rest of the extension keeps the x86-64 baseline and runs on any CPU; the
-// driver calls these kernels only after cpu_has_avx2_fma() said yes at run time.
+// driver calls these kernels only after cpu_has_avx2_fma() (cpu/cpu_features.h) said yes at run
+// time.
 //
 // Register tile: 6 rows x 2 vectors (6 x 16 floats, 6 x 8 doubles). AVX2 has 16 ymm registers:
 // 12 hold the accumulators, 2 the current row of B, 1 the broadcast element of A. Per k step
@@ -14,20 +15,6 @@
 #include "cpu/gemm_ukernel.h"
 
 #if defined(__x86_64__)
-
-namespace pykernels {
-namespace cpu {
-
-bool cpu_has_avx2_fma() {
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-}
-
-}  // namespace cpu
-}  // namespace pykernels
 
 // Everything from here to the pop is compiled for AVX2+FMA.
 #pragma GCC push_options

@@ -27,9 +27,7 @@ struct GemmKernelInfo {
 };
 
 #if defined(__x86_64__)
-// True when the CPU running us has AVX2 and FMA (checked once, at first call).
-bool cpu_has_avx2_fma();
-// The AVX2+FMA kernels (cpu/gemm_avx2.cpp); call only when cpu_has_avx2_fma().
+// The AVX2+FMA kernels (cpu/gemm_avx2.cpp); call only when cpu_has_avx2_fma() (cpu/cpu_features.h).
 const GemmKernelInfo<float>& avx2_gemm_kernel_f32();
 const GemmKernelInfo<double>& avx2_gemm_kernel_f64();
 #endif

@@ -1,15 +1,17 @@
-// The instruction sets the CPU kernels use. The elementwise and reduction kernels are plain loops
-// with compile-time trip counts that the compiler vectorizes for the build target; the GEMM
-// microkernel is chosen at run time (cpu/gemm.cpp): AVX2+FMA intrinsics where the CPU has them,
-// a portable kernel otherwise.
+// The instruction sets the CPU kernels use, for build_info()["cpu_simd"] and `pykernels info`.
+//
+// The extension is compiled for the build target (the x86-64 baseline, SSE2, unless the flags
+// say otherwise): the reductions and anything not listed below are plain loops the compiler
+// vectorizes for it. On x86-64, two kinds of kernels also have AVX2 variants that are chosen at
+// run time by CPU feature detection (cpu/cpu_features.h): the GEMM microkernel (AVX2+FMA
+// intrinsics, cpu/gemm_avx2.cpp) and the float/double elementwise loops (cpu/loops.h).
 #pragma once
 
 #include <string>
 
-namespace pykernels {
+#include "cpu/cpu_features.h"
 
-// "AVX2+FMA (runtime-selected GEMM microkernel)" or "generic (portable GEMM microkernel)".
-const char* cpu_gemm_path_name();
+namespace pykernels {
 
 inline const char* cpu_build_simd_level() {
 #if defined(__AVX512F__)
@@ -25,10 +27,20 @@ inline const char* cpu_build_simd_level() {
 #endif
 }
 
-// e.g. "GEMM: AVX2+FMA (runtime-selected GEMM microkernel); other kernels: SSE2 (...)".
+// e.g. "AVX2+FMA (runtime-selected: GEMM microkernel, elementwise loops); SSE2 (x86-64 baseline,
+// compiler-vectorized) elsewhere", or "SSE2 (...); generic GEMM microkernel".
 inline const char* cpu_simd_level() {
-  static const std::string level =
-      std::string("GEMM: ") + cpu_gemm_path_name() + "; other kernels: " + cpu_build_simd_level();
+  static const std::string level = [] {
+    if (cpu::cpu_has_avx2_fma()) {
+      return std::string("AVX2+FMA (runtime-selected: GEMM microkernel, elementwise loops); ") +
+             cpu_build_simd_level() + " elsewhere";
+    }
+    if (cpu::cpu_has_avx2()) {
+      return std::string("AVX2 (runtime-selected: elementwise loops); ") + cpu_build_simd_level() +
+             " elsewhere; generic GEMM microkernel";
+    }
+    return std::string(cpu_build_simd_level()) + "; generic GEMM microkernel";
+  }();
   return level.c_str();
 }
 
