@@ -8,6 +8,7 @@ pair is registered on the raw op with ``torch.library.register_autograd``, so
 In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
 registered autograd.
 """
+import inspect
 from types import SimpleNamespace
 
 import torch
@@ -65,14 +66,32 @@ def _register(name, setup_context, backward):
     def call_op(*args):
         return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
 
+    # Function.apply binds its arguments to forward's signature on every call (for
+    # setup_context); inspect rebuilds that signature each time unless it is cached here.
+    call_op.__signature__ = inspect.signature(call_op)
+
+    def eager_forward(ctx, *args):
+        # Grad mode is off inside forward, so the op's registered autograd would only
+        # redispatch below autograd: go there directly.
+        with _BelowAutograd():
+            output = call_op(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    cls_name = name.title().replace("_", "")
+    # The same formulas as a forward(ctx, ...) Function, which apply() calls with much less
+    # overhead than a setup_context Function; torch.func transforms need the latter.
+    eager = type(cls_name, (torch.autograd.Function,),
+                 {"forward": staticmethod(eager_forward), "backward": staticmethod(backward)})
     return type(
-        name.title().replace("_", ""),
+        cls_name,
         (OpFunction,),
         {
             "forward": staticmethod(call_op),
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
             "call_op": staticmethod(call_op),
+            "_eager": eager,
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
@@ -87,7 +106,17 @@ class OpFunction(torch.autograd.Function):
         # dynamo cannot trace Function.apply when one tensor is passed twice (x * x).
         if torch.compiler.is_compiling():
             return cls.call_op(*args)
-        return cls.apply(*args)
+        if torch._C._are_functorch_transforms_active():
+            return cls.apply(*args)
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return cls._eager.apply(*args)
+        # No graph to record: the op's registered autograd would only redispatch below
+        # autograd, so skip Function.apply and that hop (tens of microseconds per call).
+        with _BelowAutograd():
+            return cls.call_op(*args)
+
+
+_BelowAutograd = torch._C._AutoDispatchBelowAutograd
 
 
 def _save_inputs(ctx, inputs, output):
