@@ -63,8 +63,26 @@ def _register(name, setup_context, backward):
         torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
     op = getattr(_ops, name).default
 
-    def call_op(*args):
-        return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+    if len(kwonly) == 1:
+        (kw_name,) = kwonly
+        kw_default = [a.default_value for a in arguments if a.kwarg_only][0]
+
+        def call_op(*args):
+            # The keyword costs a microsecond of argument parsing: leave it out when it is the
+            # schema's default (same type too: alpha=1.0 is not alpha=1 for integer tensors).
+            if len(args) > n_positional:
+                value = args[n_positional]
+                if value.__class__ is not kw_default.__class__ or value != kw_default:
+                    return op(*args[:n_positional], **{kw_name: value})
+            return op(*args[:n_positional])
+    elif kwonly:
+
+        def call_op(*args):
+            return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+    else:
+
+        def call_op(*args):
+            return op(*args)
 
     # Function.apply binds its arguments to forward's signature on every call (for
     # setup_context); inspect rebuilds that signature each time unless it is cached here.
@@ -104,11 +122,11 @@ class OpFunction(torch.autograd.Function):
     def run(cls, *args):
         # torch.compile traces the raw op (a graph node with the same registered autograd):
         # dynamo cannot trace Function.apply when one tensor is passed twice (x * x).
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return cls.call_op(*args)
-        if torch._C._are_functorch_transforms_active():
+        if _functorch_active():
             return cls.apply(*args)
-        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        if _grad_enabled() and _any_requires_grad(*args):
             return cls._eager.apply(*args)
         # No graph to record: the op's registered autograd would only redispatch below
         # autograd, so skip Function.apply and that hop (tens of microseconds per call).
@@ -116,6 +134,11 @@ class OpFunction(torch.autograd.Function):
             return cls.call_op(*args)
 
 
+# Looked up once: run() is on every public call's path.
+_is_compiling = torch.compiler.is_compiling
+_functorch_active = torch._C._are_functorch_transforms_active
+_grad_enabled = torch._C.is_grad_enabled
+_any_requires_grad = torch._C._any_requires_grad
 _BelowAutograd = torch._C._AutoDispatchBelowAutograd
 
 
