@@ -34,7 +34,6 @@ namespace pykernels {
 namespace {
 
 using cpu::GemmArgs;
-using cpu::GemmMicrokernel;
 using cpu::GemmPlan;
 
 // ---- the portable microkernel ------------------------------------------------------------------
@@ -133,7 +132,7 @@ void choose_grid(int64_t m, int64_t n, int64_t parts, int64_t MR, int64_t NR, in
 }
 
 template <typename T, int MR, int NR>
-void gemm_blocked_batch(const GemmProblem& p, GemmMicrokernel<T> kernel) {
+void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kernel) {
   const int64_t m = p.m, n = p.n, k = p.k;
   const int64_t nbatch = p.batch.numel;
   auto matrix = [&](int64_t b_idx) {
@@ -192,16 +191,17 @@ void gemm_float(const GemmProblem& p) {
     if constexpr (std::is_same_v<T, float>) {
       const auto& info = cpu::avx2_gemm_kernel_f32();
       TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16);
-      return gemm_blocked_batch<float, 6, 16>(p, info.kernel);
+      return gemm_blocked_batch<float, 6, 16>(p, info);
     } else {
       const auto& info = cpu::avx2_gemm_kernel_f64();
       TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 8);
-      return gemm_blocked_batch<double, 6, 8>(p, info.kernel);
+      return gemm_blocked_batch<double, 6, 8>(p, info);
     }
   }
 #endif
   constexpr int NR = std::is_same_v<T, float> ? 8 : 4;
-  gemm_blocked_batch<T, 4, NR>(p, &generic_microkernel<T, 4, NR>);
+  static const cpu::GemmKernelInfo<T> generic{4, NR, &generic_microkernel<T, 4, NR>, nullptr};
+  gemm_blocked_batch<T, 4, NR>(p, generic);
 }
 
 // ---- widening path: float16, bfloat16, integers -----------------------------------------------

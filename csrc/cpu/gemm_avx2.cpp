@@ -149,10 +149,64 @@ void microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, i
   return tile_rows<T, 1, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
 }
 
+// Column-major B (a transposed operand, e.g. w.t()) packed by register transposes: 8 x 8 floats
+// or 4 x 4 doubles at a time, instead of one strided element at a time.
+void pack_b_col_major_f32(const float* b, int64_t cs, int64_t kc, float* dst) {
+  constexpr int NR = kNV * 8;
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int c0 = 0; c0 < NR; c0 += 8) {
+      __m256 r[8];
+      for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(b + (c0 + c) * cs + k);
+      // 8 x 8 transpose: r[c][k] -> t[k][c].
+      const __m256 a0 = _mm256_unpacklo_ps(r[0], r[1]), a1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 a2 = _mm256_unpacklo_ps(r[2], r[3]), a3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 a4 = _mm256_unpacklo_ps(r[4], r[5]), a5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 a6 = _mm256_unpacklo_ps(r[6], r[7]), a7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+      const __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+      const __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
+      const __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
+      float* d = dst + k * NR + c0;
+      _mm256_storeu_ps(d + 0 * NR, _mm256_permute2f128_ps(b0, b4, 0x20));
+      _mm256_storeu_ps(d + 1 * NR, _mm256_permute2f128_ps(b1, b5, 0x20));
+      _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(b2, b6, 0x20));
+      _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(b3, b7, 0x20));
+      _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(b0, b4, 0x31));
+      _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(b1, b5, 0x31));
+      _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(b2, b6, 0x31));
+      _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(b3, b7, 0x31));
+    }
+  }
+  for (; k < kc; ++k)
+    for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[c * cs + k];
+}
+
+void pack_b_col_major_f64(const double* b, int64_t cs, int64_t kc, double* dst) {
+  constexpr int NR = kNV * 4;
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    for (int c0 = 0; c0 < NR; c0 += 4) {
+      const __m256d r0 = _mm256_loadu_pd(b + (c0 + 0) * cs + k), r1 = _mm256_loadu_pd(b + (c0 + 1) * cs + k);
+      const __m256d r2 = _mm256_loadu_pd(b + (c0 + 2) * cs + k), r3 = _mm256_loadu_pd(b + (c0 + 3) * cs + k);
+      // 4 x 4 transpose: r[c][k] -> t[k][c].
+      const __m256d a0 = _mm256_unpacklo_pd(r0, r1), a1 = _mm256_unpackhi_pd(r0, r1);
+      const __m256d a2 = _mm256_unpacklo_pd(r2, r3), a3 = _mm256_unpackhi_pd(r2, r3);
+      double* d = dst + k * NR + c0;
+      _mm256_storeu_pd(d + 0 * NR, _mm256_permute2f128_pd(a0, a2, 0x20));
+      _mm256_storeu_pd(d + 1 * NR, _mm256_permute2f128_pd(a1, a3, 0x20));
+      _mm256_storeu_pd(d + 2 * NR, _mm256_permute2f128_pd(a0, a2, 0x31));
+      _mm256_storeu_pd(d + 3 * NR, _mm256_permute2f128_pd(a1, a3, 0x31));
+    }
+  }
+  for (; k < kc; ++k)
+    for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[c * cs + k];
+}
+
 }  // namespace
 
-extern const GemmKernelInfo<float> kAvx2F32{kMR, kNV * 8, &microkernel<float>};
-extern const GemmKernelInfo<double> kAvx2F64{kMR, kNV * 4, &microkernel<double>};
+extern const GemmKernelInfo<float> kAvx2F32{kMR, kNV * 8, &microkernel<float>, &pack_b_col_major_f32};
+extern const GemmKernelInfo<double> kAvx2F64{kMR, kNV * 4, &microkernel<double>, &pack_b_col_major_f64};
 
 }  // namespace cpu
 }  // namespace pykernels

@@ -109,12 +109,15 @@ void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T*
 // Rows [0, kc) x columns [0, nc) of B as NR-column slivers, each k-major (NR values per k); a
 // partial last sliver is zero-padded.
 template <typename T, int NR>
-void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst) {
+void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst,
+                  GemmPackBColMajor<T> pack_col_major = nullptr) {
   for (int64_t j = 0; j < nc; j += NR) {
     const int64_t cols = std::min<int64_t>(NR, nc - j);
     const T* src = b + j * cs;
     if (cols == NR && cs == 1) {  // row-major B: NR contiguous values per k
       for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, src + k * rs, NR * sizeof(T));
+    } else if (cols == NR && rs == 1 && pack_col_major != nullptr) {
+      pack_col_major(src, cs, kc, dst);
     } else if (cols == NR && rs == 1) {  // column-major B: walk each column contiguously
       for (int c = 0; c < NR; ++c)
         for (int64_t k = 0; k < kc; ++k) dst[k * NR + c] = src[c * cs + k];
@@ -130,7 +133,8 @@ void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T*
 
 // C = A @ B for one (sub)matrix, on the calling thread.
 template <typename T, int MR, int NR>
-void gemm_blocked(GemmMicrokernel<T> kernel, const GemmArgs<T>& g, const GemmPlan& plan) {
+void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const GemmPlan& plan) {
+  const GemmMicrokernel<T> kernel = info.kernel;
   const int64_t m = g.m, n = g.n, k = g.k;
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
@@ -156,7 +160,7 @@ void gemm_blocked(GemmMicrokernel<T> kernel, const GemmArgs<T>& g, const GemmPla
       const bool accumulate = pc > 0;
       const T* b_panel = g.b + pc * g.b_rs + jc * g.b_cs;
       if (pack_b) {
-        pack_b_panel<T, NR>(b_panel, g.b_rs, g.b_cs, kc, nc, b_buf);
+        pack_b_panel<T, NR>(b_panel, g.b_rs, g.b_cs, kc, nc, b_buf, info.pack_b_col_major);
       } else if (n_full < nc) {
         pack_b_panel<T, NR>(b_panel + n_full, g.b_rs, 1, kc, nc - n_full, b_buf);
       }

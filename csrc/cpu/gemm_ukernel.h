@@ -20,10 +20,17 @@ template <typename T>
 using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs,
                                  const T* b, int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate);
 
+// Packs one full NR-column sliver of a column-major B (B(k, j) at b[k + j * b_cs]) into the
+// k-major layout the microkernel reads: dst[k * NR + j] = B(k, j) for k < kc, j < NR. Optional:
+// the driver has a portable loop for it.
+template <typename T>
+using GemmPackBColMajor = void (*)(const T* b, int64_t b_cs, int64_t kc, T* dst);
+
 template <typename T>
 struct GemmKernelInfo {
   int64_t mr, nr;  // register tile
   GemmMicrokernel<T> kernel;
+  GemmPackBColMajor<T> pack_b_col_major;  // may be null
 };
 
 #if defined(__x86_64__)
