@@ -8,6 +8,7 @@ pair is registered on the raw op with ``torch.library.register_autograd``, so
 In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
 registered autograd.
 """
+import inspect
 from types import SimpleNamespace
 
 import torch
@@ -62,17 +63,53 @@ def _register(name, setup_context, backward):
         torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
     op = getattr(_ops, name).default
 
-    def call_op(*args):
-        return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+    if len(kwonly) == 1:
+        (kw_name,) = kwonly
+        kw_default = [a.default_value for a in arguments if a.kwarg_only][0]
 
+        def call_op(*args):
+            # The keyword costs a microsecond of argument parsing: leave it out when it is the
+            # schema's default (same type too: alpha=1.0 is not alpha=1 for integer tensors).
+            if len(args) > n_positional:
+                value = args[n_positional]
+                if value.__class__ is not kw_default.__class__ or value != kw_default:
+                    return op(*args[:n_positional], **{kw_name: value})
+            return op(*args[:n_positional])
+    elif kwonly:
+
+        def call_op(*args):
+            return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+    else:
+
+        def call_op(*args):
+            return op(*args)
+
+    # Function.apply binds its arguments to forward's signature on every call (for
+    # setup_context); inspect rebuilds that signature each time unless it is cached here.
+    call_op.__signature__ = inspect.signature(call_op)
+
+    def eager_forward(ctx, *args):
+        # Grad mode is off inside forward, so the op's registered autograd would only
+        # redispatch below autograd: go there directly.
+        with _BelowAutograd():
+            output = call_op(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    cls_name = name.title().replace("_", "")
+    # The same formulas as a forward(ctx, ...) Function, which apply() calls with much less
+    # overhead than a setup_context Function; torch.func transforms need the latter.
+    eager = type(cls_name, (torch.autograd.Function,),
+                 {"forward": staticmethod(eager_forward), "backward": staticmethod(backward)})
     return type(
-        name.title().replace("_", ""),
+        cls_name,
         (OpFunction,),
         {
             "forward": staticmethod(call_op),
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
             "call_op": staticmethod(call_op),
+            "_eager": eager,
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
@@ -85,9 +122,24 @@ class OpFunction(torch.autograd.Function):
     def run(cls, *args):
         # torch.compile traces the raw op (a graph node with the same registered autograd):
         # dynamo cannot trace Function.apply when one tensor is passed twice (x * x).
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return cls.call_op(*args)
-        return cls.apply(*args)
+        if _functorch_active():
+            return cls.apply(*args)
+        if _grad_enabled() and _any_requires_grad(*args):
+            return cls._eager.apply(*args)
+        # No graph to record: the op's registered autograd would only redispatch below
+        # autograd, so skip Function.apply and that hop (tens of microseconds per call).
+        with _BelowAutograd():
+            return cls.call_op(*args)
+
+
+# Looked up once: run() is on every public call's path.
+_is_compiling = torch.compiler.is_compiling
+_functorch_active = torch._C._are_functorch_transforms_active
+_grad_enabled = torch._C.is_grad_enabled
+_any_requires_grad = torch._C._any_requires_grad
+_BelowAutograd = torch._C._AutoDispatchBelowAutograd
 
 
 def _save_inputs(ctx, inputs, output):

@@ -1,53 +1,229 @@
 // CPU GEMM for mm, bmm and matmul: C = A @ B per batch, any strides, any dtype torch's CPU mm
 // takes (floating and integer).
 //
-// Structure (Goto/BLIS): C is cut into MC x NC tiles, one tile per task, so threads never write
-// the same memory. For each KC-deep slice of K, the tile's A panel (MC x KC) and B panel
-// (KC x NC) are packed into contiguous buffers in the order the microkernel reads them (this is
-// where transposed or strided operands are absorbed, and half/bfloat16 are widened to float);
-// the microkernel then keeps an MR x NR block of C in registers for the whole slice. Packing is
-// O(MC*KC + KC*NC) per slice against O(MC*NC*KC) multiply-adds, so it costs a few percent.
-// Partial tiles are zero-padded in the packed buffers, so edges take the same fast path.
-// Sums over the K slices are kept in an accumulator tile of acc_t (float for half/bfloat16,
-// int64 for integers) and rounded to the output type once at the end.
+// float32 and float64 run the Goto/BLIS loop nest of cpu/gemm_blocked.h, accumulating in place
+// in C, over a register-tile microkernel picked once at run time:
+//   * x86-64 with AVX2+FMA: the intrinsics kernels of cpu/gemm_avx2.cpp (6 x 16 floats,
+//     6 x 8 doubles), compiled for that target alone;
+//   * anything else (older x86-64, aarch64, ...): the portable kernel below, plain C++ that the
+//     compiler vectorizes for the baseline target.
+// PYKERNELS_NO_AVX2=1 in the environment forces the portable kernel (cpu/cpu_features.h).
+//
+// Threads: a batch of at least as many matrices as threads is split by matrix; otherwise each
+// matrix is cut into a grid of blocks of C (whole register tiles), one per thread, along the
+// dimension that duplicates the least packing. Each block is an independent sequential GEMM,
+// so threads never share a buffer or write the same memory.
+//
+// float16, bfloat16 and integers widen (float, int64 accumulators) in a separate tiled path
+// that keeps the sums in an accumulator tile and rounds once at the end.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstring>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
+#include "cpu/cpu_features.h"
+#include "cpu/gemm_blocked.h"
+#include "cpu/gemm_ukernel.h"
 #include "kernels.h"
 
 namespace pykernels {
 namespace {
 
+using cpu::GemmArgs;
+using cpu::GemmPlan;
+
+// ---- the portable microkernel ------------------------------------------------------------------
+
+// Same contract as the AVX2 kernels (cpu/gemm_ukernel.h). Fixed trip counts over NR let the
+// compiler keep the tile in vector registers; 4 x 8 floats or 4 x 4 doubles use 8 of SSE2's or
+// NEON's 16 (32) vector registers.
+template <typename T, int MR, int NR>
+void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  T t[MR][NR] = {};
+  if (mr == MR) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* bk = b + k * b_rs;
+      for (int r = 0; r < MR; ++r) {
+        const T ar = a[r * a_rs + k * a_cs];
+        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* bk = b + k * b_rs;
+      for (int64_t r = 0; r < mr; ++r) {
+        const T ar = a[r * a_rs + k * a_cs];
+        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+      }
+    }
+  }
+  for (int64_t r = 0; r < mr; ++r) {
+    T* cr = c + r * c_rs;
+    if (accumulate) {
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
+    } else {
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
+    }
+  }
+}
+
+// ---- blocking and threading --------------------------------------------------------------------
+
+// Cache blocks, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core): the KC x NR sliver of B
+// (16 KiB for float) stays in L1 while the MC x KC block of A (144 KiB) streams from L2.
+constexpr int64_t kMC = 144;
+constexpr int64_t kKC = 256;
+constexpr int64_t kNC = 4080;
+
+// Below this many multiply-adds a product runs on the calling thread: waking threads costs more.
+constexpr int64_t kParallelWork = int64_t(1) << 20;
+
+// Packing pays for itself when a packed element is reused often enough (see gemm_blocked.h).
+template <int MR, int NR, typename T>
+GemmPlan make_plan(const GemmArgs<T>& g) {
+  GemmPlan plan{kMC, kKC, kNC, true, true};
+  // A: read in place when its rows are contiguous and few columns of C reuse each element;
+  // otherwise (including column-major A, whose elements the kernel would gather a cache line
+  // apart) packed.
+  plan.pack_a = !(g.a_cs == 1 && g.n <= 256);
+  // B: read in place (rows contiguous) when only a few MR-row slivers of A reuse it, unless
+  // its row stride is a multiple of 1 KiB, which maps a sliver's rows onto a few L1 sets.
+  const int64_t ldb_bytes = g.b_rs * static_cast<int64_t>(sizeof(T));
+  plan.pack_b = !(g.b_cs == 1 && g.m <= 64 && ldb_bytes % 1024 != 0);
+  return plan;
+}
+
+// How many blocks to cut each matrix into so that batch * blocks spreads evenly over `threads`.
+int64_t blocks_per_matrix(int64_t nbatch, int64_t threads) {
+  if (nbatch >= 4 * threads) return 1;  // many matrices: the imbalance is at most 1 in 4
+  return threads / std::gcd(nbatch, threads);
+}
+
+// Cuts an m x n product into tm x tn blocks (tm * tn == parts), whole register tiles each,
+// minimizing what every block packs (its rows of A plus its columns of B).
+void choose_grid(int64_t m, int64_t n, int64_t parts, int64_t MR, int64_t NR, int64_t& tm, int64_t& tn) {
+  const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
+  tm = 1;
+  tn = 1;
+  double best = -1;
+  for (int64_t cn = 1; cn <= parts; ++cn) {
+    if (parts % cn != 0) continue;
+    const int64_t cm = parts / cn;
+    if (cm > units_m || cn > units_n) continue;
+    const double cost = static_cast<double>(m) / cm + static_cast<double>(n) / cn;
+    if (best < 0 || cost < best) {
+      best = cost;
+      tm = cm;
+      tn = cn;
+    }
+  }
+  if (best < 0) {  // too small to cut `parts` ways: cut along the longer dimension only
+    if (units_n >= units_m) {
+      tn = std::min(parts, units_n);
+    } else {
+      tm = std::min(parts, units_m);
+    }
+  }
+}
+
+template <typename T, int MR, int NR>
+void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kernel) {
+  const int64_t m = p.m, n = p.n, k = p.k;
+  const int64_t nbatch = p.batch.numel;
+  auto matrix = [&](int64_t b_idx) {
+    int64_t off[3];
+    offsets_at(p.batch, b_idx, off);
+    return GemmArgs<T>{m,
+                       n,
+                       k,
+                       static_cast<const T*>(p.batch.data[1]) + off[1],
+                       p.a_rs,
+                       p.a_cs,
+                       static_cast<const T*>(p.batch.data[2]) + off[2],
+                       p.b_rs,
+                       p.b_cs,
+                       static_cast<T*>(p.batch.data[0]) + off[0],
+                       p.c_rs,
+                       p.c_cs};
+  };
+
+  const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  const int64_t work = nbatch * m * n * std::max<int64_t>(k, 1);
+  if (threads <= 1 || work < kParallelWork) {
+    for (int64_t b_idx = 0; b_idx < nbatch; ++b_idx) {
+      const GemmArgs<T> g = matrix(b_idx);
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(g));
+    }
+    return;
+  }
+
+  const int64_t parts = blocks_per_matrix(nbatch, threads);
+  int64_t tm = 1, tn = 1;
+  if (parts > 1) choose_grid(m, n, parts, MR, NR, tm, tn);
+  const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
+  const int64_t blocks = tm * tn;
+  at::parallel_for(0, nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      GemmArgs<T> g = matrix(t / blocks);
+      const int64_t bm = t % blocks / tn, bn = t % tn;
+      const int64_t i0 = std::min(m, units_m * bm / tm * MR), i1 = std::min(m, units_m * (bm + 1) / tm * MR);
+      const int64_t j0 = std::min(n, units_n * bn / tn * NR), j1 = std::min(n, units_n * (bn + 1) / tn * NR);
+      if (i0 >= i1 || j0 >= j1) continue;
+      g.m = i1 - i0;
+      g.n = j1 - j0;
+      g.a += i0 * g.a_rs;
+      g.b += j0 * g.b_cs;
+      g.c += i0 * g.c_rs + j0 * g.c_cs;
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(g));
+    }
+  });
+}
+
+template <typename T>
+void gemm_float(const GemmProblem& p) {
+#if defined(__x86_64__)
+  if (cpu::cpu_has_avx2_fma()) {
+    if constexpr (std::is_same_v<T, float>) {
+      const auto& info = cpu::avx2_gemm_kernel_f32();
+      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16);
+      return gemm_blocked_batch<float, 6, 16>(p, info);
+    } else {
+      const auto& info = cpu::avx2_gemm_kernel_f64();
+      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 8);
+      return gemm_blocked_batch<double, 6, 8>(p, info);
+    }
+  }
+#endif
+  constexpr int NR = std::is_same_v<T, float> ? 8 : 4;
+  static const cpu::GemmKernelInfo<T> generic{4, NR, &generic_microkernel<T, 4, NR>, nullptr};
+  gemm_blocked_batch<T, 4, NR>(p, generic);
+}
+
+// ---- widening path: float16, bfloat16, integers -----------------------------------------------
+
 template <typename T>
 using acc_type_t = std::conditional_t<std::is_integral_v<T>, int64_t, at::opmath_type<T>>;
 
-// Register tile: MR x NR accumulators. With SSE2's 16 vector registers, 4 x 8 floats
-// (8 registers) or 4 x 4 doubles leave room for the A broadcast and B loads.
+// Register tile of the widening path: MR x NR accumulators of acc_t.
 template <typename acc_t>
 struct Tile {
   static constexpr int64_t MR = 4;
   static constexpr int64_t NR = 32 / sizeof(acc_t) > 4 ? 32 / sizeof(acc_t) : 4;
 };
 
-// Cache blocking: an MC x KC panel of A stays in L2 while it is multiplied with the KC x NC
-// panel of B (which streams through L2/L3); KC sets how long accumulators live in registers.
-constexpr int64_t KC = 256;
-constexpr int64_t MC = 96;
-constexpr int64_t NC = 512;
+constexpr int64_t kWideKC = 256;
+constexpr int64_t kWideMC = 96;
+constexpr int64_t kWideNC = 512;
 
-// Below this many multiply-adds the whole product runs on one thread.
-constexpr int64_t kParallelWork = 1 << 18;
-
-// Packs rows [i0, i0 + mc) x columns [k0, k0 + kc) of A as consecutive MR-row slivers, each
-// stored k-major (MR values per k), zero-padded to a multiple of MR rows.
+// Packs rows [0, mc) x columns [0, kc) of A as consecutive MR-row slivers, each stored k-major
+// (MR values per k), zero-padded to a multiple of MR rows, widening to acc_t.
 template <typename T, typename acc_t>
-void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, acc_t* dst) {
+void pack_a_wide(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, acc_t* dst) {
   constexpr int64_t MR = Tile<acc_t>::MR;
   for (int64_t i = 0; i < mc; i += MR) {
     const int64_t rows = std::min(MR, mc - i);
@@ -59,30 +235,25 @@ void pack_a(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, acc_t* d
   }
 }
 
-// Packs B's [k0, k0 + kc) x [j0, j0 + nc) block as NR-column slivers, each k-major.
+// Packs B's [0, kc) x [0, nc) block as NR-column slivers, each k-major, widening to acc_t.
 template <typename T, typename acc_t>
-void pack_b(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, acc_t* dst) {
+void pack_b_wide(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, acc_t* dst) {
   constexpr int64_t NR = Tile<acc_t>::NR;
   for (int64_t j = 0; j < nc; j += NR) {
     const int64_t cols = std::min(NR, nc - j);
     for (int64_t k = 0; k < kc; ++k) {
       const T* row = b + k * rs + j * cs;
-      if (cs == 1) {
-        for (int64_t c = 0; c < cols; ++c) dst[c] = static_cast<acc_t>(row[c]);
-      } else {
-        for (int64_t c = 0; c < cols; ++c) dst[c] = static_cast<acc_t>(row[c * cs]);
-      }
+      for (int64_t c = 0; c < cols; ++c) dst[c] = static_cast<acc_t>(row[c * cs]);
       for (int64_t c = cols; c < NR; ++c) dst[c] = acc_t(0);
       dst += NR;
     }
   }
 }
 
-// acc (MR x NR, row stride ldc) += a_sliver (kc x MR) * b_sliver (kc x NR). Fixed trip counts
-// let the compiler keep `t` in vector registers and unroll the MR x NR update.
+// acc (MR x NR, row stride ldc) += a_sliver (kc x MR) * b_sliver (kc x NR).
 template <typename acc_t>
-inline void microkernel(int64_t kc, const acc_t* __restrict__ a, const acc_t* __restrict__ b, acc_t* __restrict__ c,
-                        int64_t ldc) {
+inline void microkernel_wide(int64_t kc, const acc_t* __restrict__ a, const acc_t* __restrict__ b,
+                             acc_t* __restrict__ c, int64_t ldc) {
   constexpr int64_t MR = Tile<acc_t>::MR, NR = Tile<acc_t>::NR;
   acc_t t[MR][NR];
   for (int64_t r = 0; r < MR; ++r)
@@ -98,7 +269,7 @@ inline void microkernel(int64_t kc, const acc_t* __restrict__ a, const acc_t* __
 }
 
 template <typename T>
-void gemm(const GemmProblem& p) {
+void gemm_wide(const GemmProblem& p) {
   using acc_t = acc_type_t<T>;
   constexpr int64_t MR = Tile<acc_t>::MR, NR = Tile<acc_t>::NR;
   const int64_t m = p.m, n = p.n, k = p.k;
@@ -106,36 +277,36 @@ void gemm(const GemmProblem& p) {
 
   // Shrink the M tile when there are too few tiles to keep every thread busy.
   const int64_t threads = at::get_num_threads();
-  int64_t mc = std::min(MC, (m + MR - 1) / MR * MR);
-  const int64_t tiles_n = (n + NC - 1) / NC;
+  int64_t mc = std::min(kWideMC, (m + MR - 1) / MR * MR);
+  const int64_t tiles_n = (n + kWideNC - 1) / kWideNC;
   while (mc > MR && nbatch * ((m + mc - 1) / mc) * tiles_n < threads) mc = std::max(MR, (mc / 2 + MR - 1) / MR * MR);
   const int64_t tiles_m = (m + mc - 1) / mc;
   const int64_t tiles = nbatch * tiles_m * tiles_n;
-  const int64_t work_per_tile = std::max<int64_t>(1, mc * std::min(NC, n) * k);
-  const int64_t grain = std::max<int64_t>(1, kParallelWork / work_per_tile);
+  const int64_t work_per_tile = std::max<int64_t>(1, mc * std::min(kWideNC, n) * k);
+  const int64_t grain = std::max<int64_t>(1, kParallelWork / 4 / work_per_tile);
 
   at::parallel_for(0, tiles, grain, [&](int64_t begin, int64_t end) {
-    const int64_t ldc = (std::min(NC, n) + NR - 1) / NR * NR;
-    std::vector<acc_t> a_pack(mc * KC), b_pack(KC * ldc), c_acc(mc * ldc);
+    const int64_t ldc = (std::min(kWideNC, n) + NR - 1) / NR * NR;
+    std::vector<acc_t> a_pack(mc * kWideKC), b_pack(kWideKC * ldc), c_acc(mc * ldc);
     int64_t off[3];
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b_idx = t / (tiles_m * tiles_n);
       const int64_t i0 = (t / tiles_n) % tiles_m * mc;
-      const int64_t j0 = t % tiles_n * NC;
-      const int64_t mcur = std::min(mc, m - i0), ncur = std::min(NC, n - j0);
+      const int64_t j0 = t % tiles_n * kWideNC;
+      const int64_t mcur = std::min(mc, m - i0), ncur = std::min(kWideNC, n - j0);
       offsets_at(p.batch, b_idx, off);
       T* c = static_cast<T*>(p.batch.data[0]) + off[0];
       const T* a = static_cast<const T*>(p.batch.data[1]) + off[1];
       const T* b = static_cast<const T*>(p.batch.data[2]) + off[2];
 
       std::fill(c_acc.begin(), c_acc.end(), acc_t(0));
-      for (int64_t k0 = 0; k0 < k; k0 += KC) {
-        const int64_t kc = std::min(KC, k - k0);
-        pack_a(a + i0 * p.a_rs + k0 * p.a_cs, p.a_rs, p.a_cs, mcur, kc, a_pack.data());
-        pack_b(b + k0 * p.b_rs + j0 * p.b_cs, p.b_rs, p.b_cs, kc, ncur, b_pack.data());
+      for (int64_t k0 = 0; k0 < k; k0 += kWideKC) {
+        const int64_t kc = std::min(kWideKC, k - k0);
+        pack_a_wide(a + i0 * p.a_rs + k0 * p.a_cs, p.a_rs, p.a_cs, mcur, kc, a_pack.data());
+        pack_b_wide(b + k0 * p.b_rs + j0 * p.b_cs, p.b_rs, p.b_cs, kc, ncur, b_pack.data());
         for (int64_t i = 0; i < mcur; i += MR)
           for (int64_t j = 0; j < ncur; j += NR)
-            microkernel(kc, a_pack.data() + i * kc, b_pack.data() + j * kc, c_acc.data() + i * ldc + j, ldc);
+            microkernel_wide(kc, a_pack.data() + i * kc, b_pack.data() + j * kc, c_acc.data() + i * ldc + j, ldc);
       }
       for (int64_t i = 0; i < mcur; ++i) {
         T* crow = c + (i0 + i) * p.c_rs + j0 * p.c_cs;
@@ -149,7 +320,14 @@ void gemm(const GemmProblem& p) {
 }  // namespace
 
 void gemm_kernel_cpu(const GemmProblem& p) {
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, p.dtype, "pykernels_gemm", [&] { gemm<scalar_t>(p); });
+  switch (p.dtype) {
+    case at::kFloat:
+      return gemm_float<float>(p);
+    case at::kDouble:
+      return gemm_float<double>(p);
+    default:
+      AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, p.dtype, "pykernels_gemm", [&] { gemm_wide<scalar_t>(p); });
+  }
 }
 
 }  // namespace pykernels

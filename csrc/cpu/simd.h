@@ -1,10 +1,19 @@
-// The instruction set the CPU kernels were compiled for. The kernels are written as plain
-// loops with compile-time trip counts so the compiler vectorizes them for this target.
+// The instruction sets the CPU kernels use, for build_info()["cpu_simd"] and `pykernels info`.
+//
+// The extension is compiled for the build target (the x86-64 baseline, SSE2, unless the flags
+// say otherwise): the reductions and anything not listed below are plain loops the compiler
+// vectorizes for it. On x86-64, two kinds of kernels also have AVX2 variants that are chosen at
+// run time by CPU feature detection (cpu/cpu_features.h): the GEMM microkernel (AVX2+FMA
+// intrinsics, cpu/gemm_avx2.cpp) and the float/double elementwise loops (cpu/loops.h).
 #pragma once
+
+#include <string>
+
+#include "cpu/cpu_features.h"
 
 namespace pykernels {
 
-inline const char* cpu_simd_level() {
+inline const char* cpu_build_simd_level() {
 #if defined(__AVX512F__)
   return "AVX512 (compiler-vectorized)";
 #elif defined(__AVX2__)
@@ -16,6 +25,23 @@ inline const char* cpu_simd_level() {
 #else
   return "scalar";
 #endif
+}
+
+// e.g. "AVX2+FMA (runtime-selected: GEMM microkernel, elementwise loops); SSE2 (x86-64 baseline,
+// compiler-vectorized) elsewhere", or "SSE2 (...); generic GEMM microkernel".
+inline const char* cpu_simd_level() {
+  static const std::string level = [] {
+    if (cpu::cpu_has_avx2_fma()) {
+      return std::string("AVX2+FMA (runtime-selected: GEMM microkernel, elementwise loops); ") +
+             cpu_build_simd_level() + " elsewhere";
+    }
+    if (cpu::cpu_has_avx2()) {
+      return std::string("AVX2 (runtime-selected: elementwise loops); ") + cpu_build_simd_level() +
+             " elsewhere; generic GEMM microkernel";
+    }
+    return std::string(cpu_build_simd_level()) + "; generic GEMM microkernel";
+  }();
+  return level.c_str();
 }
 
 }  // namespace pykernels

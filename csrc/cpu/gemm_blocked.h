@@ -1,0 +1,203 @@
+// The Goto/BLIS loop nest for one matrix product C = A @ B on one thread, over a microkernel
+// that keeps an MR x NR block of C in registers (cpu/gemm_ukernel.h). Plain C++ (no torch
+// headers): cpu/gemm.cpp adds batching, threading and dtype dispatch around it.
+//
+//   for jc in N by NC:                       B panel: KC x NC, packed once per (jc, pc) and
+//     for pc in K by KC:                     shared by every MC block of A (lives in L2/L3)
+//       pack B[pc:pc+KC, jc:jc+NC]            as NR-column slivers, k-major, zero-padded
+//       for ic in M by MC:                   A block: MC x KC, packed as MR-row slivers (L2)
+//         pack A[ic:ic+MC, pc:pc+KC]
+//         for jr in NC by NR:                B sliver (KC x NR) stays in L1 across ir
+//           for ir in MC by MR:
+//             microkernel: C[ir, jr] (+)= A sliver @ B sliver   (first pc writes, later add)
+//
+// Packing reads any strides, which is where transposed operands are absorbed. It is skipped
+// where it does not pay (GemmPlan): A is read in place by the microkernel (it only broadcasts
+// single elements of A, any strides work), and B is read in place when its rows are
+// contiguous, except for a partial last sliver, which is copied into a padded buffer so the
+// microkernel can always load NR columns.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "cpu/gemm_ukernel.h"
+
+namespace pykernels {
+namespace cpu {
+
+template <typename T>
+struct GemmArgs {
+  int64_t m, n, k;
+  const T* a;
+  int64_t a_rs, a_cs;
+  const T* b;
+  int64_t b_rs, b_cs;
+  T* c;
+  int64_t c_rs, c_cs;
+};
+
+struct GemmPlan {
+  int64_t mc, kc, nc;  // cache blocks (mc a multiple of MR, nc of NR)
+  bool pack_a, pack_b;
+};
+
+// A 64-byte aligned scratch buffer that only grows; one per thread and role.
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(data_); }
+  template <typename T>
+  T* get(int64_t count) {
+    const size_t bytes = static_cast<size_t>(count) * sizeof(T);
+    if (bytes > size_) {
+      std::free(data_);
+      const size_t rounded = (bytes + 4095) / 4096 * 4096;
+      data_ = std::aligned_alloc(64, rounded);
+      if (data_ == nullptr) {
+        size_ = 0;
+        throw std::bad_alloc();
+      }
+      size_ = rounded;
+    }
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+struct GemmScratch {
+  ScratchBuffer a, b;
+};
+
+// This thread's packing buffers.
+inline GemmScratch& thread_scratch() {
+  static thread_local GemmScratch scratch;
+  return scratch;
+}
+
+// Rows [0, mc) x columns [0, kc) of A as MR-row slivers, each k-major (MR values per k); a partial
+// last sliver is zero-padded.
+template <typename T, int MR>
+void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) {
+  for (int64_t i = 0; i < mc; i += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mc - i);
+    const T* src = a + i * rs;
+    if (rows == MR && rs == 1) {  // column-major A: MR contiguous values per k
+      for (int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * cs + r];
+    } else if (rows == MR) {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * rs + k * cs];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t r = 0; r < rows; ++r) dst[k * MR + r] = src[r * rs + k * cs];
+        for (int64_t r = rows; r < MR; ++r) dst[k * MR + r] = T(0);
+      }
+    }
+    dst += kc * MR;
+  }
+}
+
+// Rows [0, kc) x columns [0, nc) of B as NR-column slivers, each k-major (NR values per k); a
+// partial last sliver is zero-padded.
+template <typename T, int NR>
+void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst,
+                  GemmPackBColMajor<T> pack_col_major = nullptr) {
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int64_t cols = std::min<int64_t>(NR, nc - j);
+    const T* src = b + j * cs;
+    if (cols == NR && cs == 1) {  // row-major B: NR contiguous values per k
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, src + k * rs, NR * sizeof(T));
+    } else if (cols == NR && rs == 1 && pack_col_major != nullptr) {
+      pack_col_major(src, cs, kc, dst);
+    } else if (cols == NR && rs == 1) {  // column-major B: walk each column contiguously
+      for (int c = 0; c < NR; ++c)
+        for (int64_t k = 0; k < kc; ++k) dst[k * NR + c] = src[c * cs + k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * rs + c * cs];
+        for (int64_t c = cols; c < NR; ++c) dst[k * NR + c] = T(0);
+      }
+    }
+    dst += kc * NR;
+  }
+}
+
+// C = A @ B for one (sub)matrix, on the calling thread.
+template <typename T, int MR, int NR>
+void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const GemmPlan& plan) {
+  const GemmMicrokernel<T> kernel = info.kernel;
+  const int64_t m = g.m, n = g.n, k = g.k;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) g.c[i * g.c_rs + j * g.c_cs] = T(0);
+    return;
+  }
+  const bool pack_b = plan.pack_b || g.b_cs != 1;
+  const bool pack_a = plan.pack_a;
+  const int64_t kc_max = std::min(plan.kc, k);
+  const int64_t mc_max = std::min(plan.mc, (m + MR - 1) / MR * MR);
+  const int64_t nc_max = std::min(plan.nc, (n + NR - 1) / NR * NR);
+  GemmScratch& scratch = thread_scratch();
+  T* a_buf = pack_a ? scratch.a.get<T>(mc_max * kc_max) : nullptr;
+  // Packed B: the whole KC x NC panel. In place: room for one padded edge sliver.
+  T* b_buf = scratch.b.get<T>(pack_b ? nc_max * kc_max : kc_max * NR);
+
+  for (int64_t jc = 0; jc < n; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, n - jc);
+    const int64_t n_full = nc / NR * NR;  // columns covered by whole slivers
+    for (int64_t pc = 0; pc < k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, k - pc);
+      const bool accumulate = pc > 0;
+      const T* b_panel = g.b + pc * g.b_rs + jc * g.b_cs;
+      if (pack_b) {
+        pack_b_panel<T, NR>(b_panel, g.b_rs, g.b_cs, kc, nc, b_buf, info.pack_b_col_major);
+      } else if (n_full < nc) {
+        pack_b_panel<T, NR>(b_panel + n_full, g.b_rs, 1, kc, nc - n_full, b_buf);
+      }
+      for (int64_t ic = 0; ic < m; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, m - ic);
+        const T* a_block = g.a + ic * g.a_rs + pc * g.a_cs;
+        if (pack_a) pack_a_block<T, MR>(a_block, g.a_rs, g.a_cs, mc, kc, a_buf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const T* b_sliver;
+          int64_t b_rs;
+          if (pack_b) {
+            b_sliver = b_buf + jr * kc;
+            b_rs = NR;
+          } else if (jr < n_full) {
+            b_sliver = b_panel + jr;
+            b_rs = g.b_rs;
+          } else {
+            b_sliver = b_buf;
+            b_rs = NR;
+          }
+          T* c_col = g.c + ic * g.c_rs + (jc + jr) * g.c_cs;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - ir);
+            if (pack_a) {
+              kernel(kc, mr, nr, a_buf + ir * kc, 1, MR, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs, g.c_cs,
+                     accumulate);
+            } else {
+              kernel(kc, mr, nr, a_block + ir * g.a_rs, g.a_rs, g.a_cs, b_sliver, b_rs, c_col + ir * g.c_rs,
+                     g.c_rs, g.c_cs, accumulate);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace pykernels

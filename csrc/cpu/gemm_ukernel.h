@@ -1,0 +1,43 @@
+// The GEMM microkernel contract shared by the blocked driver (cpu/gemm_blocked.h) and the
+// instruction-set specific kernels (cpu/gemm_avx2.cpp). Plain C++: no torch headers, so the
+// kernels compile quickly and can be built for their own target.
+#pragma once
+
+#include <cstdint>
+
+namespace pykernels {
+namespace cpu {
+
+// C[0:mr, 0:nr] = (accumulate ? C : 0) + A[0:mr, 0:kc] @ B[0:kc, 0:nr], for 1 <= mr <= MR and
+// 1 <= nr <= NR, with
+//   A(r, k) at a[r * a_rs + k * a_cs]   (a packed sliver has a_rs = 1, a_cs = MR; rows >= mr are
+//                                        never read, so A can also be read in place, any strides)
+//   B(k, j) at b[k * b_rs + j]          (unit column stride; all NR columns of every row must be
+//                                        readable: a packed, zero-padded sliver has b_rs = NR)
+//   C(r, j) at c[r * c_rs + j * c_cs]   (only the mr x nr block is read or written)
+// When accumulate is false C is only written, so it may hold garbage (even NaN) on entry.
+template <typename T>
+using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs,
+                                 const T* b, int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate);
+
+// Packs one full NR-column sliver of a column-major B (B(k, j) at b[k + j * b_cs]) into the
+// k-major layout the microkernel reads: dst[k * NR + j] = B(k, j) for k < kc, j < NR. Optional:
+// the driver has a portable loop for it.
+template <typename T>
+using GemmPackBColMajor = void (*)(const T* b, int64_t b_cs, int64_t kc, T* dst);
+
+template <typename T>
+struct GemmKernelInfo {
+  int64_t mr, nr;  // register tile
+  GemmMicrokernel<T> kernel;
+  GemmPackBColMajor<T> pack_b_col_major;  // may be null
+};
+
+#if defined(__x86_64__)
+// The AVX2+FMA kernels (cpu/gemm_avx2.cpp); call only when cpu_has_avx2_fma() (cpu/cpu_features.h).
+const GemmKernelInfo<float>& avx2_gemm_kernel_f32();
+const GemmKernelInfo<double>& avx2_gemm_kernel_f64();
+#endif
+
+}  // namespace cpu
+}  // namespace pykernels
