@@ -54,15 +54,15 @@ PYKERNELS_DECLARE_KERNELS(cuda)
 // under a guard for that device, so its launches, current stream and workspace allocations
 // go to the tensors' GPU (cuda:1 works while cuda:0 is current).
 #ifdef PYKERNELS_WITH_CUDA
-#define PYKERNELS_DEVICE_CALL(device, kernel, ...)                  \
-  do {                                                              \
-    const c10::Device pykernels_device_ = (device);                 \
-    if (pykernels_device_.is_cuda()) {                              \
-      const c10::DeviceGuard pykernels_guard_(pykernels_device_);   \
-      kernel##_cuda(__VA_ARGS__);                                   \
-    } else {                                                        \
-      kernel##_cpu(__VA_ARGS__);                                    \
-    }                                                               \
+#define PYKERNELS_DEVICE_CALL(device, kernel, ...)                \
+  do {                                                            \
+    const c10::Device pykernels_device_ = (device);               \
+    if (pykernels_device_.is_cuda()) {                            \
+      const c10::DeviceGuard pykernels_guard_(pykernels_device_); \
+      kernel##_cuda(__VA_ARGS__);                                 \
+    } else {                                                      \
+      kernel##_cpu(__VA_ARGS__);                                  \
+    }                                                             \
   } while (0)
 #else
 #define PYKERNELS_DEVICE_CALL(device, kernel, ...) kernel##_cpu(__VA_ARGS__)

@@ -171,8 +171,8 @@ void unary_float(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& expone
 
 template <typename T>
 void unary_int(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
-  TORCH_INTERNAL_ASSERT(op == UnaryOp::Neg || op == UnaryOp::Relu || op == UnaryOp::Pow,
-                        "pykernels: unary op ", static_cast<int>(op), " reached an integer CUDA kernel");
+  TORCH_INTERNAL_ASSERT(op == UnaryOp::Neg || op == UnaryOp::Relu || op == UnaryOp::Pow, "pykernels: unary op ",
+                        static_cast<int>(op), " reached an integer CUDA kernel");
   launch_elementwise<T, 2>(it, UnaryIntF<T>{op, op == UnaryOp::Pow ? exponent.to<int64_t>() : 0});
 }
 
@@ -201,7 +201,8 @@ void unary_kernel_cuda(UnaryOp op, const StridedIter<2>& it, at::ScalarType dtyp
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_unary_cuda",
                                     [&] { unary_float<scalar_t>(op, it, exponent); });
   } else {
-    AT_DISPATCH_INTEGRAL_TYPES_AND(at::kBool, dtype, "pykernels_unary_cuda", [&] { unary_int<scalar_t>(op, it, exponent); });
+    AT_DISPATCH_INTEGRAL_TYPES_AND(at::kBool, dtype, "pykernels_unary_cuda",
+                                   [&] { unary_int<scalar_t>(op, it, exponent); });
   }
 }
 

@@ -367,7 +367,7 @@ __global__ void __launch_bounds__(256, 2) gemm_mma_kernel(const __grid_constant_
     }
     for (int64_t kt = 0; kt < ktiles; ++kt) {
       cuda::cp_async_wait<STAGES - 2>();  // k-tile kt has landed (this thread's copies)
-      __syncthreads();              // ... everyone's, and k-tile kt - 1 is no longer being read
+      __syncthreads();                    // ... everyone's, and k-tile kt - 1 is no longer being read
       const int64_t next = kt + STAGES - 1;
       if (next < ktiles) load_stage(static_cast<int>(next % STAGES), next * BK);
       cuda::cp_async_commit();
@@ -472,9 +472,7 @@ GemmArgs make_args(const GemmProblem& p, int64_t bm, int64_t bn, int64_t elem_si
   return g;
 }
 
-unsigned int tile_grid(int64_t tiles) {
-  return static_cast<unsigned int>(std::min<int64_t>(tiles, 0x7fffffff));
-}
+unsigned int tile_grid(int64_t tiles) { return static_cast<unsigned int>(std::min<int64_t>(tiles, 0x7fffffff)); }
 
 template <typename T, typename acc_t, int BM, int BN, int TM, int TN>
 void launch_simt(const GemmProblem& p, bool vectorize) {
@@ -529,8 +527,9 @@ void gemm_kernel_cuda(const GemmProblem& p) {
       return;
     default:
       // torch's CUDA matmul raises NotImplementedError for these too ("addmm_cuda" not implemented ...)
-      TORCH_CHECK_NOT_IMPLEMENTED(false, "pykernels.mm/bmm/matmul: \"gemm_cuda\" not implemented for '", p.dtype,
-                                  "' (on CUDA, only float16, bfloat16, float32 and float64 are supported, as in torch)");
+      TORCH_CHECK_NOT_IMPLEMENTED(
+          false, "pykernels.mm/bmm/matmul: \"gemm_cuda\" not implemented for '", p.dtype,
+          "' (on CUDA, only float16, bfloat16, float32 and float64 are supported, as in torch)");
   }
 }
 

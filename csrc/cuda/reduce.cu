@@ -41,7 +41,7 @@ __device__ __forceinline__ T finish(acc_t s, bool mean, int64_t nred) {
 }
 
 struct SumConfig {
-  bool inner;          // threadIdx.x walks the reduction (else the outputs)
+  bool inner;  // threadIdx.x walks the reduction (else the outputs)
   bool mean;
   int64_t chunk;       // reduced elements per blockIdx.y split
   int64_t out_blocks;  // groups of outputs, one per block and pass
@@ -114,9 +114,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // out[o] = finish(sum of the `splits` partial sums of o), one warp per output, fixed order.
 template <typename T, typename acc_t>
-__global__ void __launch_bounds__(kThreads) sum_splits_kernel(const __grid_constant__ StridedIter<2> kept,
-                                                              const acc_t* __restrict__ partial, int splits,
-                                                              int64_t nred, bool mean) {
+__global__ void __launch_bounds__(kThreads)
+    sum_splits_kernel(const __grid_constant__ StridedIter<2> kept, const acc_t* __restrict__ partial, int splits,
+                      int64_t nred, bool mean) {
   const int lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t o = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; o < kept.numel; o += warps) {
@@ -185,7 +185,8 @@ void sum_cuda(const ReduceProblem& p, bool mean) {
 }  // namespace
 
 void sum_kernel_cuda(const ReduceProblem& p, bool mean) {
-  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, p.dtype, "pykernels_sum_cuda", [&] { sum_cuda<scalar_t>(p, mean); });
+  AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, p.dtype, "pykernels_sum_cuda",
+                             [&] { sum_cuda<scalar_t>(p, mean); });
 }
 
 }  // namespace pykernels
