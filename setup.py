@@ -6,6 +6,9 @@ kernels always; the CUDA kernels too when torch is a CUDA build and a CUDA toolk
 """
 import glob
 import os
+import re
+import shutil
+import subprocess
 import sys
 
 from setuptools import setup
@@ -27,10 +30,81 @@ def sources(pattern):
     return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern), recursive=True))
 
 
+def _toolkit_root(path):
+    """`path` if it looks like a CUDA toolkit root (bin/nvcc and include/cuda_runtime.h), else None."""
+    if path and all(os.path.isfile(os.path.join(path, *f)) for f in (("bin", "nvcc"), ("include", "cuda_runtime.h"))):
+        return os.path.abspath(path)
+    return None
+
+
+def _nvcc_candidates(nvcc):
+    """Toolkit roots an `nvcc` found on PATH may belong to. It can be the real binary, a symlink
+    or a wrapper script (`exec /opt/cuda-13.0/bin/nvcc "$@"`), so ask it and read it."""
+    yield os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    try:  # nvcc reports its own directory: `#$ _HERE_=/usr/local/cuda-13.0/bin`
+        dry = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60)
+        for line in (dry.stdout + dry.stderr).splitlines():
+            if line.startswith("#$ _HERE_="):
+                yield os.path.dirname(line.split("=", 1)[1].strip())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:  # a wrapper script names the real nvcc
+        with open(nvcc, "rb") as f:
+            head = f.read(65536)
+        if b"\0" not in head:
+            for m in re.finditer(r"(/[^\s'\"]+)/bin/nvcc\b", head.decode(errors="replace")):
+                yield m.group(1)
+    except OSError:
+        pass
+
+
+def find_cuda_home():
+    """The CUDA toolkit: $CUDA_HOME or $CUDA_PATH when set, else the toolkit of the nvcc on PATH,
+    else /usr/local/cuda. (torch's own guess takes dirname(dirname(which nvcc)), which is wrong
+    when nvcc is a wrapper script, e.g. /usr/local/bin/nvcc.)"""
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return os.environ[var]
+    nvcc = shutil.which("nvcc")
+    for candidate in list(_nvcc_candidates(nvcc)) if nvcc else []:
+        if _toolkit_root(candidate):
+            return _toolkit_root(candidate)
+    return _toolkit_root("/usr/local/cuda")
+
+
+def cuda_arch_list():
+    """TORCH_CUDA_ARCH_LIST, defaulting to the visible GPUs' architectures (as torch does) or,
+    with no GPU visible, to sm_80 and sm_90 plus PTX for newer GPUs. Each arch is one more
+    device compile of every .cu file, so the default stays short. Sets the variable so that
+    the build and the reported arches agree."""
+    arches = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if not arches or arches == "native":
+        if torch.cuda.is_available():  # clamped to the newest arch this torch (and its nvcc) knows
+            known = [re.match(r"sm_(\d+)(\d)", a) for a in torch.cuda.get_arch_list()]
+            newest = max((int(m.group(1)), int(m.group(2))) for m in known if m)
+            caps = sorted({min(torch.cuda.get_device_capability(i), newest) for i in range(torch.cuda.device_count())})
+            arches = ";".join("%d.%d" % c for c in caps) + "+PTX"
+        else:
+            arches = "8.0;9.0+PTX"
+    arches = ";".join(a for a in arches.replace(" ", ";").split(";") if a)
+    os.environ["TORCH_CUDA_ARCH_LIST"] = arches
+    return arches
+
+
 def want_cuda():
     if os.environ.get("PYKERNELS_NO_CUDA", "0") == "1":
         return False
-    return bool(torch.version.cuda) and cpp_extension.CUDA_HOME is not None and bool(sources("csrc/cuda/*.cu"))
+    if not torch.version.cuda or not sources("csrc/cuda/*.cu"):
+        return False
+    home = find_cuda_home()
+    if home is None:
+        print("pykernels: no CUDA toolkit found (set CUDA_HOME); building the CPU kernels only", file=sys.stderr)
+        return False
+    # cpp_extension guessed its CUDA_HOME at import time; use ours for nvcc, includes and libs.
+    cpp_extension.CUDA_HOME = home
+    os.environ["CUDA_HOME"] = home
+    return True
 
 
 def extension():
@@ -39,12 +113,14 @@ def extension():
     link = ["-fopenmp"]
     kwargs = dict(name="pykernels._C", include_dirs=[os.path.join(HERE, "csrc")], extra_link_args=link)
     if want_cuda():
+        arches = cuda_arch_list()
+        print("pykernels: building CUDA kernels with %s for TORCH_CUDA_ARCH_LIST=%s"
+              % (cpp_extension.CUDA_HOME, arches), file=sys.stderr)
         cuda_sources = sources("csrc/cuda/*.cu")
-        nvcc = ["-O3", "-lineinfo", "-std=c++17"]
+        nvcc = ["-O3", "-lineinfo", "-std=c++20", "-DPYKERNELS_WITH_CUDA"]
+        cxx += ["-DPYKERNELS_WITH_CUDA", "-DPYKERNELS_CUDA_ARCHES=\"%s\"" % arches]
         return cpp_extension.CUDAExtension(
-            sources=cpu_sources + cuda_sources,
-            extra_compile_args={"cxx": cxx + ["-DPYKERNELS_WITH_CUDA"], "nvcc": nvcc + ["-DPYKERNELS_WITH_CUDA"]},
-            **kwargs,
+            sources=cpu_sources + cuda_sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs
         )
     return cpp_extension.CppExtension(sources=cpu_sources, extra_compile_args={"cxx": cxx}, **kwargs)
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/core/Scalar.h>
 
 #include "common/strided.h"
@@ -49,10 +50,20 @@ PYKERNELS_DECLARE_KERNELS(cuda)
 #endif
 #undef PYKERNELS_DECLARE_KERNELS
 
-// Calls kernel_cpu(...) or kernel_cuda(...) by the device of the output.
+// Calls kernel_cpu(...) or kernel_cuda(...) by the device of the output. A CUDA kernel runs
+// under a guard for that device, so its launches, current stream and workspace allocations
+// go to the tensors' GPU (cuda:1 works while cuda:0 is current).
 #ifdef PYKERNELS_WITH_CUDA
-#define PYKERNELS_DEVICE_CALL(device, kernel, ...) \
-  ((device).is_cuda() ? kernel##_cuda(__VA_ARGS__) : kernel##_cpu(__VA_ARGS__))
+#define PYKERNELS_DEVICE_CALL(device, kernel, ...)                \
+  do {                                                            \
+    const c10::Device pykernels_device_ = (device);               \
+    if (pykernels_device_.is_cuda()) {                            \
+      const c10::DeviceGuard pykernels_guard_(pykernels_device_); \
+      kernel##_cuda(__VA_ARGS__);                                 \
+    } else {                                                      \
+      kernel##_cpu(__VA_ARGS__);                                  \
+    }                                                             \
+  } while (0)
 #else
 #define PYKERNELS_DEVICE_CALL(device, kernel, ...) kernel##_cpu(__VA_ARGS__)
 #endif

@@ -1,0 +1,169 @@
+// Elementwise ops, relu and relu_backward through the real wrappers (csrc/elementwise.cpp), with
+// the CUDA kernels (csrc/cuda/elementwise.cu) running on the emulator.
+#include "emu.h"
+
+#include "cuda/elementwise.cu"
+
+#undef PYKERNELS_DEVICE_CALL
+#define PYKERNELS_DEVICE_CALL(device, kernel, ...) kernel##_cuda(__VA_ARGS__)
+#include "elementwise.cpp"
+
+#include "check.h"
+
+using namespace emu_test;
+using at::Tensor;
+
+namespace {
+
+// Operand pairs in the layouts the launcher distinguishes: aligned contiguous (vector path),
+// unaligned contiguous, broadcast, transposed, sliced, 0-dim, empty.
+struct Pair {
+  std::string what;
+  Tensor a, b;
+};
+
+Tensor make(at::IntArrayRef shape, at::ScalarType t, bool nonzero) {
+  Tensor x;
+  if (at::isFloatingType(t)) {
+    x = at::randn(shape, at::kDouble);
+    if (nonzero) x = at::where(x >= 0, x + 0.5, x - 0.5);
+  } else if (t == at::kBool) {
+    x = nonzero ? at::ones(shape, at::kLong) : at::randint(0, 2, shape, at::kLong);
+  } else {
+    x = at::randint(t == at::kByte ? 0 : -9, t == at::kByte ? 20 : 10, shape, at::kLong);
+    if (nonzero) x = at::where(x == 0, at::ones_like(x), x);
+  }
+  return x.to(t);
+}
+
+std::vector<Pair> pairs(at::ScalarType t, bool nonzero) {
+  auto mk = [&](at::IntArrayRef s) { return make(s, t, nonzero); };
+  std::vector<Pair> v;
+  for (int64_t n : {0, 1, 7, 33, 1031}) v.push_back({c10::str("contiguous[", n, "]"), mk({n}), mk({n})});
+  v.push_back({"contiguous[4,257]", mk({4, 257}), mk({4, 257})});
+  v.push_back({"unaligned[1031]", mk({1032}).narrow(0, 1, 1031), mk({1031})});
+  v.push_back({"broadcast row", mk({5, 67}), mk({67})});
+  v.push_back({"broadcast col", mk({5, 1}), mk({5, 67})});
+  v.push_back({"outer broadcast", mk({3, 1, 5}), mk({1, 4, 5})});
+  v.push_back({"transposed", mk({67, 5}).t(), mk({5, 67})});
+  v.push_back({"sliced", mk({10, 140}).slice(0, 0, 10, 2).slice(1, 0, 140, 2), mk({5, 70})});
+  v.push_back({"0-dim other", mk({2, 300}), mk({})});
+  v.push_back({"0-dim both", mk({}), mk({})});
+  v.push_back({"empty broadcast", mk({2, 0, 3}), mk({1, 3})});
+  return v;
+}
+
+const at::ScalarType kTypes[] = {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble,
+                                 at::kInt,   at::kLong, at::kByte,     at::kBool};
+
+void binary_ops() {
+  for (at::ScalarType t : kTypes) {
+    for (const auto& [what, a, b] : pairs(t, false)) {
+      const std::string id = name(t) + " " + what;
+      const double tol = tol_of(t);
+      if (t != at::kBool) {
+        expect_close(pykernels::add(a, b, 1), at::add(a, b, 1), tol, tol, "add " + id);
+        expect_close(pykernels::add(a, b, 2), at::add(a, b, 2), tol, tol, "add alpha=2 " + id);
+        expect_close(pykernels::sub(a, b, -3), at::sub(a, b, -3), tol, tol, "sub alpha=-3 " + id);
+        if (at::isFloatingType(t))
+          expect_close(pykernels::add(a, b, 0.5), at::add(a, b, 0.5), tol, tol, "add alpha=0.5 " + id);
+      } else {
+        expect_equal(pykernels::add(a, b, true), at::add(a, b, true), "add " + id);
+      }
+      expect_close(pykernels::mul(a, b), at::mul(a, b), tol, tol, "mul " + id);
+    }
+    for (const auto& [what, a, b] : pairs(t, true)) {
+      const std::string id = name(t) + " " + what;
+      const double tol = std::max(tol_of(t), tol_of(at::kFloat));
+      expect_close(pykernels::div(a, b, c10::nullopt), at::div(a, b), tol, tol, "div " + id);
+      if (t == at::kBool) continue;
+      // Rounded quotients of float16/bfloat16 may land on the other side of an integer after
+      // the float computation, so those are checked with one unit of slack.
+      const double rtol = (t == at::kHalf || t == at::kBFloat16) ? 0 : tol;
+      const double atol = (t == at::kHalf || t == at::kBFloat16) ? 1.0 : tol;
+      expect_close(pykernels::div(a, b, "trunc"), at::div(a, b, "trunc"), atol, rtol, "div trunc " + id);
+      expect_close(pykernels::div(a, b, "floor"), at::div(a, b, "floor"), atol, rtol, "div floor " + id);
+    }
+  }
+  // Integer edge cases: floor division of negatives, INT_MIN / -1, division by zero (gives 0).
+  const Tensor x = at::tensor({-7, 7, -7, 7, INT32_MIN, 5}, at::kInt);
+  const Tensor y = at::tensor({2, -2, -2, 2, -1, 0}, at::kInt);
+  expect_equal(pykernels::div(x, y, "floor"), at::tensor({-4, -4, 3, 3, INT32_MIN, 0}, at::kInt), "int floor div");
+  expect_equal(pykernels::div(x, y, "trunc"), at::tensor({-3, -3, 3, 3, INT32_MIN, 0}, at::kInt), "int trunc div");
+  // Float floor division by zero and of signed zeros follows IEEE, as torch.
+  const Tensor fx = at::tensor({1.0, -1.0, 0.0, 5.5, -5.5}), fy = at::tensor({0.0, 0.0, 0.0, 2.0, 2.0});
+  expect_equal(pykernels::div(fx, fy, "floor"), at::div(fx, fy, "floor"), "float floor div specials");
+}
+
+void in_place_and_out() {
+  for (at::ScalarType t : {at::kFloat, at::kHalf, at::kLong}) {
+    // in place on a transposed view (the output is not contiguous)
+    Tensor a = make({67, 5}, t, false).t(), b = make({5, 67}, t, false);
+    Tensor expected = a.clone();
+    expected.add_(b, 2);
+    Tensor ours = a.clone();  // keeps the transposed strides
+    pykernels::add_(ours, b, 2);
+    expect_close(ours, expected, tol_of(t), tol_of(t), "add_ transposed " + name(t));
+    ours = a.clone();
+    pykernels::neg_(ours);
+    expect_close(ours, at::neg(a), 0, 0, "neg_ " + name(t));
+  }
+  // compute in float32, write into a float64 out= (the wrapper's cast path)
+  Tensor a = make({100}, at::kFloat, false), b = make({100}, at::kFloat, false);
+  Tensor out = at::empty({100}, at::kDouble);
+  pykernels::mul_out(a, b, out);
+  expect_close(out, at::mul(a, b).to(at::kDouble), 0, 0, "mul.out float64");
+}
+
+void unary_ops() {
+  for (at::ScalarType t : kTypes) {
+    for (const auto& [what, a, unused] : pairs(t, false)) {
+      const std::string id = name(t) + " " + what;
+      if (t != at::kBool) {
+        expect_close(pykernels::neg(a), at::neg(a), 0, 0, "neg " + id);
+        expect_close(pykernels::relu(a), at::relu(a), 0, 0, "relu " + id);
+      }
+      if (!at::isFloatingType(t)) {
+        for (int e : {0, 1, 2, 3, 5}) {
+          if (t == at::kBool && e > 1) continue;
+          expect_equal(pykernels::pow(a, e), at::pow(a, e), c10::str("pow ", e, " ", id));
+        }
+        continue;
+      }
+      const double tol = std::max(tol_of(t), 1e-6);
+      const Tensor pos = a.abs() + 0.5;
+      expect_close(pykernels::exp(a), at::exp(a), tol, tol, "exp " + id);
+      expect_close(pykernels::log(pos), at::log(pos), tol, tol, "log " + id);
+      expect_close(pykernels::sqrt(pos), at::sqrt(pos), tol, tol, "sqrt " + id);
+      for (double e : {2.0, 3.0, 0.5, -0.5, -1.0, -2.0, 1.7, 0.0})
+        expect_close(pykernels::pow(pos, e), at::pow(pos, e), tol, tol, c10::str("pow ", e, " ", id));
+    }
+  }
+  // NaN handling of relu and relu_backward
+  const Tensor x = at::tensor({-1.0, 0.0, NAN, 2.0, -0.0});
+  expect_equal(pykernels::relu(x), at::relu(x), "relu NaN");
+  const Tensor g = at::tensor({1.0, 2.0, 3.0, 4.0, 5.0});
+  expect_equal(pykernels::relu_backward(g, x), at::threshold_backward(g, x, 0), "relu_backward NaN");
+}
+
+void relu_backward() {
+  for (at::ScalarType t : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kInt}) {
+    for (const auto& [what, g, r] : pairs(t, false)) {
+      if (g.sizes() != r.sizes()) continue;
+      expect_equal(pykernels::relu_backward(g, r), at::threshold_backward(g, r, 0),
+                   "relu_backward " + name(t) + " " + what);
+    }
+    const Tensor g = make({67, 5}, t, false).t(), r = make({5, 67}, t, false);
+    expect_equal(pykernels::relu_backward(g, r), at::threshold_backward(g, r, 0),
+                 "relu_backward transposed " + name(t));
+  }
+}
+
+}  // namespace
+
+void test_elementwise() {
+  binary_ops();
+  in_place_and_out();
+  unary_ops();
+  relu_backward();
+}

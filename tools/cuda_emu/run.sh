@@ -1,0 +1,35 @@
+#!/bin/sh
+# Builds the CPU emulator tests for the CUDA kernels and runs them (optionally only some suites:
+# elementwise reduce mse_loss gemm). Needs the CUDA toolkit headers (not a GPU) and torch.
+# SANITIZE=1 builds with AddressSanitizer, to catch reads and writes outside the tensors.
+set -e
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PYTHON=${PYTHON:-python}
+TORCH=$($PYTHON -c "import os, torch; print(os.path.dirname(torch.__file__))")
+CUDA=${CUDA_HOME:-${CUDA_PATH:-}}
+if [ -z "$CUDA" ]; then  # ask nvcc where it lives (it may be a wrapper script)
+  CUDA=$(nvcc --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's|^#\$ _HERE_=\(.*\)/bin$|\1|p' | head -1)
+fi
+OUT=${OUT:-$ROOT/build/cuda_emu}
+EXTRA=""
+if [ "${SANITIZE:-0}" = 1 ]; then
+  OUT=$OUT-asan
+  EXTRA="-fsanitize=address -fno-omit-frame-pointer"
+fi
+mkdir -p "$OUT"
+FLAGS="$EXTRA -std=c++20 -O1 -g -fPIC -Wno-attributes -DPYKERNELS_WITH_CUDA -I$ROOT/csrc -I$HERE \
+  -I$TORCH/include -I$TORCH/include/torch/csrc/api/include -I$CUDA/include"
+cat > "$OUT/Makefile" <<MK
+OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o strided.o checks.o ops.o
+emu_tests: \$(OBJS)
+	g++ $EXTRA -o \$@ \$(OBJS) -L$TORCH/lib -Wl,-rpath,$TORCH/lib -ltorch -ltorch_cpu -lc10
+%.o: $HERE/%.cpp $HERE/emu.h $HERE/check.h \$(wildcard $ROOT/csrc/cuda/*) \$(wildcard $ROOT/csrc/*.cpp) $ROOT/csrc/kernels.h
+	g++ $FLAGS -c \$< -o \$@
+%.o: $ROOT/csrc/common/%.cpp
+	g++ $FLAGS -c \$< -o \$@
+ops.o: $ROOT/csrc/ops.cpp
+	g++ $FLAGS -c \$< -o \$@
+MK
+make -C "$OUT" -j"${JOBS:-2}" emu_tests
+exec "$OUT/emu_tests" "$@"
