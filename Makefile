@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f)
 
-.PHONY: install test bench info clean
+.PHONY: install test train bench info clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q tests
+
+train: install
+	$(PY) -m pykernels train
 
 bench: install
 	$(PY) -m pykernels bench

@@ -1,0 +1,547 @@
+"""Benchmark pykernels against torch, side by side, on the same inputs.
+
+Both implementations run in one process on equal copies of the same inputs, and their
+measurements are interleaved, so machine drift (shared hosts, turbo, thermals) hits both alike
+and the ratio between them stays meaningful even when the absolute times wander.
+
+Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--help``.
+Add a suite by adding a list of cases to ``SUITES``.
+"""
+import argparse
+import datetime
+import functools
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import pykernels
+
+DEFAULT_OUT = Path("benchmarks") / "results"
+# Each implementation's timing is split into this many rounds, alternating which goes first.
+ROUNDS = 4
+GFLOPS, GBS = "GFLOP/s", "GB/s"
+F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are all float32
+
+
+class _TorchOps:
+    """torch's functions under pykernels' names, so one case body runs against either library.
+
+    mse_loss lives in torch.nn.functional, and most in-place ops (sub_, ...) only as Tensor methods.
+    """
+
+    mse_loss = staticmethod(F.mse_loss)
+
+    def __getattr__(self, name):
+        fn = getattr(torch, name, None) or getattr(torch.Tensor, name)
+        setattr(self, name, fn)  # later look-ups then cost what a module attribute costs, as in pykernels
+        return fn
+
+
+LIBRARIES = {"pykernels": pykernels, "torch": _TorchOps()}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: ``call(lib, *make_inputs(device))`` timed for each library.
+
+    ``call`` returns the tensor that is compared between libraries as a sanity check.
+    ``work`` is the case's floating-point operations (``unit`` GFLOP/s) or the bytes it must move
+    at the least, every input read once and every output written once (``unit`` GB/s).
+    """
+
+    op: str
+    shape: str
+    dtype: torch.dtype
+    make_inputs: Callable[[torch.device], tuple]
+    call: Callable
+    work: float
+    unit: str
+
+
+def _randn(*shape, dtype=torch.float32, positive=False, grad=False):
+    """Random-input factory; ``positive`` keeps inputs inside the domain of log and sqrt."""
+
+    def make(device):
+        t = torch.randn(*shape, dtype=dtype, device=device)
+        t = t.abs() + 0.1 if positive else t
+        return t.requires_grad_(grad)
+
+    return make
+
+
+def _inputs(*factories):
+    return lambda device: tuple(make(device) for make in factories)
+
+
+def _fmt_shape(shape):
+    return "x".join(map(str, shape))
+
+
+def mm_case(m, k, n, dtype=torch.float32):
+    return Case("mm", f"{m}x{k} @ {k}x{n}", dtype, _inputs(_randn(m, k, dtype=dtype), _randn(k, n, dtype=dtype)),
+                lambda lib, a, b: lib.mm(a, b), 2 * m * k * n, GFLOPS)
+
+
+def mm_transposed_case(batch, n_in, n_out):
+    """``x.t() @ g``: the weight-gradient product of a linear layer, a non-contiguous operand."""
+    return Case("mm", f"({batch}x{n_in}).t() @ {batch}x{n_out}", torch.float32,
+                _inputs(_randn(batch, n_in), _randn(batch, n_out)),
+                lambda lib, x, g: lib.mm(x.t(), g), 2 * batch * n_in * n_out, GFLOPS)
+
+
+def bmm_case(batch, m, k, n):
+    return Case("bmm", f"{batch}x{m}x{k} @ {batch}x{k}x{n}", torch.float32,
+                _inputs(_randn(batch, m, k), _randn(batch, k, n)),
+                lambda lib, a, b: lib.bmm(a, b), 2 * batch * m * k * n, GFLOPS)
+
+
+def matmul_case(a_shape, b_shape):
+    """``matmul`` with batch dimensions that broadcast against each other."""
+    batch = math.prod(torch.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    return Case("matmul", f"{_fmt_shape(a_shape)} @ {_fmt_shape(b_shape)}", torch.float32,
+                _inputs(_randn(*a_shape), _randn(*b_shape)),
+                lambda lib, a, b: lib.matmul(a, b), 2 * batch * m * k * n, GFLOPS)
+
+
+SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+def binary_case(op, a_shape, b_shape):
+    """Tensor-tensor elementwise op; the shapes may broadcast."""
+    out = math.prod(torch.broadcast_shapes(a_shape, b_shape))
+    nbytes = F32 * (math.prod(a_shape) + math.prod(b_shape) + out)
+    shape = _fmt_shape(a_shape) if a_shape == b_shape else f"{_fmt_shape(a_shape)} {SYMBOLS[op]} {_fmt_shape(b_shape)}"
+    return Case(op, shape, torch.float32, _inputs(_randn(*a_shape), _randn(*b_shape)),
+                lambda lib, a, b: getattr(lib, op)(a, b), nbytes, GBS)
+
+
+def scalar_case(op, n, scalar):
+    return Case(op, f"{n} {SYMBOLS[op]} {scalar}", torch.float32, _inputs(_randn(n)),
+                lambda lib, x: getattr(lib, op)(x, scalar), 2 * F32 * n, GBS)
+
+
+def unary_case(op, n, positive=False):
+    return Case(op, str(n), torch.float32, _inputs(_randn(n, positive=positive)),
+                lambda lib, x: getattr(lib, op)(x), 2 * F32 * n, GBS)
+
+
+def pow_case(n, exponent):
+    return Case("pow", f"{n} ** {exponent}", torch.float32, _inputs(_randn(n)),
+                lambda lib, x: lib.pow(x, exponent), 2 * F32 * n, GBS)
+
+
+def reduce_case(op, shape, dim=None):
+    """Full reduction when ``dim`` is None; the output is small, so the traffic is the input read."""
+    kwargs = {} if dim is None else {"dim": dim}
+    label = _fmt_shape(shape) + ("" if dim is None else f", dim={dim}")
+    out = 1 if dim is None else math.prod(shape) // shape[dim]
+    return Case(op, label, torch.float32, _inputs(_randn(*shape)),
+                lambda lib, x: getattr(lib, op)(x, **kwargs), F32 * (math.prod(shape) + out), GBS)
+
+
+def _relu_forward_backward(lib, x, g):
+    x.grad = None
+    lib.relu(x).backward(g)
+    return x.grad
+
+
+def relu_case(n, backward=False):
+    """Forward: read x, write y. Forward+backward adds reading g and y, writing x.grad."""
+    if backward:
+        return Case("relu", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
+                    _relu_forward_backward, 5 * F32 * n, GBS)
+    return unary_case("relu", n)
+
+
+def _mse_forward_backward(lib, x, target):
+    x.grad = None
+    lib.mse_loss(x, target).backward()
+    return x.grad
+
+
+def mse_case(n, backward=False):
+    """Forward reads input and target; backward reads both again and writes input.grad."""
+    if backward:
+        return Case("mse_loss", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
+                    _mse_forward_backward, 5 * F32 * n, GBS)
+    return Case("mse_loss", str(n), torch.float32, _inputs(_randn(n), _randn(n)),
+                lambda lib, x, target: lib.mse_loss(x, target), 2 * F32 * n, GBS)
+
+
+def _train_step(lib, x, target, w1, w2, lr=1e-3):
+    """One SGD step of ``relu(x @ w1) @ w2`` under MSE; returns the loss."""
+    w1.grad = w2.grad = None
+    loss = lib.mse_loss(lib.mm(lib.relu(lib.mm(x, w1)), w2), target)
+    loss.backward()
+    with torch.no_grad():
+        for w in (w1, w2):
+            lib.sub_(w, lib.mul(w.grad, lr))
+    return loss.detach()
+
+
+def train_step_case(batch, n_in, hidden, n_out):
+    """A small MLP training step; work counts the matmuls only (backward costs twice forward)."""
+    flops = 3 * 2 * batch * (n_in * hidden + hidden * n_out)
+    inputs = _inputs(_randn(batch, n_in), _randn(batch, n_out),
+                     _randn(n_in, hidden, grad=True), _randn(hidden, n_out, grad=True))
+    return Case("train_step", f"mlp {n_in}-{hidden}-{n_out}, batch {batch}", torch.float32, inputs,
+                _train_step, flops, GFLOPS)
+
+
+N_SMALL, N_LARGE = 1 << 20, 1 << 24
+
+SUITES = {
+    "default": [
+        mm_case(64, 1000, 100),
+        mm_case(256, 256, 256),
+        mm_case(512, 512, 512),
+        mm_case(1024, 1024, 1024),
+        mm_case(512, 512, 512, dtype=torch.float64),
+        mm_transposed_case(64, 1000, 100),
+        bmm_case(32, 128, 128, 256),
+        matmul_case((4, 1, 128, 128), (8, 128, 128)),
+        binary_case("add", (N_SMALL,), (N_SMALL,)),
+        binary_case("add", (N_LARGE,), (N_LARGE,)),
+        binary_case("sub", (N_SMALL,), (N_SMALL,)),
+        binary_case("mul", (4096, 1), (1, 4096)),
+        binary_case("div", (N_SMALL,), (N_SMALL,)),
+        scalar_case("add", N_SMALL, 1.5),
+        unary_case("neg", N_SMALL),
+        unary_case("exp", N_SMALL),
+        unary_case("log", N_SMALL, positive=True),
+        unary_case("sqrt", N_SMALL, positive=True),
+        pow_case(N_SMALL, 2),
+        reduce_case("sum", (2048, 2048)),
+        reduce_case("sum", (2048, 2048), dim=0),
+        reduce_case("sum", (2048, 2048), dim=1),
+        reduce_case("mean", (2048, 2048)),
+        relu_case(N_SMALL),
+        relu_case(N_SMALL, backward=True),
+        mse_case(N_SMALL),
+        mse_case(N_SMALL, backward=True),
+        train_step_case(64, 1000, 100, 10),
+    ],
+    "quick": [
+        mm_case(64, 1000, 100),
+        mm_case(256, 256, 256),
+        mm_transposed_case(64, 1000, 100),
+        bmm_case(8, 64, 64, 64),
+        matmul_case((2, 1, 64, 64), (4, 64, 64)),
+        binary_case("add", (N_SMALL,), (N_SMALL,)),
+        binary_case("mul", (1024, 1), (1, 1024)),
+        scalar_case("add", N_SMALL, 1.5),
+        unary_case("exp", N_SMALL),
+        pow_case(N_SMALL, 2),
+        reduce_case("sum", (1024, 1024), dim=1),
+        reduce_case("mean", (1024, 1024)),
+        relu_case(N_SMALL, backward=True),
+        mse_case(N_SMALL, backward=True),
+    ],
+}
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def _time_cpu(fns, min_run_time):
+    """Median seconds per call of each fn, in rounds that alternate which fn goes first.
+
+    Timer defaults to one thread; passing the current count times what users actually get.
+    It is imported here because torch.utils.benchmark loads cpp_extension, slow to import and
+    noisy where no CUDA runtime is installed, which ``pykernels info`` has no use for.
+    """
+    from torch.utils.benchmark import Timer
+
+    timers = [Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()) for fn in fns]
+    times = [[] for _ in fns]
+    for r in range(ROUNDS):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            times[i] += timers[i].blocked_autorange(min_run_time=min_run_time / ROUNDS).times
+    return [statistics.median(t) for t in times]
+
+
+def _cuda_seconds_per_call(fn, calls=5):
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1e3 / calls
+
+
+def _time_cuda(fns, min_run_time, warmup=3):
+    """Median seconds per call of each fn from CUDA events, calls alternating between the fns.
+
+    Host timers would measure launch latency for asynchronous kernels, events measure the GPU.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    slowest = max(_cuda_seconds_per_call(fn) for fn in fns)
+    iters = max(10, min(2000, int(min_run_time / max(slowest, 1e-9))))
+    events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+               for _ in range(iters)] for _ in fns]
+    for it in range(iters):
+        order = range(len(fns)) if it % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            start, end = events[i][it]
+            start.record()
+            fns[i]()
+            end.record()
+    torch.cuda.synchronize()
+    return [statistics.median(s.elapsed_time(e) for s, e in pairs) / 1e3 for pairs in events]
+
+
+# ----------------------------------------------------------------------------- running cases
+
+
+def _copy(t):
+    """An equal, independent copy, so in-place updates and .grad of one library never reach the other."""
+    return t.detach().clone().requires_grad_(t.requires_grad)
+
+
+def _mismatch(out, expected):
+    """Why pykernels' result differs from torch's, or None. Loose: a sanity check, not the test suite."""
+    if out.shape != expected.shape or out.dtype != expected.dtype:
+        return f"got {out.dtype}{list(out.shape)}, torch gives {expected.dtype}{list(expected.shape)}"
+    out, expected = out.detach().double(), expected.detach().double()
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    if not torch.allclose(out, expected, rtol=1e-3, atol=1e-3 * scale, equal_nan=True):
+        return f"max abs difference {(out - expected).abs().max().item():.3g} (torch max |value| {scale:.3g})"
+    return None
+
+
+def run_case(case, device, min_run_time):
+    """Time one case for both libraries; failures are recorded in the row rather than raised."""
+    row = {"op": case.op, "shape": case.shape, "dtype": str(case.dtype).replace("torch.", ""),
+           "device": device.type, "unit": case.unit, "work": case.work}
+    torch.manual_seed(0)
+    inputs = case.make_inputs(device)
+    fns = {name: functools.partial(case.call, lib, *map(_copy, inputs)) for name, lib in LIBRARIES.items()}
+    outputs = {}
+    for name, fn in fns.items():
+        try:
+            outputs[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - any failure is reported in the results
+            row["error"] = f"{name}: {type(exc).__name__}: {exc}"
+            return row
+    row["mismatch"] = _mismatch(outputs["pykernels"], outputs["torch"])
+    timer = _time_cuda if device.type == "cuda" else _time_cpu
+    try:
+        pk, th = timer(list(fns.values()), min_run_time)
+    except Exception as exc:  # noqa: BLE001 - e.g. a kernel that fails only on repeated calls
+        row["error"] = f"timing: {type(exc).__name__}: {exc}"
+        return row
+    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk,
+               pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
+    return row
+
+
+def select_cases(suite, ops):
+    """The suite's cases whose op is in ``ops`` (all of them when ops is empty)."""
+    cases = SUITES[suite]
+    unknown = set(ops) - {c.op for c in cases}
+    if unknown:
+        known = ", ".join(sorted({c.op for c in cases}))
+        raise SystemExit(f"--ops: {', '.join(sorted(unknown))} not in suite '{suite}' (it has: {known})")
+    return [c for c in cases if not ops or c.op in ops]
+
+
+# ----------------------------------------------------------------------------- machine description
+
+
+def build_info():
+    """pykernels' compile-time facts (versions, backends, SIMD, CUDA arches); {} if the build can't say.
+
+    Prefers the package's normalised ``pykernels.build_info`` over the extension's raw one.
+    """
+    info = getattr(pykernels, "build_info", None) or getattr(getattr(pykernels, "_C", None), "build_info", None)
+    return dict(info()) if info else {}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def device_name(device):
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+
+
+def _slug(text):
+    text = re.sub(r"\((r|tm)\)", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def result_stem(meta):
+    """File name naming the machine, so results from different hosts sit side by side."""
+    if meta["device"] == "cuda":
+        stem = f"cuda-{_slug(meta['device_name'])}"
+    else:
+        stem = f"cpu-{_slug(meta['device_name'])}-{meta['threads']}t"
+    return stem if meta["suite"] == "default" else f"{stem}-{meta['suite']}"
+
+
+def load_average():
+    """The 1-minute load average, or None where the OS has none: above zero, something else competed."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def environment(device, suite, min_run_time, load_before):
+    info = build_info()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "pykernels_version": pykernels.__version__,
+        "torch_version": torch.__version__,
+        "built_against_torch": info.get("torch_version"),
+        "cpu_simd": info.get("cpu_simd"),
+        "device": device.type,
+        "device_name": device_name(device),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average": {"before": load_before, "after": load_average()},
+        "suite": suite,
+        "min_run_time_s": min_run_time,
+    }
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def geomean_ratio(rows):
+    ratios = [r["ratio"] for r in rows if "ratio" in r]
+    return math.exp(statistics.fmean(map(math.log, ratios))) if ratios else None
+
+
+def _fmt_time(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _table_row(row):
+    head = [row["op"], row["shape"], row["dtype"], row["device"]]
+    if "error" in row:
+        return head + ["error", "", "", "", ""]
+    ratio = f"{row['ratio']:.2f}" + (" ⚠" if row["mismatch"] else "")
+    return head + [_fmt_time(row["pykernels_s"]), _fmt_time(row["torch_s"]), ratio,
+                   f"{row['pykernels_rate']:.1f} {row['unit']}", f"{row['torch_rate']:.1f} {row['unit']}"]
+
+
+def to_markdown(meta, rows):
+    load = meta["load_average"]
+    where = meta["device_name"] if meta["device"] == "cuda" else f"{meta['device_name']}, {meta['threads']} threads"
+    lines = [
+        f"# pykernels vs torch: {meta['device']} ({where})",
+        "",
+        f"- date: {meta['date']}",
+        f"- pykernels {meta['pykernels_version']} (built against torch {meta['built_against_torch'] or '?'}, "
+        f"CPU SIMD {meta['cpu_simd'] or '?'}); torch {meta['torch_version']}",
+        f"- device: {meta['device']}, {meta['device_name']}"
+        + ("" if meta["device"] == "cpu" else f"; host CPU: {meta['cpu']}") + f"; torch threads: {meta['threads']}",
+        f"- suite: {meta['suite']}, {meta['min_run_time_s']} s of timing per implementation per case",
+        f"- 1-minute load average: {load['before']} before, {load['after']} after, on {meta['cpu_count']} CPUs "
+        "(a load well above 0 means other processes competed for the CPUs, and the times are noisy)",
+        "",
+        "Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
+        "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
+        "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
+        "⚠ marks a pykernels result that differs from torch's (see notes).",
+        "",
+        "| op | shape | dtype | device | pykernels | torch | ratio | pykernels GFLOP/s or GB/s | torch GFLOP/s or GB/s |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|",
+    ]
+    lines += ["| " + " | ".join(cells) + " |" for cells in map(_table_row, rows)]
+    gm = geomean_ratio(rows)
+    timed = sum("ratio" in r for r in rows)
+    lines += ["", f"Geometric mean of ratios: **{gm:.2f}** over {timed} case{'s' * (timed != 1)}." if gm else "No case was timed."]
+    notes = [f"- {r['op']} {r['shape']}: {r.get('error') or 'result differs: ' + r['mismatch']}"
+             for r in rows if r.get("error") or r.get("mismatch")]
+    if notes:
+        lines += ["", "Notes:", ""] + [n.splitlines()[0] for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path, text):
+    """Write via a temporary file, so an interrupted run never leaves a half-written result."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save(out_dir, meta, rows, markdown):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = out_dir / result_stem(meta)
+    payload = {"meta": meta, "geomean_ratio": geomean_ratio(rows), "results": rows}
+    _write(stem.with_suffix(".json"), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    _write(stem.with_suffix(".md"), markdown)
+    return [stem.with_suffix(".json"), stem.with_suffix(".md")]
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser, default_out=DEFAULT_OUT):
+    parser.add_argument("--suite", choices=sorted(SUITES), default="default",
+                        help="which list of cases to run; 'quick' is a smoke test (default: %(default)s)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the inputs live and the kernels run (default: %(default)s)")
+    parser.add_argument("--ops", type=lambda s: [op for op in s.split(",") if op], default=[],
+                        help="comma-separated ops to keep, e.g. mm,add (default: all in the suite)")
+    parser.add_argument("--min-run-time", type=float, default=0.5, metavar="SECONDS",
+                        help="timing per implementation per case (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's)")
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help="directory for the .md and .json results (default: %(default)s)")
+
+
+def run(args):
+    """Run the selected cases, print the table, save it; exit status 1 if pykernels failed or differed."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible to torch")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    cases = select_cases(args.suite, args.ops)
+    load_before, rows = load_average(), []
+    for i, case in enumerate(cases, 1):
+        print(f"[{i}/{len(cases)}] {case.op} {case.shape} {case.dtype}", file=sys.stderr, flush=True)
+        rows.append(run_case(case, device, args.min_run_time))
+    meta = environment(device, args.suite, args.min_run_time, load_before)
+    markdown = to_markdown(meta, rows)
+    print(markdown)
+    for path in save(args.out, meta, rows, markdown):
+        print(f"wrote {path}", file=sys.stderr)
+    return int(any(r.get("error") or r.get("mismatch") for r in rows))
+
+
+def main(argv=None, default_out=DEFAULT_OUT):
+    parser = argparse.ArgumentParser(prog="pykernels bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser, default_out)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
