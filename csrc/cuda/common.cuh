@@ -75,10 +75,10 @@ void launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, A
 #endif  // PYKERNELS_CUDA_EMULATION
 
 // Grid size for a grid-stride loop over `work` items, `per_block` items per block and pass:
-// enough blocks to fill every SM a few times over, never more than the work needs.
+// enough resident blocks to fill every SM, never more than the work needs.
 inline unsigned int grid_for(int64_t work, int64_t per_block) {
   const int64_t needed = (work + per_block - 1) / per_block;
-  const int64_t cap = static_cast<int64_t>(sm_count()) * 8;  // 8 x 256 threads = a full SM, twice
+  const int64_t cap = static_cast<int64_t>(sm_count()) * 8;  // 8 blocks of 256 threads fill an SM (2048)
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min(needed, cap)));
 }
 

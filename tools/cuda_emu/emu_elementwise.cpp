@@ -159,6 +159,21 @@ void relu_backward() {
   }
 }
 
+// With one SM the grids are capped at 8 blocks, so these sizes take several grid-stride passes.
+void multi_pass() {
+  emu::g_sm_count = 1;
+  for (at::ScalarType t : {at::kFloat, at::kHalf, at::kLong}) {
+    const Tensor a = make({20003}, t, false), b = make({20003}, t, false);
+    const Tensor u = make({20004}, t, false).narrow(0, 1, 20003);
+    const double tol = tol_of(t);
+    expect_close(pykernels::mul(a, b), at::mul(a, b), tol, tol, "multi-pass vectorized " + name(t));
+    expect_close(pykernels::mul(u, b), at::mul(u, b), tol, tol, "multi-pass unaligned " + name(t));
+    const Tensor x = make({3, 6667}, t, false).t(), y = make({6667, 3}, t, false);  // transposed: strided path
+    expect_close(pykernels::sub(x, y, 1), at::sub(x, y), tol, tol, "multi-pass strided " + name(t));
+  }
+  emu::g_sm_count = 4;
+}
+
 }  // namespace
 
 void test_elementwise() {
@@ -166,4 +181,5 @@ void test_elementwise() {
   in_place_and_out();
   unary_ops();
   relu_backward();
+  multi_pass();
 }

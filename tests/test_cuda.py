@@ -1,0 +1,567 @@
+"""CUDA-only tests: parity with torch's own CUDA ops for every pykernels op on the GPU (dtypes,
+layouts, broadcasting, sizes), gradients, gradcheck and opcheck on CUDA inputs, cross-device
+errors, non-default streams, CUDA-graph capture and a second GPU.
+
+Everything is skipped with "no CUDA device" when no GPU is visible, except that a visible GPU with
+a pykernels built without its CUDA kernels is a failure, not a skip.
+"""
+import math
+
+import pytest
+import torch
+
+import pykernels as pk
+
+HAS_GPU = torch.cuda.is_available()
+BUILT_WITH_CUDA = "CUDA" in pk.build_info()["backends"]
+
+pytestmark = pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
+
+FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+INTS = [torch.uint8, torch.int32, torch.int64]
+
+# The dtype's own tolerance for one rounding of an O(1) result (float16/bfloat16 compute in
+# float32 and round once, so they are compared with their own precision, not float32's).
+TOL = {
+    torch.float16: dict(atol=1e-3, rtol=2e-3),
+    torch.bfloat16: dict(atol=1e-2, rtol=1.6e-2),
+    torch.float32: dict(atol=1e-5, rtol=1.3e-6),
+    torch.float64: dict(atol=1e-7, rtol=1e-7),
+}
+
+
+def tol(dtype):
+    return TOL.get(dtype, dict(atol=0, rtol=0))
+
+
+def accum_tol(dtype, n):
+    """A result accumulating n O(1) terms: the dtype's tolerance plus a summation-order allowance
+    (float32 accumulation, float64 for float64) and, for float16/bfloat16, output rounding of
+    values of size ~sqrt(n)."""
+    if not dtype.is_floating_point:
+        return tol(dtype)
+    n = max(int(n), 1)
+    acc_eps = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps
+    t = dict(TOL[dtype])
+    t["atol"] += 2 * acc_eps * n
+    t["rtol"] += acc_eps * math.sqrt(n)
+    if dtype in (torch.float16, torch.bfloat16):
+        t["atol"] += 2 * torch.finfo(dtype).eps * math.sqrt(n)
+        t["rtol"] *= 2
+    return t
+
+
+def close(actual, expected, **tolerance):
+    assert actual.device == expected.device, f"result on {actual.device}, expected {expected.device}"
+    torch.testing.assert_close(actual, expected, equal_nan=True, **(tolerance or tol(expected.dtype)))
+
+
+def make(shape, dtype=torch.float32, device="cuda", *, nonzero=False, positive=False):
+    """randn for floats (|x| >= 0.5 with nonzero, in [0.5, 3) with positive), small ints, bools."""
+    if dtype.is_floating_point:
+        x = torch.rand(shape, device=device) * 2.5 + 0.5 if positive else torch.randn(shape, device=device)
+        if nonzero and not positive:
+            x = torch.where(x >= 0, x + 0.5, x - 0.5)
+    elif dtype == torch.bool:
+        x = torch.ones(shape, device=device) if nonzero else torch.randint(0, 2, shape, device=device)
+    else:
+        low = 1 if nonzero and dtype == torch.uint8 else (0 if dtype == torch.uint8 else -9)
+        x = torch.randint(low, 20 if dtype == torch.uint8 else 10, shape, device=device)
+        if nonzero:
+            x = torch.where(x == 0, torch.ones_like(x), x)
+    return x.to(dtype)
+
+
+def layout(x, kind):
+    """The same values as contiguous `x`, in another memory layout."""
+    if kind == "contiguous":
+        return x
+    if kind == "transposed":  # a permuted view of a tensor of the reversed shape
+        return x.permute(*reversed(range(x.dim()))).contiguous().permute(*reversed(range(x.dim())))
+    if kind == "strided":  # every dim step-sliced by 2 out of a bigger tensor
+        big = torch.zeros([2 * s for s in x.shape], dtype=x.dtype, device=x.device)
+        view = big[tuple(slice(None, None, 2) for _ in x.shape)]
+        view.copy_(x)
+        return view
+    if kind == "offset":  # storage offset 1: not 16-byte aligned, so not the vectorized path
+        flat = torch.zeros(x.numel() + 1, dtype=x.dtype, device=x.device)
+        flat[1:].copy_(x.reshape(-1))
+        return flat[1:].view(x.shape)
+    raise ValueError(kind)
+
+
+LAYOUTS = ["contiguous", "transposed", "strided", "offset"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# ---- build ------------------------------------------------------------------------------------
+
+
+def test_cuda_kernels_built_when_gpu_visible():
+    assert BUILT_WITH_CUDA, (
+        "a GPU is visible but pykernels was built without its CUDA kernels "
+        f"(build_info: {pk.build_info()}); rebuild with the CUDA toolkit available"
+    )
+    assert pk.build_info()["cuda_arches"], "a CUDA build must report the architectures it compiled"
+
+
+# ---- elementwise ----------------------------------------------------------------------------------
+
+BINARY = [
+    ("add", {}), ("add", {"alpha": 2}), ("add", {"alpha": 0.5}), ("sub", {}), ("sub", {"alpha": -3}), ("mul", {}),
+    ("div", {}), ("div", {"rounding_mode": "trunc"}), ("div", {"rounding_mode": "floor"}),
+]
+
+
+def binary_case_ok(name, kwargs, dtype):
+    if dtype == torch.bool and (name == "sub" or "alpha" in kwargs or "rounding_mode" in kwargs):
+        return False
+    if not dtype.is_floating_point and isinstance(kwargs.get("alpha"), float):
+        return False
+    return True
+
+
+def binary_tol(name, kwargs, dtype):
+    # a rounded quotient of float16/bfloat16 may round to the neighbouring integer: torch computes
+    # it in the same float32 opmath, but x / y itself differs in the last bit between
+    # implementations (torch multiplies by the reciprocal for scalar divisors)
+    if kwargs.get("rounding_mode") and dtype in (torch.float16, torch.bfloat16):
+        return dict(atol=1, rtol=0)
+    return tol(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS + INTS + [torch.bool], ids=str)
+@pytest.mark.parametrize("name,kwargs", BINARY, ids=lambda c: str(c))
+@pytest.mark.parametrize("n", [0, 1, 7, 1031, (1 << 20) + 3])
+def test_binary_sizes(name, kwargs, dtype, n):
+    if not binary_case_ok(name, kwargs, dtype):
+        pytest.skip("not a valid combination")
+    a = make((n,), dtype)
+    b = make((n,), dtype, nonzero=name == "div")
+    close(getattr(pk, name)(a, b, **kwargs), getattr(torch, name)(a, b, **kwargs), **binary_tol(name, kwargs, dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS + [torch.int32], ids=str)
+@pytest.mark.parametrize("name,kwargs", BINARY, ids=lambda c: str(c))
+@pytest.mark.parametrize("la", LAYOUTS)
+@pytest.mark.parametrize("lb", ["contiguous", "transposed", "offset"])
+def test_binary_layouts(name, kwargs, dtype, la, lb):
+    if not binary_case_ok(name, kwargs, dtype):
+        pytest.skip("not a valid combination")
+    a = layout(make((17, 33), dtype), la)
+    b = layout(make((17, 33), dtype, nonzero=name == "div"), lb)
+    close(getattr(pk, name)(a, b, **kwargs), getattr(torch, name)(a, b, **kwargs), **binary_tol(name, kwargs, dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
+@pytest.mark.parametrize(
+    "sa,sb", [((3, 1), (1, 4)), ((5,), (2, 5)), ((), (3, 4)), ((4, 1, 3), (2, 1)), ((2, 0, 3), (1, 3)), ((), ())]
+)
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+def test_binary_broadcast(name, dtype, sa, sb):
+    a, b = make(sa, dtype), make(sb, dtype, nonzero=name == "div")
+    close(getattr(pk, name)(a, b), getattr(torch, name)(a, b), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int32], ids=str)
+@pytest.mark.parametrize("scalar", [3, -2, 2.5, True])
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+def test_binary_python_scalar(name, dtype, scalar):
+    a = make((5, 7), dtype)
+    if name == "sub" and isinstance(scalar, bool):
+        pytest.skip("torch rejects bool subtraction")
+    close(getattr(pk, name)(a, scalar), getattr(torch, name)(a, scalar), **tol(dtype))
+    if name != "div":
+        close(getattr(pk, name)(scalar, a), getattr(torch, name)(scalar, a), **tol(dtype))
+
+
+def test_integer_division_edge_cases():
+    x = torch.tensor([-7, 7, -7, 7, 5, 0], dtype=torch.int32, device="cuda")
+    y = torch.tensor([2, -2, -2, 2, 3, -4], dtype=torch.int32, device="cuda")
+    close(pk.div(x, y, rounding_mode="floor"), torch.div(x, y, rounding_mode="floor"))
+    close(pk.div(x, y, rounding_mode="trunc"), torch.div(x, y, rounding_mode="trunc"))
+    # INT_MIN // -1 overflows; torch's CUDA floor division returns INT_MIN (its trunc division
+    # leaves it to the hardware, so it is not compared)
+    x, y = torch.tensor([-(2**31)], dtype=torch.int32, device="cuda"), torch.tensor([-1], dtype=torch.int32, device="cuda")
+    close(pk.div(x, y, rounding_mode="floor"), torch.div(x, y, rounding_mode="floor"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
+@pytest.mark.parametrize("name", ["add_", "sub_", "mul_", "div_", "neg_"])
+def test_in_place_on_views(name, dtype):
+    if name == "div_" and not dtype.is_floating_point:
+        pytest.skip("true division of an integer tensor in place is an error in torch too")
+    base = make((33, 17), dtype).t()  # in place on a transposed view
+    other = make((17, 33), dtype, nonzero=True)
+    ours, theirs = base.clone().t().contiguous().t(), base.clone().t().contiguous().t()
+    args = () if name == "neg_" else (other,)
+    getattr(pk, name)(ours, *args)
+    getattr(torch.Tensor, name)(theirs, *args)
+    close(ours, theirs, **tol(dtype))
+
+
+def test_out_with_another_dtype():
+    a, b = make((100,)), make((100,))
+    out = torch.empty(100, dtype=torch.float64, device="cuda")
+    pk.mul(a, b, out=out)
+    close(out, torch.mul(a, b).double())
+
+
+UNARY = ["neg", "exp", "log", "sqrt", "relu"]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("name", UNARY)
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("n", [1, 1031, (1 << 20) + 3])
+def test_unary(name, dtype, kind, n):
+    if kind != "contiguous" and n > 2000:
+        pytest.skip("large sizes are covered contiguous")
+    x = layout(make((n,), dtype, positive=name in ("log", "sqrt")), kind)
+    close(getattr(pk, name)(x), getattr(torch, name)(x), **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", INTS, ids=str)
+def test_unary_integers(dtype):
+    x = make((1031,), dtype)
+    close(pk.neg(x), torch.neg(x))
+    close(pk.relu(x), torch.relu(x))
+    for e in (0, 1, 2, 3):
+        close(pk.pow(x, e), torch.pow(x, e))
+    close(pk.exp(x), torch.exp(x))  # integers promote to the default float dtype
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("exponent", [2, 3, 0.5, -0.5, -1, -2, 1.7, 0])
+def test_pow(dtype, exponent):
+    x = make((3, 1031), dtype, positive=True)
+    close(pk.pow(x, exponent), torch.pow(x, exponent), **tol(dtype))
+
+
+def test_nan_handling():
+    x = torch.tensor([-1.0, 0.0, float("nan"), 2.0, -0.0], device="cuda")
+    close(pk.relu(x), torch.relu(x))
+    y = x.clone()
+    pk.relu_(y)
+    close(y, torch.relu(x))
+    fx = torch.tensor([1.0, -1.0, 0.0, 5.5, -5.5], device="cuda")
+    fy = torch.tensor([0.0, 0.0, 0.0, 2.0, 2.0], device="cuda")
+    close(pk.div(fx, fy, rounding_mode="floor"), torch.div(fx, fy, rounding_mode="floor"))
+
+
+# ---- reductions -------------------------------------------------------------------------------------
+
+
+SUM_CASES = [
+    ((0,), None, False), ((1,), None, False), ((1031,), None, False), (((1 << 22) + 1,), None, False),
+    ((37, 300), 1, False), ((300, 37), 0, True), ((5000, 3), 0, False), ((4, 100000), 1, False),
+    ((6, 7, 8), (0, 2), False), ((6, 7, 8), 1, True), ((3, 0), 1, False), ((4, 1, 5), 1, False), ((), None, False),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS + INTS, ids=str)
+@pytest.mark.parametrize("shape,dim,keepdim", SUM_CASES, ids=str)
+def test_sum_mean(dtype, shape, dim, keepdim):
+    x = make(shape, dtype)
+    if dim is None:
+        kw, n = {}, x.numel()
+    else:
+        kw, n = dict(dim=dim, keepdim=keepdim), math.prod(x.shape[d] for d in ((dim,) if isinstance(dim, int) else dim))
+    close(pk.sum(x, **kw), torch.sum(x, **kw), **accum_tol(dtype, n))
+    if dtype.is_floating_point:
+        close(pk.mean(x, **kw), torch.mean(x, **kw), **accum_tol(dtype, n))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("kind", ["transposed", "strided", "offset"])
+@pytest.mark.parametrize("dim", [None, 0, 1, (0, 1)])
+def test_sum_layouts(dtype, kind, dim):
+    x = layout(make((67, 45), dtype), kind)
+    kw = {} if dim is None else dict(dim=dim)
+    close(pk.sum(x, **kw), torch.sum(x, **kw), **accum_tol(dtype, x.numel()))
+    close(pk.mean(x, **kw), torch.mean(x, **kw), **accum_tol(dtype, x.numel()))
+
+
+def test_sum_expanded_and_dtype():
+    x = make((1, 9)).expand(500, 9)
+    close(pk.sum(x, dim=0), torch.sum(x, dim=0), **accum_tol(torch.float32, 500))
+    h = make((50, 40), torch.float16)
+    close(pk.sum(h, dim=1, dtype=torch.float32), torch.sum(h, dim=1, dtype=torch.float32), **accum_tol(torch.float32, 40))
+
+
+# ---- relu / mse_loss ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")  # broadcast targets warn, in torch too
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shapes", [((0,), (0,)), ((1,), (1,)), ((1031,), (1031,)), ((30, 1), (70,)),
+                                    (((1 << 20) + 3,), ((1 << 20) + 3,))], ids=str)
+def test_mse_loss(dtype, reduction, shapes):
+    a, b = make(shapes[0], dtype), make(shapes[1], dtype)
+    n = max(torch.broadcast_shapes(a.shape, b.shape).numel(), 1)
+    expected = torch.nn.functional.mse_loss(a, b, reduction=reduction)
+    close(pk.mse_loss(a, b, reduction=reduction), expected, **(tol(dtype) if reduction == "none" else accum_tol(dtype, n)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("kind", ["transposed", "strided"])
+def test_mse_loss_layouts(dtype, kind):
+    a, b = layout(make((40, 30), dtype), kind), make((40, 30), dtype)
+    for reduction in ("none", "mean", "sum"):
+        close(pk.mse_loss(a, b, reduction=reduction), torch.nn.functional.mse_loss(a, b, reduction=reduction),
+              **accum_tol(dtype, a.numel()))
+
+
+# ---- matmul ------------------------------------------------------------------------------------------------
+
+GEMM_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def gemm_ref(a, b):
+    """The exact product (computed in float64), rounded once to the operands' dtype."""
+    acc = torch.float64
+    return torch.matmul(a.to(acc), b.to(acc)).to(a.dtype)
+
+
+def matrix(rows, cols, dtype, kind):
+    return layout(make((rows, cols), dtype), kind)
+
+
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 67, 131), (256, 256, 256),
+                                   (64, 0, 64), (1, 300, 257), (300, 70, 1), (512, 1024, 384)])
+def test_mm_shapes(dtype, m, k, n):
+    a, b = make((m, k), dtype), make((k, n), dtype)
+    close(pk.mm(a, b), gemm_ref(a, b), **accum_tol(dtype, k))
+
+
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+@pytest.mark.parametrize("la", LAYOUTS)
+@pytest.mark.parametrize("lb", LAYOUTS)
+def test_mm_layouts(dtype, la, lb):
+    a, b = matrix(130, 72, dtype, la), matrix(72, 129, dtype, lb)
+    close(pk.mm(a, b), gemm_ref(a, b), **accum_tol(dtype, 72))
+
+
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+def test_mm_transposed_operands_match_torch(dtype):
+    # transposed operands are read in place (no copies): the result must match torch.mm itself
+    a, b = make((96, 200), dtype).t(), make((150, 96), dtype).t()
+    close(pk.mm(a, b), torch.mm(a, b), **accum_tol(dtype, 96))
+
+
+@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+def test_bmm_and_matmul_broadcast(dtype):
+    a, b = make((3, 20, 9), dtype), make((3, 9, 17), dtype)
+    close(pk.bmm(a, b), gemm_ref(a, b), **accum_tol(dtype, 9))
+    close(pk.bmm(a.transpose(1, 2).contiguous().transpose(1, 2), b), gemm_ref(a, b), **accum_tol(dtype, 9))
+    x, y = make((2, 1, 20, 9), dtype), make((3, 9, 17), dtype)
+    close(pk.matmul(x, y), gemm_ref(x, y), **accum_tol(dtype, 9))
+    v, w = make((9,), dtype), make((17,), dtype)
+    close(pk.matmul(x, v), gemm_ref(x, v), **accum_tol(dtype, 9))
+    close(pk.matmul(v, y), gemm_ref(v, y), **accum_tol(dtype, 9))
+    close(pk.matmul(y, w), gemm_ref(y, w), **accum_tol(dtype, 17))
+    close(pk.matmul(v, v), gemm_ref(v, v), **accum_tol(dtype, 9))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64], ids=str)
+def test_mm_integer_raises_like_torch(dtype):
+    a = make((4, 4), dtype)
+    with pytest.raises(RuntimeError) as theirs:  # NotImplementedError ("addmm_cuda" not implemented for ...)
+        torch.mm(a, a)
+    with pytest.raises(type(theirs.value), match="mm"):
+        pk.mm(a, a)
+
+
+# ---- autograd -------------------------------------------------------------------------------------------------
+
+
+def grads(fn, inputs, grad_out=None):
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    out = fn(*leaves)
+    g = torch.randn_like(out) if grad_out is None else grad_out
+    return out, torch.autograd.grad(out, leaves, g)
+
+
+BACKWARD = [
+    ("mm", lambda m, a, b: m.mm(a, b), [(20, 30), (30, 10)]),
+    ("matmul", lambda m, a, b: m.matmul(a, b), [(2, 1, 20, 9), (3, 9, 17)]),
+    ("mul", lambda m, a, b: m.mul(a, b), [(5, 7), (7,)]),
+    ("div", lambda m, a, b: m.div(a, b), [(5, 7), (5, 7)]),
+    ("sub", lambda m, a, b: m.sub(a, b, alpha=2), [(5, 7), (1, 7)]),
+    ("pow", lambda m, a: m.pow(a, 3), [(5, 7)]),
+    ("exp", lambda m, a: m.exp(a), [(5, 7)]),
+    ("sum", lambda m, a: m.sum(a, dim=1), [(5, 7)]),
+    ("mean", lambda m, a: m.mean(a, dim=0, keepdim=True), [(5, 7)]),
+    ("relu", lambda m, a: m.relu(a), [(5, 7)]),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("name,fn,shapes", BACKWARD, ids=[c[0] for c in BACKWARD])
+def test_backward_parity(name, fn, shapes, dtype):
+    inputs = [make(s, dtype, nonzero=True) for s in shapes]
+    torch.manual_seed(1)
+    out, g = grads(lambda *xs: fn(pk, *xs), inputs)
+    torch.manual_seed(1)
+    ref_out, ref_g = grads(lambda *xs: fn(torch, *xs), inputs)
+    close(out, ref_out, **accum_tol(dtype, 30))
+    for x, y in zip(g, ref_g):
+        close(x, y, **accum_tol(dtype, 30))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_mse_loss_backward_parity(reduction):
+    a, b = make((40, 30)), make((40, 30))
+    torch.manual_seed(1)
+    out, g = grads(lambda x, y: pk.mse_loss(x, y, reduction=reduction), [a, b])
+    torch.manual_seed(1)
+    ref, rg = grads(lambda x, y: torch.nn.functional.mse_loss(x, y, reduction=reduction), [a, b])
+    close(out, ref, **accum_tol(torch.float32, a.numel()))
+    for x, y in zip(g, rg):
+        close(x, y, **accum_tol(torch.float32, a.numel()))
+
+
+GRADCHECK = [
+    (lambda a, b: pk.mm(a, b), [(4, 5), (5, 3)]),
+    (lambda a, b: pk.matmul(a, b), [(2, 1, 4, 5), (3, 5, 2)]),
+    (lambda a, b: pk.mul(a, b), [(3, 4), (4,)]),
+    (lambda a, b: pk.div(a, b), [(3, 4), (3, 4)]),
+    (lambda a: pk.pow(a, 2.5), [(3, 4)]),
+    (lambda a: pk.log(a), [(3, 4)]),
+    (lambda a: pk.sum(a, dim=0), [(3, 4)]),
+    (lambda a: pk.mean(a), [(3, 4)]),
+    (lambda a, b: pk.mse_loss(a, b), [(3, 4), (3, 4)]),
+    (lambda a: pk.relu(a), [(3, 4)]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(GRADCHECK)))
+def test_gradcheck(case):
+    fn, shapes = GRADCHECK[case]
+    inputs = [make(s, torch.float64, positive=True).requires_grad_() for s in shapes]
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+OPCHECK = [
+    ("mm", lambda: (make((5, 3)), make((3, 4)))),
+    ("bmm", lambda: (make((2, 5, 3)), make((2, 3, 4)))),
+    ("matmul", lambda: (make((2, 1, 5, 3)), make((3, 3, 4)))),
+    ("add", lambda: (make((5, 3)), make((3,)))),
+    ("mul", lambda: (make((5, 3)), make((5, 3)))),
+    ("exp", lambda: (make((5, 3)),)),
+    ("sum", lambda: (make((5, 3)), [1])),
+    ("mse_loss", lambda: (make((5, 3)), make((5, 3)), 1)),
+    ("relu", lambda: (make((5, 3)),)),
+]
+
+
+@pytest.mark.parametrize("name,args", OPCHECK, ids=[c[0] for c in OPCHECK])
+def test_opcheck(name, args):
+    op = getattr(torch.ops.pykernels, name).default
+    torch.library.opcheck(op, args())
+
+
+# ---- devices, streams, graphs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name,call",
+    [
+        ("add", lambda x, y: pk.add(x, y)),
+        ("mul_", lambda x, y: pk.mul_(x, y)),
+        ("mm", lambda x, y: pk.mm(x, y)),
+        ("matmul", lambda x, y: pk.matmul(x, y)),
+        ("mse_loss", lambda x, y: pk.mse_loss(x, y)),
+    ],
+)
+def test_cross_device_inputs_raise(name, call):
+    x, y = make((4, 4)), make((4, 4), device="cpu")
+    with pytest.raises(RuntimeError, match=name.rstrip("_")):
+        call(x, y)
+    with pytest.raises(RuntimeError, match=name.rstrip("_")):
+        call(y, x)
+
+
+def test_out_on_another_device_raises():
+    x = make((4,))
+    with pytest.raises(RuntimeError, match="add"):
+        pk.add(x, x, out=torch.empty(4))
+
+
+def _busy(stream):
+    """Keeps `stream` busy for a while, so work wrongly issued on another stream runs first."""
+    if hasattr(torch.cuda, "_sleep"):
+        with torch.cuda.stream(stream):
+            torch.cuda._sleep(50_000_000)
+
+
+def test_non_default_stream():
+    src_a, src_b = make((300, 200)), make((200, 100))
+    expected = torch.relu(torch.mm(src_a, src_b) + 1).sum(dim=0)
+    s = torch.cuda.Stream()
+    a, b = torch.zeros_like(src_a), torch.zeros_like(src_b)
+    s.wait_stream(torch.cuda.current_stream())
+    _busy(s)
+    with torch.cuda.stream(s):
+        a.copy_(src_a)  # queued on s behind the busy kernel: only s's later work sees the values
+        b.copy_(src_b)
+        out = pk.sum(pk.relu(pk.add(pk.mm(a, b), 1)), dim=0)
+        loss = pk.mse_loss(a, src_a)
+    s.synchronize()
+    close(out, expected, **accum_tol(torch.float32, 200))
+    close(loss, torch.zeros((), device="cuda"))
+
+
+def test_cuda_graph_capture_and_replay():
+    a, b, t = make((64, 48)), make((48, 32)), make((64, 32))
+
+    def step():
+        y = pk.relu(pk.add(pk.mm(a, b), t, alpha=0.5))
+        return pk.sum(y, dim=1), pk.mean(y), pk.mse_loss(y, t), pk.mse_loss(y, t, reduction="sum"), pk.mul(y, 2.0)
+
+    def eager():
+        y = torch.relu(torch.add(torch.mm(a, b), t, alpha=0.5))
+        return y.sum(dim=1), y.mean(), ((y - t) ** 2).mean(), ((y - t) ** 2).sum(), y * 2.0
+
+    with torch.no_grad():
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):  # warm up outside the capture
+            step()
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outs = step()
+        for _ in range(2):  # new inputs, replay, compare with eager on the same inputs
+            a.copy_(make(a.shape))
+            b.copy_(make(b.shape))
+            t.copy_(make(t.shape))
+            graph.replay()
+            torch.cuda.synchronize()
+            for ours, ref in zip(outs, eager()):
+                close(ours, ref, **accum_tol(torch.float32, 64 * 48))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_second_device():
+    dev = torch.device("cuda:1")
+    assert torch.cuda.current_device() == 0
+    a, b = make((70, 50), device=dev), make((50, 30), device=dev)
+    checks = [
+        (pk.mm(a, b), torch.mm(a, b), accum_tol(torch.float32, 50)),
+        (pk.add(a, 1.5), a + 1.5, tol(torch.float32)),
+        (pk.sum(a, dim=1), a.sum(dim=1), accum_tol(torch.float32, 50)),
+        (pk.mse_loss(a, a * 2), torch.nn.functional.mse_loss(a, a * 2), accum_tol(torch.float32, a.numel())),
+        (pk.relu(a.t()), torch.relu(a.t()), tol(torch.float32)),
+    ]
+    for ours, ref, t in checks:
+        assert ours.device == dev
+        close(ours, ref, **t)
+    h = make((130, 70), torch.float16, device=dev)
+    close(pk.mm(h, h.t()), torch.mm(h.float(), h.t().float()).half(), **accum_tol(torch.float16, 70))
