@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -38,37 +39,90 @@ using cpu::GemmPlan;
 
 // ---- the portable microkernel ------------------------------------------------------------------
 
-// Same contract as the AVX2 kernels (cpu/gemm_ukernel.h). Fixed trip counts over NR let the
-// compiler keep the tile in vector registers; 4 x 8 floats or 4 x 4 doubles use 8 of SSE2's or
-// NEON's 16 (32) vector registers.
-template <typename T, int MR, int NR>
-void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
-                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
-  T t[MR][NR] = {};
-  if (mr == MR) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* bk = b + k * b_rs;
-      for (int r = 0; r < MR; ++r) {
-        const T ar = a[r * a_rs + k * a_cs];
-        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+// Same contract as the AVX2 kernels (cpu/gemm_ukernel.h), written with GCC/Clang vector
+// extensions (16-byte vectors: SSE2 on x86-64, NEON on aarch64) so the tile is explicitly kept
+// in vector registers: 4 rows x 2 vectors (4 x 8 floats, 4 x 4 doubles), 8 accumulators.
+// Edge tiles are template instances by row count; packed operands get compile-time strides.
+template <typename T>
+struct GenericVec {
+  static constexpr int kLanes = 16 / sizeof(T);
+  typedef T type __attribute__((vector_size(16)));
+};
+
+template <typename T, int M, int MR, int NR, bool kPacked>
+__attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __restrict__ a, int64_t a_rs,
+                                            int64_t a_cs, const T* __restrict__ b, int64_t b_rs, T* __restrict__ c,
+                                            int64_t c_rs, int64_t c_cs, bool accumulate) {
+  using V = typename GenericVec<T>::type;
+  constexpr int W = GenericVec<T>::kLanes, NV = NR / W;
+  static_assert(NR % W == 0, "NR must be a whole number of vectors");
+  if constexpr (kPacked) {
+    a_rs = 1;
+    a_cs = MR;
+    b_rs = NR;
+  }
+  V acc[M][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + v * W, sizeof(V));
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+      const V av = V{} + a[r * a_rs];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+    a += a_cs;
+    b += b_rs;
+  }
+  if (nr == NR && c_cs == 1) {
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* cv = c + r * c_rs + v * W;
+        V x = acc[r][v];
+        if (accumulate) {
+          V old;
+          std::memcpy(&old, cv, sizeof(V));
+          x = old + x;
+        }
+        std::memcpy(cv, &x, sizeof(V));
       }
     }
   } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* bk = b + k * b_rs;
-      for (int64_t r = 0; r < mr; ++r) {
-        const T ar = a[r * a_rs + k * a_cs];
-        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+    T t[M][NR];
+    std::memcpy(t, acc, sizeof(t));
+    for (int r = 0; r < M; ++r) {
+      T* cr = c + r * c_rs;
+      if (accumulate) {
+        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
+      } else {
+        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
       }
     }
   }
-  for (int64_t r = 0; r < mr; ++r) {
-    T* cr = c + r * c_rs;
-    if (accumulate) {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
-    } else {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
-    }
+}
+
+template <typename T, int MR, int NR>
+void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  static_assert(MR == 4, "the row dispatch below covers 1..4 rows");
+  if (mr == MR && a_rs == 1 && a_cs == MR && b_rs == NR)
+    return generic_tile<T, MR, MR, NR, true>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  switch (mr) {
+    case 4:
+      return generic_tile<T, 4, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    case 3:
+      return generic_tile<T, 3, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    case 2:
+      return generic_tile<T, 2, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    default:
+      return generic_tile<T, 1, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
   }
 }
 
@@ -233,7 +287,7 @@ void gemm_float(const GemmProblem& p) {
     }
   }
 #endif
-  constexpr int NR = std::is_same_v<T, float> ? 8 : 4;
+  constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
   static const cpu::GemmKernelInfo<T> generic{4, NR, &generic_microkernel<T, 4, NR>, nullptr};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }
