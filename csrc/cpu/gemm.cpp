@@ -21,6 +21,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 #include <vector>
@@ -38,37 +39,90 @@ using cpu::GemmPlan;
 
 // ---- the portable microkernel ------------------------------------------------------------------
 
-// Same contract as the AVX2 kernels (cpu/gemm_ukernel.h). Fixed trip counts over NR let the
-// compiler keep the tile in vector registers; 4 x 8 floats or 4 x 4 doubles use 8 of SSE2's or
-// NEON's 16 (32) vector registers.
-template <typename T, int MR, int NR>
-void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
-                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
-  T t[MR][NR] = {};
-  if (mr == MR) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* bk = b + k * b_rs;
-      for (int r = 0; r < MR; ++r) {
-        const T ar = a[r * a_rs + k * a_cs];
-        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+// Same contract as the AVX2 kernels (cpu/gemm_ukernel.h), written with GCC/Clang vector
+// extensions (16-byte vectors: SSE2 on x86-64, NEON on aarch64) so the tile is explicitly kept
+// in vector registers: 4 rows x 2 vectors (4 x 8 floats, 4 x 4 doubles), 8 accumulators.
+// Edge tiles are template instances by row count; packed operands get compile-time strides.
+template <typename T>
+struct GenericVec {
+  static constexpr int kLanes = 16 / sizeof(T);
+  typedef T type __attribute__((vector_size(16)));
+};
+
+template <typename T, int M, int MR, int NR, bool kPacked>
+__attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __restrict__ a, int64_t a_rs,
+                                            int64_t a_cs, const T* __restrict__ b, int64_t b_rs, T* __restrict__ c,
+                                            int64_t c_rs, int64_t c_cs, bool accumulate) {
+  using V = typename GenericVec<T>::type;
+  constexpr int W = GenericVec<T>::kLanes, NV = NR / W;
+  static_assert(NR % W == 0, "NR must be a whole number of vectors");
+  if constexpr (kPacked) {
+    a_rs = 1;
+    a_cs = MR;
+    b_rs = NR;
+  }
+  V acc[M][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + v * W, sizeof(V));
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+      const V av = V{} + a[r * a_rs];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+    a += a_cs;
+    b += b_rs;
+  }
+  if (nr == NR && c_cs == 1) {
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* cv = c + r * c_rs + v * W;
+        V x = acc[r][v];
+        if (accumulate) {
+          V old;
+          std::memcpy(&old, cv, sizeof(V));
+          x = old + x;
+        }
+        std::memcpy(cv, &x, sizeof(V));
       }
     }
   } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* bk = b + k * b_rs;
-      for (int64_t r = 0; r < mr; ++r) {
-        const T ar = a[r * a_rs + k * a_cs];
-        for (int j = 0; j < NR; ++j) t[r][j] += ar * bk[j];
+    T t[M][NR];
+    std::memcpy(t, acc, sizeof(t));
+    for (int r = 0; r < M; ++r) {
+      T* cr = c + r * c_rs;
+      if (accumulate) {
+        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
+      } else {
+        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
       }
     }
   }
-  for (int64_t r = 0; r < mr; ++r) {
-    T* cr = c + r * c_rs;
-    if (accumulate) {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
-    } else {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
-    }
+}
+
+template <typename T, int MR, int NR>
+void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  static_assert(MR == 4, "the row dispatch below covers 1..4 rows");
+  if (mr == MR && a_rs == 1 && a_cs == MR && b_rs == NR)
+    return generic_tile<T, MR, MR, NR, true>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  switch (mr) {
+    case 4:
+      return generic_tile<T, 4, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    case 3:
+      return generic_tile<T, 3, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    case 2:
+      return generic_tile<T, 2, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    default:
+      return generic_tile<T, 1, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
   }
 }
 
@@ -104,10 +158,36 @@ int64_t blocks_per_matrix(int64_t nbatch, int64_t threads) {
   return threads / std::gcd(nbatch, threads);
 }
 
+// Start of part `i` of `parts` when `units` tiles of `unit` elements (the last one partial, the
+// total being `size`) are split as evenly as possible.
+inline int64_t part_start(int64_t i, int64_t parts, int64_t units, int64_t unit, int64_t size) {
+  return std::min(size, units * i / parts * unit);
+}
+
+// Estimated time of one block of C, in cycles of one core: the microkernel calls (a tile of r
+// rows and v vectors issues r * v FMAs per k, two per cycle, but never beats the 4-cycle FMA
+// latency of its r * v independent chains) plus packing (about half a cycle per element).
+template <int MR, int NR, typename T>
+double block_cycles(const GemmArgs<T>& g) {
+  constexpr int64_t L = NR / 2;  // lanes per vector: two vectors per tile row
+  auto tile = [](int64_t rows, int64_t cols) {
+    return std::max(static_cast<double>(rows * ((cols + L - 1) / L)) / 2, 4.0);
+  };
+  const int64_t full_m = g.m / MR, rest_m = g.m % MR, full_n = g.n / NR, rest_n = g.n % NR;
+  double per_k = static_cast<double>(full_m * full_n) * tile(MR, NR);
+  if (rest_n) per_k += static_cast<double>(full_m) * tile(MR, rest_n);
+  if (rest_m) per_k += static_cast<double>(full_n) * tile(rest_m, NR) + (rest_n ? tile(rest_m, rest_n) : 0.0);
+  const GemmPlan plan = make_plan<MR, NR>(g);
+  const double packed = (plan.pack_a ? g.m : 0) + (plan.pack_b || g.b_cs != 1 ? g.n : 0);
+  return static_cast<double>(g.k) * (per_k + 0.5 * packed);
+}
+
 // Cuts an m x n product into tm x tn blocks (tm * tn == parts), whole register tiles each,
-// minimizing what every block packs (its rows of A plus its columns of B).
-void choose_grid(int64_t m, int64_t n, int64_t parts, int64_t MR, int64_t NR, int64_t& tm, int64_t& tn) {
-  const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
+// minimizing the estimated time of the slowest block: balanced tiles, and no more packing
+// duplicated across blocks (every block packs its own rows of A and columns of B) than needed.
+template <int MR, int NR, typename T>
+void choose_grid(const GemmArgs<T>& g, int64_t parts, int64_t& tm, int64_t& tn) {
+  const int64_t units_m = (g.m + MR - 1) / MR, units_n = (g.n + NR - 1) / NR;
   tm = 1;
   tn = 1;
   double best = -1;
@@ -115,9 +195,17 @@ void choose_grid(int64_t m, int64_t n, int64_t parts, int64_t MR, int64_t NR, in
     if (parts % cn != 0) continue;
     const int64_t cm = parts / cn;
     if (cm > units_m || cn > units_n) continue;
-    const double cost = static_cast<double>(m) / cm + static_cast<double>(n) / cn;
-    if (best < 0 || cost < best) {
-      best = cost;
+    double slowest = 0;
+    for (int64_t i = 0; i < cm; ++i) {
+      for (int64_t j = 0; j < cn; ++j) {
+        GemmArgs<T> b = g;
+        b.m = part_start(i + 1, cm, units_m, MR, g.m) - part_start(i, cm, units_m, MR, g.m);
+        b.n = part_start(j + 1, cn, units_n, NR, g.n) - part_start(j, cn, units_n, NR, g.n);
+        slowest = std::max(slowest, block_cycles<MR, NR>(b));
+      }
+    }
+    if (best < 0 || slowest < best) {
+      best = slowest;
       tm = cm;
       tn = cn;
     }
@@ -164,15 +252,15 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
 
   const int64_t parts = blocks_per_matrix(nbatch, threads);
   int64_t tm = 1, tn = 1;
-  if (parts > 1) choose_grid(m, n, parts, MR, NR, tm, tn);
+  if (parts > 1) choose_grid<MR, NR>(matrix(0), parts, tm, tn);
   const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
   const int64_t blocks = tm * tn;
   at::parallel_for(0, nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       GemmArgs<T> g = matrix(t / blocks);
       const int64_t bm = t % blocks / tn, bn = t % tn;
-      const int64_t i0 = std::min(m, units_m * bm / tm * MR), i1 = std::min(m, units_m * (bm + 1) / tm * MR);
-      const int64_t j0 = std::min(n, units_n * bn / tn * NR), j1 = std::min(n, units_n * (bn + 1) / tn * NR);
+      const int64_t i0 = part_start(bm, tm, units_m, MR, m), i1 = part_start(bm + 1, tm, units_m, MR, m);
+      const int64_t j0 = part_start(bn, tn, units_n, NR, n), j1 = part_start(bn + 1, tn, units_n, NR, n);
       if (i0 >= i1 || j0 >= j1) continue;
       g.m = i1 - i0;
       g.n = j1 - j0;
@@ -199,7 +287,7 @@ void gemm_float(const GemmProblem& p) {
     }
   }
 #endif
-  constexpr int NR = std::is_same_v<T, float> ? 8 : 4;
+  constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
   static const cpu::GemmKernelInfo<T> generic{4, NR, &generic_microkernel<T, 4, NR>, nullptr};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }

@@ -1,0 +1,82 @@
+"""The run-time selected AVX2 variants of the elementwise loops and of mse_loss's reduction
+(csrc/cpu/loops.h, csrc/cpu/mse_loss.cpp) must give bit-identical results to the portable
+loops: they are the same C++ compiled for AVX2 without FMA, and the reduction keeps its lanes.
+
+The portable results come from a subprocess with PYKERNELS_NO_AVX2=1 (the switch is read once
+per process) and are compared bit for bit, NaN payloads aside, with this process's.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pykernels
+
+_CASES = r"""
+import torch, pykernels
+
+def inputs(dtype):
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(3001, generator=g).to(dtype)
+    y = torch.randn(3001, generator=g).to(dtype)
+    x[5], x[17], x[100] = float("nan"), float("inf"), -0.0
+    y[7], y[17] = float("-inf"), float("inf")
+    m = torch.randn(37, 81, generator=g).to(dtype)
+    return x, y, m
+
+def results():
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        x, y, m = inputs(dtype)
+        xp = x.abs() + 0.5
+        name = str(dtype)
+        out[name + " add"] = pykernels.add(x, y)
+        out[name + " sub alpha"] = pykernels.sub(x, y, alpha=0.3)
+        out[name + " mul scalar"] = pykernels.mul(x, 1.7)
+        out[name + " div"] = pykernels.div(x, y)
+        out[name + " div floor"] = pykernels.div(x, y, rounding_mode="floor")
+        out[name + " add strided"] = pykernels.add(m.t(), m.t()[:, :1])
+        out[name + " neg"] = pykernels.neg(x)
+        out[name + " exp"] = pykernels.exp(x)
+        out[name + " log"] = pykernels.log(xp)
+        out[name + " sqrt"] = pykernels.sqrt(xp)
+        out[name + " pow"] = pykernels.pow(x, 3)
+        out[name + " relu"] = pykernels.relu(x)
+        out[name + " relu_backward"] = torch.ops.pykernels.relu_backward(y, pykernels.relu(x))
+        out[name + " mse mean"] = pykernels.mse_loss(x, y)
+        out[name + " mse sum"] = pykernels.mse_loss(x.nan_to_num(0, 0, 0), y.nan_to_num(0, 0, 0), reduction="sum")
+        out[name + " mse none"] = pykernels.mse_loss(x, y, reduction="none")
+        out[name + " mse strided"] = pykernels.mse_loss(m.t(), m.t().flip(0))
+        out[name + " mse backward"] = torch.ops.pykernels.mse_loss_backward(
+            torch.tensor(0.7, dtype=dtype), x, y, 1)
+    return out
+"""
+
+
+def _portable_results(tmp_path):
+    path = tmp_path / "portable.pt"
+    script = _CASES + f"\ntorch.save(results(), {str(path)!r})\nprint(pykernels.build_info()['cpu_simd'])\n"
+    env = dict(os.environ, PYKERNELS_NO_AVX2="1")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "AVX2" not in done.stdout.split("\n")[0], done.stdout
+    return torch.load(path)
+
+
+def test_avx2_loops_match_portable_loops_bitwise(tmp_path):
+    if "AVX2" not in pykernels.build_info()["cpu_simd"]:
+        pytest.skip("this process does not use the AVX2 loops (CPU without AVX2, or PYKERNELS_NO_AVX2 set)")
+    namespace = {}
+    exec(_CASES, namespace)
+    here = namespace["results"]()
+    portable = _portable_results(tmp_path)
+    assert here.keys() == portable.keys()
+    for name in here:
+        a, b = here[name], portable[name]
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        same = (a == b) | (a.isnan() & b.isnan())
+        # -0.0 == 0.0 above, so compare signs of zeros too
+        same &= (torch.signbit(a) == torch.signbit(b)) | a.isnan()
+        assert bool(same.all()), f"{name}: AVX2 and portable loops differ"
