@@ -237,11 +237,8 @@ def sequential(lib, data, lr):
     return step
 
 
-def sgd(lib, data, lr):
-    x, y = data.x, data.y
-    model = _sequential(lib, _randn_state(data))
-    loss_fn = lib.MSELoss(reduction="sum")
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+def _optimizer_step(lib, model, loss_fn, optimizer, x, y):
+    """One training step with a torch.optim optimizer, as the tutorial's optim variants do."""
 
     def step():
         loss = loss_fn(model(x), y)
@@ -252,6 +249,13 @@ def sgd(lib, data, lr):
         return loss.item()
 
     return step
+
+
+def sgd(lib, data, lr):
+    x, y = data.x, data.y
+    model = _sequential(lib, _randn_state(data))
+    loss_fn = lib.MSELoss(reduction="sum")
+    return _optimizer_step(lib, model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr), x, y)
 
 
 class TwoLayerNet(torch.nn.Module):
@@ -274,17 +278,7 @@ def adam(lib, data, lr):
     model.load_state_dict({"linear1.weight": data.default_init["0.weight"],
                            "linear2.weight": data.default_init["2.weight"]})
     loss_fn = lib.MSELoss(reduction="sum")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-
-    def step():
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        with lib.optimizer_context():
-            optimizer.step()
-        return loss.item()
-
-    return step
+    return _optimizer_step(lib, model, loss_fn, torch.optim.Adam(model.parameters(), lr=lr), x, y)
 
 
 VARIANTS = {

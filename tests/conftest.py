@@ -33,6 +33,17 @@ def device(request):
     return request.param
 
 
+@pytest.fixture
+def one_thread():
+    """One CPU thread, for tests that run whole training loops: on a small machine that other
+    processes share, an OpenMP parallel region can wait on a descheduled thread (10-100x
+    slowdowns). Results and criteria do not depend on it (parity holds on 1 and 2 threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seed(request):
     """A fixed seed per test, derived from its node id, so every test sees its own fresh inputs."""

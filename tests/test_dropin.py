@@ -30,15 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "scripts")
 ROOT = os.path.dirname(HERE)
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One CPU thread: these are OpenMP workloads on a small machine that other processes share,
-    where a parallel region waits on a descheduled thread (10-100x slowdowns). The results and
-    the criteria do not depend on it (the parity numbers hold on 1 and 2 threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Whole training loops: see conftest.one_thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # The ATen ops that compute what pykernels covers: none may run under the mode.

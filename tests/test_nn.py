@@ -15,15 +15,8 @@ import pykernels
 import pykernels.nn as pknn
 from conftest import accum_tol, assert_close, make
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One CPU thread: these are OpenMP workloads on a small machine that other processes share,
-    where a parallel region waits on a descheduled thread (10-100x slowdowns). The results and
-    the criteria do not depend on it (the parity numbers hold on 1 and 2 threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Whole training loops: see conftest.one_thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FORBIDDEN = {
