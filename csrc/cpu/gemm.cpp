@@ -36,6 +36,7 @@ namespace {
 
 using cpu::GemmArgs;
 using cpu::GemmPlan;
+using cpu::store_tile_edge;
 
 // ---- the portable microkernel ------------------------------------------------------------------
 
@@ -97,14 +98,7 @@ __attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __r
   } else {
     T t[M][NR];
     std::memcpy(t, acc, sizeof(t));
-    for (int r = 0; r < M; ++r) {
-      T* cr = c + r * c_rs;
-      if (accumulate) {
-        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
-      } else {
-        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
-      }
-    }
+    store_tile_edge(&t[0][0], NR, M, nr, c, c_rs, c_cs, accumulate);
   }
 }
 

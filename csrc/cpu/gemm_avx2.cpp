@@ -110,14 +110,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const T*
     for (int r = 0; r < M; ++r)
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) V::store(&t[r][v * L], acc[r][v]);
-    for (int r = 0; r < M; ++r) {
-      T* cr = c + r * c_rs;
-      if (accumulate) {
-        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += t[r][j];
-      } else {
-        for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = t[r][j];
-      }
-    }
+    store_tile_edge(&t[0][0], NV * L, M, nr, c, c_rs, c_cs, accumulate);
   }
 }
 

@@ -33,6 +33,22 @@ struct GemmKernelInfo {
   GemmPackBColMajor<T> pack_b_col_major;  // may be null
 };
 
+// Writes (accumulate: adds) the first `nr` columns of `rows` rows of a register tile, spilled
+// to `t` with row stride ldt, into C. The edge-tile path of every microkernel.
+template <typename T>
+inline void store_tile_edge(const T* t, int64_t ldt, int rows, int64_t nr, T* c, int64_t c_rs, int64_t c_cs,
+                            bool accumulate) {
+  for (int r = 0; r < rows; ++r) {
+    const T* tr = t + r * ldt;
+    T* cr = c + r * c_rs;
+    if (accumulate) {
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += tr[j];
+    } else {
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = tr[j];
+    }
+  }
+}
+
 #if defined(__x86_64__)
 // The AVX2+FMA kernels (cpu/gemm_avx2.cpp); call only when cpu_has_avx2_fma() (cpu/cpu_features.h).
 const GemmKernelInfo<float>& avx2_gemm_kernel_f32();
