@@ -364,6 +364,16 @@ MSELossBackward = _register("mse_loss_backward", _mse_backward_setup, _mse_backw
 # ---- in-place forms ---------------------------------------------------------------------------------
 
 
+def binary_inplace(name, a, b, extra):
+    """Runs torch.ops.pykernels.<name>_ on ``a``; ``extra`` is alpha (add/sub) or rounding_mode (div)."""
+    if name in ("add", "sub"):
+        getattr(_ops, name + "_")(a, b, alpha=extra)
+    elif name == "div":
+        _ops.div_(a, b, rounding_mode=extra)
+    else:
+        _ops.mul_(a, b)
+
+
 class BinaryInplace(torch.autograd.Function):
     """add_/sub_/mul_/div_ on ``a``; backward matches the out-of-place op's."""
 
@@ -373,12 +383,7 @@ class BinaryInplace(torch.autograd.Function):
         # mul_ and div_ need self's old value for other's gradient: keep a copy only then.
         keep_a = name in ("mul", "div") and ctx.needs_input_grad[2]
         ctx.save_for_backward(a.clone() if keep_a else None, b)
-        if name in ("add", "sub"):
-            getattr(_ops, name + "_")(a, b, alpha=extra)
-        elif name == "div":
-            _ops.div_(a, b, rounding_mode=extra)
-        else:
-            _ops.mul_(a, b)
+        binary_inplace(name, a, b, extra)
         ctx.mark_dirty(a)
         return a
 

@@ -147,12 +147,7 @@ def _inplace(op, input, other, extra, true_div=False):
         return F.BinaryInplace.apply(op, input, other, extra)
     # Outside autograd (e.g. an SGD step under no_grad) mutate and return the tensor itself,
     # so a Parameter stays that Parameter.
-    if op in ("add", "sub"):
-        getattr(_ops, op + "_")(input, other, alpha=extra)
-    elif op == "div":
-        _ops.div_(input, other, rounding_mode=extra)
-    else:
-        _ops.mul_(input, other)
+    F.binary_inplace(op, input, other, extra)
     return input
 
 
