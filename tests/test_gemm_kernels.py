@@ -1,8 +1,9 @@
 """Edge cases of the CPU GEMM kernels (csrc/cpu/gemm*.{h,cpp}).
 
-The float32/float64 path is a Goto/BLIS loop nest over a register-tile microkernel (6 x 16
-floats / 6 x 8 doubles with AVX2+FMA, 4 x 8 / 4 x 4 in the portable kernel), with cache blocks
-MC = 144, KC = 256, NC = 4080, packing of A and B that is skipped for some layouts, and threads
+The float32/float64 path is a Goto/BLIS loop nest over a register-tile microkernel (12 x 32
+floats / 12 x 16 doubles with AVX-512, 6 x 16 / 6 x 8 with AVX2+FMA, 4 x 8 / 4 x 4 in the
+portable kernel), with cache blocks MC = 144, KC = 256 (128 for doubles with AVX-512),
+NC = 4080 or 4096, packing of A and B that is skipped for some layouts, and threads
 that split the batch or cut C into blocks. These tests walk every boundary of that structure:
 M, N and K around multiples of the tiles and blocks, K = 1, transposed and strided operands
 (packed and read in place), broadcast batches, float64, and one or two threads.
@@ -13,7 +14,8 @@ Two kinds of checks:
     summation;
   * random normal values against a float64 reference, with a tolerance that grows like sqrt(K)
     (float32), and tight for float64.
-The portable path is checked too, in a subprocess with PYKERNELS_NO_AVX2=1.
+The AVX2 and portable paths are checked too, in subprocesses with PYKERNELS_NO_AVX512=1 and
+PYKERNELS_NO_AVX2=1, on CPUs that would otherwise pick a wider kernel.
 """
 import math
 import os
@@ -84,11 +86,11 @@ def check_random(out, a, b):
     assert bool((err <= bound).all()), f"max error {err.max().item()} for shapes {a.shape} @ {b.shape}"
 
 
-# Around the register tiles (6/4 rows, 16/8/4 columns), KC = 256 and the in-place / packed
-# decisions (A in place for row-major A with N <= 256; B in place for M <= 64).
-TILE_M = [1, 2, 5, 6, 7, 12, 13, 64, 65]
-TILE_N = [1, 3, 8, 9, 15, 16, 17, 33]
-TILE_K = [1, 2, 7, 255, 256, 257]
+# Around the register tiles (12/6/4 rows, 32/16/8/4 columns), KC = 128 and 256 and the in-place /
+# packed decisions (A in place for row-major A with N <= 256; B in place for M <= 64).
+TILE_M = [1, 2, 5, 6, 7, 11, 12, 13, 25, 65]
+TILE_N = [1, 3, 8, 9, 15, 16, 17, 31, 32, 33, 65]
+TILE_K = [1, 2, 7, 128, 255, 256, 257]
 
 
 @pytest.mark.parametrize("k", TILE_K)
@@ -198,19 +200,30 @@ def test_widening_dtypes(dtype, threads):
         assert torch.equal(pykernels.mm(a, b), expected.to(dtype))
 
 
+def _cpu_flags():
+    if platform.machine() not in ("x86_64", "AMD64") or not os.path.exists("/proc/cpuinfo"):
+        return set()
+    with open("/proc/cpuinfo") as f:
+        return set(next((line for line in f if line.startswith("flags")), "").split())
+
+
+def _env_off(name):
+    return os.environ.get(name, "0") not in ("", "0")
+
+
 def test_build_info_names_gemm_path():
     simd = pykernels.build_info()["cpu_simd"]
     assert "GEMM" in simd
-    if platform.machine() in ("x86_64", "AMD64") and os.environ.get("PYKERNELS_NO_AVX2", "0") in ("", "0"):
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        has = " avx2" in flags and " fma" in flags
-        assert ("AVX2+FMA" in simd) == has, simd
+    flags = _cpu_flags()
+    if flags and not _env_off("PYKERNELS_NO_AVX2"):
+        avx512 = "avx512f" in flags and not _env_off("PYKERNELS_NO_AVX512")
+        assert ("AVX-512F" in simd) == avx512, simd
+        assert ("AVX2+FMA" in simd) == ({"avx2", "fma"} <= flags and not avx512), simd
 
 
-_PORTABLE_SCRIPT = r"""
-import torch, pykernels
-assert "generic GEMM microkernel" in pykernels.build_info()["cpu_simd"], pykernels.build_info()
+_PATH_SCRIPT = r"""
+import sys, torch, pykernels
+assert sys.argv[1] in pykernels.build_info()["cpu_simd"], pykernels.build_info()
 torch.manual_seed(0)
 def ints(*s, dtype=torch.float32):
     return torch.randint(-4, 5, s).to(dtype)
@@ -231,8 +244,12 @@ print("ok")
 """
 
 
-def test_portable_path_in_subprocess():
-    env = dict(os.environ, PYKERNELS_NO_AVX2="1")
-    done = subprocess.run([sys.executable, "-c", _PORTABLE_SCRIPT], env=env, capture_output=True, text=True,
+@pytest.mark.parametrize("switch,path", [("PYKERNELS_NO_AVX2", "generic GEMM microkernel"),
+                                         ("PYKERNELS_NO_AVX512", "AVX2+FMA (runtime-selected: GEMM")])
+def test_narrower_path_in_subprocess(switch, path):
+    if switch == "PYKERNELS_NO_AVX512" and not {"avx512f", "avx2", "fma"} <= _cpu_flags():
+        pytest.skip("the AVX2 GEMM is what this CPU runs anyway (no AVX-512F)")
+    env = dict(os.environ, **{switch: "1"})
+    done = subprocess.run([sys.executable, "-c", _PATH_SCRIPT, path], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

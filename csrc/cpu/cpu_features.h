@@ -1,9 +1,11 @@
-// Run-time CPU feature checks for the kernels that have an AVX2 variant (the GEMM microkernel,
-// the contiguous elementwise loops). The extension itself is built for the x86-64 baseline, so
-// those variants are compiled for AVX2 function by function and only called when these say yes.
+// Run-time CPU feature checks for the kernels that have AVX2 or AVX-512 variants (the GEMM
+// microkernels, the contiguous elementwise loops). The extension itself is built for the x86-64
+// baseline, so those variants are compiled for their target function by function (or file by
+// file) and only called when these say yes.
 //
-// PYKERNELS_NO_AVX2=1 in the environment (read once, at first use) turns every AVX2 variant off,
-// which is how the portable paths are tested on an AVX2 machine.
+// In the environment (read once, at first use), PYKERNELS_NO_AVX512=1 turns the AVX-512 variants
+// off and PYKERNELS_NO_AVX2=1 every AVX2 and AVX-512 variant: that is how the AVX2 and portable
+// paths are tested on a newer machine.
 #pragma once
 
 #include <cstdlib>
@@ -12,8 +14,8 @@
 namespace pykernels {
 namespace cpu {
 
-inline bool avx2_disabled_by_env() {
-  const char* v = std::getenv("PYKERNELS_NO_AVX2");
+inline bool disabled_by_env(const char* name) {
+  const char* v = std::getenv(name);
   return v != nullptr && v[0] != '\0' && std::strcmp(v, "0") != 0;
 }
 
@@ -22,7 +24,7 @@ inline bool avx2_disabled_by_env() {
 inline bool cpu_has_avx2() {
   static const bool yes = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && !avx2_disabled_by_env();
+    return __builtin_cpu_supports("avx2") && !disabled_by_env("PYKERNELS_NO_AVX2");
   }();
   return yes;
 }
@@ -31,9 +33,17 @@ inline bool cpu_has_avx2_fma() {
   static const bool yes = cpu_has_avx2() && __builtin_cpu_supports("fma");
   return yes;
 }
+
+// AVX-512F (libgcc also checks that the OS saves the zmm state), on top of AVX2+FMA.
+inline bool cpu_has_avx512f() {
+  static const bool yes =
+      cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && !disabled_by_env("PYKERNELS_NO_AVX512");
+  return yes;
+}
 #else
 inline bool cpu_has_avx2() { return false; }
 inline bool cpu_has_avx2_fma() { return false; }
+inline bool cpu_has_avx512f() { return false; }
 #endif
 
 }  // namespace cpu

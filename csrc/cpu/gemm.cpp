@@ -3,11 +3,13 @@
 //
 // float32 and float64 run the Goto/BLIS loop nest of cpu/gemm_blocked.h, accumulating in place
 // in C, over a register-tile microkernel picked once at run time:
-//   * x86-64 with AVX2+FMA: the intrinsics kernels of cpu/gemm_avx2.cpp (6 x 16 floats,
-//     6 x 8 doubles), compiled for that target alone;
+//   * x86-64 with AVX-512F: the intrinsics kernels of cpu/gemm_avx512.cpp (12 x 32 floats,
+//     12 x 16 doubles), compiled for that target alone;
+//   * x86-64 with AVX2+FMA: those of cpu/gemm_avx2.cpp (6 x 16 floats, 6 x 8 doubles);
 //   * anything else (older x86-64, aarch64, ...): the portable kernel below, plain C++ that the
 //     compiler vectorizes for the baseline target.
-// PYKERNELS_NO_AVX2=1 in the environment forces the portable kernel (cpu/cpu_features.h).
+// PYKERNELS_NO_AVX512=1 in the environment forces the AVX2 kernels, PYKERNELS_NO_AVX2=1 the
+// portable one (cpu/cpu_features.h).
 //
 // Threads: a batch of at least as many matrices as threads is split by matrix; otherwise each
 // matrix is cut into a grid of blocks of C (whole register tiles), one per thread, along the
@@ -51,9 +53,9 @@ struct GenericVec {
 };
 
 template <typename T, int M, int MR, int NR, bool kPacked>
-__attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __restrict__ a, int64_t a_rs,
-                                            int64_t a_cs, const T* __restrict__ b, int64_t b_rs, T* __restrict__ c,
-                                            int64_t c_rs, int64_t c_cs, bool accumulate) {
+__attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __restrict__ a, int64_t a_rs, int64_t a_cs,
+                                            const T* __restrict__ b, int64_t b_rs, T* __restrict__ c, int64_t c_rs,
+                                            int64_t c_cs, bool accumulate) {
   using V = typename GenericVec<T>::type;
   constexpr int W = GenericVec<T>::kLanes, NV = NR / W;
   static_assert(NR % W == 0, "NR must be a whole number of vectors");
@@ -122,19 +124,13 @@ void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t
 
 // ---- blocking and threading --------------------------------------------------------------------
 
-// Cache blocks, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core): the KC x NR sliver of B
-// (16 KiB for float) stays in L1 while the MC x KC block of A (144 KiB) streams from L2.
-constexpr int64_t kMC = 144;
-constexpr int64_t kKC = 256;
-constexpr int64_t kNC = 4080;
-
 // Below this many multiply-adds a product runs on the calling thread: waking threads costs more.
 constexpr int64_t kParallelWork = int64_t(1) << 20;
 
 // Packing pays for itself when a packed element is reused often enough (see gemm_blocked.h).
 template <int MR, int NR, typename T>
-GemmPlan make_plan(const GemmArgs<T>& g) {
-  GemmPlan plan{kMC, kKC, kNC, true, true};
+GemmPlan make_plan(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
+  GemmPlan plan{info.mc, info.kc, info.nc, true, true};
   // A: read in place when its rows are contiguous and few columns of C reuse each element;
   // otherwise (including column-major A, whose elements the kernel would gather a cache line
   // apart) packed.
@@ -162,7 +158,7 @@ inline int64_t part_start(int64_t i, int64_t parts, int64_t units, int64_t unit,
 // rows and v vectors issues r * v FMAs per k, two per cycle, but never beats the 4-cycle FMA
 // latency of its r * v independent chains) plus packing (about half a cycle per element).
 template <int MR, int NR, typename T>
-double block_cycles(const GemmArgs<T>& g) {
+double block_cycles(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
   constexpr int64_t L = NR / 2;  // lanes per vector: two vectors per tile row
   auto tile = [](int64_t rows, int64_t cols) {
     return std::max(static_cast<double>(rows * ((cols + L - 1) / L)) / 2, 4.0);
@@ -171,7 +167,7 @@ double block_cycles(const GemmArgs<T>& g) {
   double per_k = static_cast<double>(full_m * full_n) * tile(MR, NR);
   if (rest_n) per_k += static_cast<double>(full_m) * tile(MR, rest_n);
   if (rest_m) per_k += static_cast<double>(full_n) * tile(rest_m, NR) + (rest_n ? tile(rest_m, rest_n) : 0.0);
-  const GemmPlan plan = make_plan<MR, NR>(g);
+  const GemmPlan plan = make_plan<MR, NR>(info, g);
   const double packed = (plan.pack_a ? g.m : 0) + (plan.pack_b || g.b_cs != 1 ? g.n : 0);
   return static_cast<double>(g.k) * (per_k + 0.5 * packed);
 }
@@ -180,7 +176,7 @@ double block_cycles(const GemmArgs<T>& g) {
 // minimizing the estimated time of the slowest block: balanced tiles, and no more packing
 // duplicated across blocks (every block packs its own rows of A and columns of B) than needed.
 template <int MR, int NR, typename T>
-void choose_grid(const GemmArgs<T>& g, int64_t parts, int64_t& tm, int64_t& tn) {
+void choose_grid(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g, int64_t parts, int64_t& tm, int64_t& tn) {
   const int64_t units_m = (g.m + MR - 1) / MR, units_n = (g.n + NR - 1) / NR;
   tm = 1;
   tn = 1;
@@ -195,7 +191,7 @@ void choose_grid(const GemmArgs<T>& g, int64_t parts, int64_t& tm, int64_t& tn) 
         GemmArgs<T> b = g;
         b.m = part_start(i + 1, cm, units_m, MR, g.m) - part_start(i, cm, units_m, MR, g.m);
         b.n = part_start(j + 1, cn, units_n, NR, g.n) - part_start(j, cn, units_n, NR, g.n);
-        slowest = std::max(slowest, block_cycles<MR, NR>(b));
+        slowest = std::max(slowest, block_cycles<MR, NR>(info, b));
       }
     }
     if (best < 0 || slowest < best) {
@@ -239,14 +235,14 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
   if (threads <= 1 || work < kParallelWork) {
     for (int64_t b_idx = 0; b_idx < nbatch; ++b_idx) {
       const GemmArgs<T> g = matrix(b_idx);
-      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(g));
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(kernel, g));
     }
     return;
   }
 
   const int64_t parts = blocks_per_matrix(nbatch, threads);
   int64_t tm = 1, tn = 1;
-  if (parts > 1) choose_grid<MR, NR>(matrix(0), parts, tm, tn);
+  if (parts > 1) choose_grid<MR, NR>(kernel, matrix(0), parts, tm, tn);
   const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
   const int64_t blocks = tm * tn;
   at::parallel_for(0, nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
@@ -261,7 +257,7 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
       g.a += i0 * g.a_rs;
       g.b += j0 * g.b_cs;
       g.c += i0 * g.c_rs + j0 * g.c_cs;
-      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(g));
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(kernel, g));
     }
   });
 }
@@ -269,10 +265,21 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
 template <typename T>
 void gemm_float(const GemmProblem& p) {
 #if defined(__x86_64__)
+  if (cpu::cpu_has_avx512f()) {
+    if constexpr (std::is_same_v<T, float>) {
+      const auto& info = cpu::avx512_gemm_kernel_f32();
+      TORCH_INTERNAL_ASSERT(info.mr == 12 && info.nr == 32 && info.mc % info.mr == 0);
+      return gemm_blocked_batch<float, 12, 32>(p, info);
+    } else {
+      const auto& info = cpu::avx512_gemm_kernel_f64();
+      TORCH_INTERNAL_ASSERT(info.mr == 12 && info.nr == 16);
+      return gemm_blocked_batch<double, 12, 16>(p, info);
+    }
+  }
   if (cpu::cpu_has_avx2_fma()) {
     if constexpr (std::is_same_v<T, float>) {
       const auto& info = cpu::avx2_gemm_kernel_f32();
-      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16);
+      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16 && info.mc % info.mr == 0);
       return gemm_blocked_batch<float, 6, 16>(p, info);
     } else {
       const auto& info = cpu::avx2_gemm_kernel_f64();
@@ -282,7 +289,7 @@ void gemm_float(const GemmProblem& p) {
   }
 #endif
   constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
-  static const cpu::GemmKernelInfo<T> generic{4, NR, &generic_microkernel<T, 4, NR>, nullptr};
+  static const cpu::GemmKernelInfo<T> generic{4, NR, 144, 256, 4096, &generic_microkernel<T, 4, NR>, nullptr};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }
 

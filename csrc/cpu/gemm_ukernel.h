@@ -1,5 +1,5 @@
 // The GEMM microkernel contract shared by the blocked driver (cpu/gemm_blocked.h) and the
-// instruction-set specific kernels (cpu/gemm_avx2.cpp). Plain C++: no torch headers, so the
+// instruction-set specific kernels (cpu/gemm_avx2.cpp, cpu/gemm_avx512.cpp). Plain C++: no torch headers, so the
 // kernels compile quickly and can be built for their own target.
 #pragma once
 
@@ -17,8 +17,8 @@ namespace cpu {
 //   C(r, j) at c[r * c_rs + j * c_cs]   (only the mr x nr block is read or written)
 // When accumulate is false C is only written, so it may hold garbage (even NaN) on entry.
 template <typename T>
-using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs,
-                                 const T* b, int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate);
+using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
+                                 int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate);
 
 // Packs one full NR-column sliver of a column-major B (B(k, j) at b[k + j * b_cs]) into the
 // k-major layout the microkernel reads: dst[k * NR + j] = B(k, j) for k < kc, j < NR. Optional:
@@ -28,7 +28,8 @@ using GemmPackBColMajor = void (*)(const T* b, int64_t b_cs, int64_t kc, T* dst)
 
 template <typename T>
 struct GemmKernelInfo {
-  int64_t mr, nr;  // register tile
+  int64_t mr, nr;      // register tile
+  int64_t mc, kc, nc;  // cache blocks (cpu/gemm_blocked.h), mc a multiple of mr, nc of nr
   GemmMicrokernel<T> kernel;
   GemmPackBColMajor<T> pack_b_col_major;  // may be null
 };
@@ -53,6 +54,9 @@ inline void store_tile_edge(const T* t, int64_t ldt, int rows, int64_t nr, T* c,
 // The AVX2+FMA kernels (cpu/gemm_avx2.cpp); call only when cpu_has_avx2_fma() (cpu/cpu_features.h).
 const GemmKernelInfo<float>& avx2_gemm_kernel_f32();
 const GemmKernelInfo<double>& avx2_gemm_kernel_f64();
+// The AVX-512 kernels (cpu/gemm_avx512.cpp); call only when cpu_has_avx512f().
+const GemmKernelInfo<float>& avx512_gemm_kernel_f32();
+const GemmKernelInfo<double>& avx512_gemm_kernel_f64();
 #endif
 
 }  // namespace cpu

@@ -2,9 +2,10 @@
 //
 // The extension is compiled for the build target (the x86-64 baseline, SSE2, unless the flags
 // say otherwise): the reductions and anything not listed below are plain loops the compiler
-// vectorizes for it. On x86-64, two kinds of kernels also have AVX2 variants that are chosen at
-// run time by CPU feature detection (cpu/cpu_features.h): the GEMM microkernel (AVX2+FMA
-// intrinsics, cpu/gemm_avx2.cpp) and the float/double elementwise loops (cpu/loops.h).
+// vectorizes for it. On x86-64, two kinds of kernels also have variants that are chosen at run
+// time by CPU feature detection (cpu/cpu_features.h): the GEMM microkernel (AVX-512F or AVX2+FMA
+// intrinsics, cpu/gemm_avx512.cpp, cpu/gemm_avx2.cpp) and the float/double elementwise loops
+// (AVX2, cpu/loops.h).
 #pragma once
 
 #include <string>
@@ -31,6 +32,11 @@ inline const char* cpu_build_simd_level() {
 // compiler-vectorized) elsewhere", or "SSE2 (...); generic GEMM microkernel".
 inline const char* cpu_simd_level() {
   static const std::string level = [] {
+    if (cpu::cpu_has_avx512f()) {
+      return std::string(
+                 "AVX-512F (runtime-selected: GEMM microkernel); AVX2 (runtime-selected: elementwise loops); ") +
+             cpu_build_simd_level() + " elsewhere";
+    }
     if (cpu::cpu_has_avx2_fma()) {
       return std::string("AVX2+FMA (runtime-selected: GEMM microkernel, elementwise loops); ") +
              cpu_build_simd_level() + " elsewhere";

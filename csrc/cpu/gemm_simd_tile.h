@@ -1,0 +1,172 @@
+// The register-tile microkernel shared by the x86 SIMD GEMM kernels (cpu/gemm_avx2.cpp,
+// cpu/gemm_avx512.cpp); the contract is in cpu/gemm_ukernel.h.
+//
+// Include this after the including file's `#pragma GCC target`. Everything here sits in an
+// anonymous namespace on purpose: each translation unit gets its own copies, compiled for its
+// own instruction set, which the linker can never merge with a copy built for another one.
+//
+// A traits type V provides: T (the element type), reg, kLanes, zero(), load(p), broadcast(p),
+// fmadd(a, b, c) = a * b + c, add(a, b), store(p, v). The including file has included
+// cpu/gemm_ukernel.h before its pragma (so store_tile_edge stays baseline code) and
+// <immintrin.h> after it; the B packing below uses 256-bit AVX.
+//
+// Tile: M rows x NV vectors. Per k step, NV vector loads of B, M broadcasts of A and M * NV
+// FMAs into M * NV independent accumulators. Edge tiles (fewer rows or columns) are instances
+// of the same code by row and vector count, so a partial tile costs only its own work.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/gemm_ukernel.h"
+
+namespace pykernels {
+namespace cpu {
+namespace simd_tile {
+namespace {
+
+// kPacked: A is a packed sliver (a_rs = 1, a_cs = MR) and B a packed sliver (b_rs = NR),
+// so the strides are compile-time constants; otherwise they are read from the arguments (A in
+// place, any strides; B in place with unit column stride).
+template <typename V, int MR, int M, int NV, bool kPacked>
+__attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const typename V::T* __restrict__ a,
+                                                int64_t a_rs, int64_t a_cs, const typename V::T* __restrict__ b,
+                                                int64_t b_rs, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
+                                                bool accumulate) {
+  using T = typename V::T;
+  using reg = typename V::reg;
+  constexpr int L = V::kLanes;
+  if constexpr (kPacked) {
+    a_rs = 1;
+    a_cs = MR;
+    b_rs = 2 * L;  // a packed sliver is NR = 2 vectors wide, whatever NV this edge tile uses
+  }
+  reg acc[M][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) __builtin_prefetch(c + r * c_rs, 1, 3);
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    reg bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      const reg av = V::broadcast(a + r * a_rs);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
+    }
+    a += a_cs;
+    b += b_rs;
+  }
+
+  if (nr == NV * L && c_cs == 1) {
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      T* cr = c + r * c_rs;
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        reg x = acc[r][v];
+        if (accumulate) x = V::add(V::load(cr + v * L), x);
+        V::store(cr + v * L, x);
+      }
+    }
+  } else {
+    alignas(64) T t[M][NV * L];
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) V::store(&t[r][v * L], acc[r][v]);
+    store_tile_edge(&t[0][0], NV * L, M, nr, c, c_rs, c_cs, accumulate);
+  }
+}
+
+// Dispatches a tile of mr rows (1 <= mr <= MR) to its instance.
+template <typename V, int MR, int NV, bool kPacked, int M = MR>
+void tile_rows(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
+               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  if constexpr (M > 1) {
+    if (mr < M)
+      return tile_rows<V, MR, NV, kPacked, M - 1>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  }
+  tile<V, MR, M, NV, kPacked>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+}
+
+// The GemmMicrokernel for an MR x (2 vectors) register tile.
+template <typename V, int MR>
+void microkernel(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
+                 const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  constexpr int64_t L = V::kLanes;
+  const bool packed = a_rs == 1 && a_cs == MR && b_rs == 2 * L;
+  if (nr > L) {
+    if (packed) return tile_rows<V, MR, 2, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    return tile_rows<V, MR, 2, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  }
+  if (packed) return tile_rows<V, MR, 1, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  return tile_rows<V, MR, 1, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+}
+
+// The GemmPackBColMajor for an NR-column sliver: column-major B (a transposed operand, e.g.
+// w.t()) packed by AVX register transposes, 8 x 8 floats or 4 x 4 doubles at a time, instead of
+// one strided element at a time.
+template <int NR>
+void pack_b_col_major_f32(const float* b, int64_t cs, int64_t kc, float* dst) {
+  static_assert(NR % 8 == 0, "whole 8-column blocks");
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int c0 = 0; c0 < NR; c0 += 8) {
+      __m256 r[8];
+      for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(b + (c0 + c) * cs + k);
+      // 8 x 8 transpose: r[c][k] -> t[k][c].
+      const __m256 a0 = _mm256_unpacklo_ps(r[0], r[1]), a1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 a2 = _mm256_unpacklo_ps(r[2], r[3]), a3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 a4 = _mm256_unpacklo_ps(r[4], r[5]), a5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 a6 = _mm256_unpacklo_ps(r[6], r[7]), a7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xEE);
+      const __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xEE);
+      const __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xEE);
+      const __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xEE);
+      float* d = dst + k * NR + c0;
+      _mm256_storeu_ps(d + 0 * NR, _mm256_permute2f128_ps(b0, b4, 0x20));
+      _mm256_storeu_ps(d + 1 * NR, _mm256_permute2f128_ps(b1, b5, 0x20));
+      _mm256_storeu_ps(d + 2 * NR, _mm256_permute2f128_ps(b2, b6, 0x20));
+      _mm256_storeu_ps(d + 3 * NR, _mm256_permute2f128_ps(b3, b7, 0x20));
+      _mm256_storeu_ps(d + 4 * NR, _mm256_permute2f128_ps(b0, b4, 0x31));
+      _mm256_storeu_ps(d + 5 * NR, _mm256_permute2f128_ps(b1, b5, 0x31));
+      _mm256_storeu_ps(d + 6 * NR, _mm256_permute2f128_ps(b2, b6, 0x31));
+      _mm256_storeu_ps(d + 7 * NR, _mm256_permute2f128_ps(b3, b7, 0x31));
+    }
+  }
+  for (; k < kc; ++k)
+    for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[c * cs + k];
+}
+
+template <int NR>
+void pack_b_col_major_f64(const double* b, int64_t cs, int64_t kc, double* dst) {
+  static_assert(NR % 4 == 0, "whole 4-column blocks");
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    for (int c0 = 0; c0 < NR; c0 += 4) {
+      const __m256d r0 = _mm256_loadu_pd(b + (c0 + 0) * cs + k), r1 = _mm256_loadu_pd(b + (c0 + 1) * cs + k);
+      const __m256d r2 = _mm256_loadu_pd(b + (c0 + 2) * cs + k), r3 = _mm256_loadu_pd(b + (c0 + 3) * cs + k);
+      // 4 x 4 transpose: r[c][k] -> t[k][c].
+      const __m256d a0 = _mm256_unpacklo_pd(r0, r1), a1 = _mm256_unpackhi_pd(r0, r1);
+      const __m256d a2 = _mm256_unpacklo_pd(r2, r3), a3 = _mm256_unpackhi_pd(r2, r3);
+      double* d = dst + k * NR + c0;
+      _mm256_storeu_pd(d + 0 * NR, _mm256_permute2f128_pd(a0, a2, 0x20));
+      _mm256_storeu_pd(d + 1 * NR, _mm256_permute2f128_pd(a1, a3, 0x20));
+      _mm256_storeu_pd(d + 2 * NR, _mm256_permute2f128_pd(a0, a2, 0x31));
+      _mm256_storeu_pd(d + 3 * NR, _mm256_permute2f128_pd(a1, a3, 0x31));
+    }
+  }
+  for (; k < kc; ++k)
+    for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[c * cs + k];
+}
+
+}  // namespace
+}  // namespace simd_tile
+}  // namespace cpu
+}  // namespace pykernels
