@@ -48,6 +48,14 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) __builtin_prefetch(c + r * c_rs, 1, 3);
 
+  // A's rows in groups of three, one pointer per group: row r is rows[r / 3] + (r % 3) * a_rs,
+  // which x86 addresses as base + index * scale. A pointer per row would need more
+  // general-purpose registers than there are, and the spilled ones cost a load every k step.
+  constexpr int G = (M + 2) / 3;
+  const T* rows[G];
+#pragma GCC unroll 8
+  for (int g = 0; g < G; ++g) rows[g] = a + 3 * g * a_rs;
+
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     reg bv[NV];
@@ -55,11 +63,12 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const reg av = V::broadcast(a + r * a_rs);
+      const reg av = V::broadcast(rows[r / 3] + (r % 3) * a_rs);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
-    a += a_cs;
+#pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) rows[g] += a_cs;
     b += b_rs;
   }
 
