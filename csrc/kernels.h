@@ -41,6 +41,8 @@ struct ReduceProblem {
   void relu_backward_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
   void sum_kernel_##dev(const ReduceProblem& p, bool mean);                                                         \
   void mse_loss_reduce_kernel_##dev(const StridedIter<2>& it, at::ScalarType dtype, void* out, double scale);       \
+  void mse_loss_reduce_grad_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype, void* out, double scale,   \
+                                         double grad_scale);                                                        \
   void mse_loss_none_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
   void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);
 

@@ -1,6 +1,7 @@
 // mse_loss forward and backward. The reduced forms ('mean', 'sum') are one fused pass that
 // squares and accumulates the differences without materializing them; the backward is one
-// pass too: grad_input = scale * (self - target) * grad_output.
+// pass too: grad_input = scale * (self - target) * grad_output. mse_loss_and_grad fuses the
+// two for training: one pass gives the loss and the gradient.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -86,9 +87,33 @@ Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& t
   return out;
 }
 
+// mse_loss(self, target, reduction) and its gradient with respect to self for a loss
+// gradient of 1, i.e. scale * (self - target), from one pass over the inputs. Autograd keeps the
+// gradient from the forward and, in the usual case of a loss gradient of exactly 1, hands it
+// over as is: the backward then costs no pass over memory at all.
+std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& self, const Tensor& target, int64_t reduction) {
+  const char* name = "mse_loss_and_grad";
+  check_inputs(name, self, target);
+  check_reduction(name, reduction);
+  PK_CHECK(reduction != None, name, "needs a reduced loss ('mean' or 'sum'); for reduction='none' the ",
+           "gradient depends on grad_output (use mse_loss_backward)");
+  const auto dtype = float_type(name, at::result_type(self, target));
+  const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
+  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);
+  Tensor loss = at::empty({}, self.options().dtype(dtype));
+  Tensor grad = at::empty(shape, self.options().dtype(dtype));
+  const int64_t n = grad.numel();
+  const double scale = reduction == Mean ? (n > 0 ? 1.0 / n : std::numeric_limits<double>::quiet_NaN()) : 1.0;
+  const double grad_scale = reduction == Mean ? 2.0 / std::max<int64_t>(n, 1) : 2.0;
+  auto it = make_iter<3>(name, {grad, a, b});
+  PYKERNELS_DEVICE_CALL(loss.device(), mse_loss_reduce_grad_kernel, it, dtype, loss.data_ptr(), scale, grad_scale);
+  return {loss, grad};
+}
+
 void register_mse_loss(torch::Library& m) {
   m.impl("mse_loss", &mse_loss);
   m.impl("mse_loss_backward", &mse_loss_backward);
+  m.impl("mse_loss_and_grad", &mse_loss_and_grad);
 }
 
 }  // namespace

@@ -42,4 +42,7 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");
   m.def("mse_loss(Tensor input, Tensor target, int reduction=1) -> Tensor");
   m.def("mse_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction) -> Tensor");
+  // A reduced loss and its gradient with respect to input (for a loss gradient of 1), in one
+  // pass over input and target: the training forward keeps what its backward would compute.
+  m.def("mse_loss_and_grad(Tensor input, Tensor target, int reduction=1) -> (Tensor, Tensor)");
 }

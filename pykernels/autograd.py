@@ -357,8 +357,63 @@ def _mse_backward_backward(ctx, grad):
     return gg, ga, gt, None
 
 
+def _mse_and_grad_setup(ctx, inputs, output):
+    a, t, reduction = inputs
+    ctx.shapes = (a.shape, t.shape)
+    ctx.grad_scale = 2.0 / max(output[1].numel(), 1) if reduction == 1 else 2.0
+    ctx.save_for_backward(output[1])
+
+
+def _mse_and_grad_backward(ctx, g_loss, g_grad):
+    # d loss / d input is the kept gradient; the kept gradient is grad_scale * (input - target).
+    (grad,) = ctx.saved_tensors
+    total = _ops.mul(grad, g_loss)
+    if g_grad is not None:
+        total = _ops.add(total, g_grad, alpha=ctx.grad_scale)
+    sa, st = ctx.shapes
+    return (sum_to(total, sa) if ctx.needs_input_grad[0] else None,
+            sum_to(_ops.neg(total), st) if ctx.needs_input_grad[1] else None, None)
+
+
 MSELoss = _register("mse_loss", _mse_setup, _mse_backward)
 MSELossBackward = _register("mse_loss_backward", _mse_backward_setup, _mse_backward_backward)
+MSELossAndGrad = _register("mse_loss_and_grad", _mse_and_grad_setup, _mse_and_grad_backward)
+
+
+class MSELossKeepGrad(torch.autograd.Function):
+    """A reduced mse_loss for training: the forward computes the loss and its gradient in one
+    pass (mse_loss_and_grad) and keeps the gradient; backward hands it over, scaled only when
+    the loss gradient is not exactly 1, so it costs no pass over memory in the usual case."""
+
+    @staticmethod
+    def forward(ctx, a, t, reduction):
+        with _BelowAutograd():
+            loss, grad = _ops.mse_loss_and_grad(a, t, reduction)
+        ctx.reduction = reduction
+        ctx.save_for_backward(a, t)
+        ctx.kept = grad
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        grad, ctx.kept = ctx.kept, None  # handed over once: it may be accumulated into in place
+        if grad is None or torch.is_grad_enabled():
+            # A second backward through a retained graph, or create_graph=True (the kept
+            # gradient has no graph of its own): compute it afresh, differentiably.
+            return _mse_backward(ctx, g)
+        if g.device.type != "cpu" or g.item() != 1.0:  # no host sync on a GPU: always scale there
+            _ops.mul_(grad, g)
+        return (grad if ctx.needs_input_grad[0] else None,
+                _ops.neg(grad) if ctx.needs_input_grad[1] else None, None)
+
+
+def mse_loss(a, t, reduction):
+    """mse_loss through the training path when it applies (a reduced loss recorded for autograd,
+    input and target of one shape), else through the op's own Function."""
+    if (reduction != 0 and not _is_compiling() and not _functorch_active() and _grad_enabled()
+            and _any_requires_grad(a, t) and a.shape == t.shape):
+        return MSELossKeepGrad.apply(a, t, reduction)
+    return MSELoss.run(a, t, reduction)
 
 
 # ---- in-place forms ---------------------------------------------------------------------------------

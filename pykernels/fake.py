@@ -175,6 +175,13 @@ def _mse_loss(a, target, reduction=1):
     return a.new_empty(shape, dtype=torch.result_type(a, target))
 
 
+@register_fake("pykernels::mse_loss_and_grad")
+def _mse_loss_and_grad(a, target, reduction=1):
+    _check(reduction in (1, 2), "mse_loss_and_grad", f"needs reduction 1 ('mean') or 2 ('sum'), got {reduction}")
+    dtype = torch.result_type(a, target)
+    return a.new_empty((), dtype=dtype), a.new_empty(_broadcast("mse_loss_and_grad", a.shape, target.shape), dtype=dtype)
+
+
 @register_fake("pykernels::mse_loss_backward")
 def _mse_loss_backward(grad, a, target, reduction):
     dtype = torch.promote_types(torch.result_type(a, target), grad.dtype)

@@ -181,6 +181,8 @@ OPCHECK = [
     ("mse_loss.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g), 0), {})),
     ("mse_loss.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g), 2), {})),
     ("mse_loss_backward.default", lambda g: ((t(), t(3, 4), t(3, 4), 1), {})),
+    ("mse_loss_and_grad.default", lambda g: ((t(3, 4, requires_grad=g), t(3, 4, requires_grad=g)), {})),
+    ("mse_loss_and_grad.default", lambda g: ((t(3, 4, requires_grad=g), t(4, dtype=torch.float64), 2), {})),
     ("mse_loss_backward.default", lambda g: ((t(3, 4), t(3, 4), t(3, 4), 0), {})),
 ]
 OPCHECK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(OPCHECK)]

@@ -457,6 +457,7 @@ OPCHECK = [
     ("exp", lambda: (make((5, 3)),)),
     ("sum", lambda: (make((5, 3)), [1])),
     ("mse_loss", lambda: (make((5, 3)), make((5, 3)), 1)),
+    ("mse_loss_and_grad", lambda: (make((5, 3)), make((5, 3)), 2)),
     ("relu", lambda: (make((5, 3)),)),
 ]
 

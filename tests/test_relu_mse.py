@@ -213,3 +213,64 @@ def test_mse_loss_grad_noncontiguous():
     for reduction in REDUCTIONS:
         grads_like_torch(pk.mse_loss, F.mse_loss, mse_pair((5, 6), torch.float64), kwargs=dict(reduction=reduction),
                          view=lambda x, t: (x.t(), t.t()))
+
+
+# ------------------------------------------------------------------- mse_loss's training path
+# A reduced loss recorded for autograd runs mse_loss_and_grad: the forward computes the
+# gradient too, and backward hands it over (scaled when the loss gradient is not 1).
+
+
+@pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("target_grad", [False, True], ids=["target", "target_requires_grad"])
+def test_mse_loss_kept_gradient(reduction, dtype, target_grad, device):
+    x, t = make((37, 11), dtype, device), make((37, 11), dtype, device)
+    grads = {}
+    for name, fn in [("pk", pk.mse_loss), ("torch", F.mse_loss)]:
+        xs, ts = x.clone().requires_grad_(), t.clone().requires_grad_(target_grad)
+        loss = fn(xs, ts, reduction=reduction)
+        loss.backward()
+        grads[name] = (loss.detach(), xs.grad, ts.grad)
+    assert_close(grads["pk"][0], grads["torch"][0], **tol(dtype))
+    assert_close(grads["pk"][1], grads["torch"][1], **tol(dtype))
+    if target_grad:
+        assert_close(grads["pk"][2], grads["torch"][2], **tol(dtype))
+
+
+def test_mse_loss_kept_gradient_scaled_retained_and_accumulated():
+    x, t, t2 = make((6, 5), torch.float64), make((6, 5), torch.float64), make((6, 5), torch.float64)
+    results = {}
+    for name, fn in [("pk", pk.mse_loss), ("torch", F.mse_loss)]:
+        xs = x.clone().requires_grad_()
+        loss = fn(xs, t) * 3.0  # a loss gradient of 3: the kept gradient is scaled
+        loss.backward(retain_graph=True)
+        loss.backward()  # a second pass through the retained graph recomputes it
+        (fn(xs, t) + fn(xs, t2, reduction="sum")).backward()  # two kept gradients summed into x.grad
+        results[name] = xs.grad
+    assert_close(results["pk"], results["torch"])
+
+
+def test_mse_loss_kept_gradient_double_backward():
+    x, t = make((4, 3), torch.float64).requires_grad_(), make((4, 3), torch.float64).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a, b: pk.mse_loss(a, b, reduction="sum"), (x, t))
+    (gx,) = torch.autograd.grad(pk.mse_loss(x, t), x, create_graph=True)
+    (expected,) = torch.autograd.grad(F.mse_loss(x, t), x, create_graph=True)
+    assert_close(gx, expected)
+    assert gx.requires_grad
+
+
+@pytest.mark.parametrize("reduction", [1, 2])
+def test_mse_loss_and_grad_raw_op(reduction, device):
+    x, t = make((0,), torch.float32, device), make((0,), torch.float32, device)
+    loss, grad = torch.ops.pykernels.mse_loss_and_grad(x, t, reduction)
+    assert grad.shape == (0,)
+    assert_close(loss, F.mse_loss(x, t, reduction="mean" if reduction == 1 else "sum"))
+    x, t = make((3, 4), torch.float32, device).t(), make((3,), torch.float64, device)
+    loss, grad = torch.ops.pykernels.mse_loss_and_grad(x, t, reduction)
+    assert grad.dtype == torch.float64 and grad.shape == (4, 3)
+    assert_close(loss, F.mse_loss(x.double(), t.expand(4, 3), reduction="mean" if reduction == 1 else "sum"))
+    expected = torch.ops.aten.mse_loss_backward(torch.ones((), dtype=torch.float64, device=device),
+                                                x.double(), t.expand(4, 3), reduction)
+    assert_close(grad, expected)
+    with pytest.raises(RuntimeError, match="mse_loss_and_grad.*reduced loss"):
+        torch.ops.pykernels.mse_loss_and_grad(x, t, 0)

@@ -1,6 +1,7 @@
 // CPU kernels for mse_loss. The reduced forward squares each difference in the tensor's own
 // compute type (so every term equals torch's) and accumulates in double, in one pass with no
-// temporary; the backward is a single fused elementwise pass.
+// temporary, optionally writing the gradient in the same pass; the backward is a single fused
+// elementwise pass.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -12,64 +13,85 @@ namespace {
 
 constexpr int kLanes = 8;
 
-// Adds the squared differences of one run of n elements to `total`.
-template <typename T>
-__attribute__((always_inline)) inline void add_squared_errors(const T* x, const T* y, int64_t n, int64_t sa,
-                                                              int64_t sb, double& total) {
+// Adds the squared differences of one run of n elements to `total`; with kGrad, also writes
+// g[i] = grad_scale * (x[i] - y[i]), the gradient for a loss gradient of 1 (the same value
+// the backward kernel computes).
+template <typename T, bool kGrad>
+__attribute__((always_inline)) inline void add_squared_errors(T* g, const T* x, const T* y, int64_t n, int64_t sg,
+                                                              int64_t sa, int64_t sb, at::opmath_type<T> grad_scale,
+                                                              double& total) {
   using opmath_t = at::opmath_type<T>;
-  auto term = [](T u, T v) {
+  auto step = [&](int64_t gi, T u, T v) {
     const opmath_t d = static_cast<opmath_t>(u) - static_cast<opmath_t>(v);
+    if constexpr (kGrad) g[gi] = static_cast<T>(grad_scale * d);
     return static_cast<double>(d * d);
   };
-  if (sa == 1 && sb == 1) {  // independent lanes so the loop vectorizes
+  if (sa == 1 && sb == 1 && (!kGrad || sg == 1)) {  // independent lanes so the loop vectorizes
     double lanes[kLanes] = {};
     int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) lanes[l] += term(x[i + l], y[i + l]);
-    for (; i < n; ++i) total += term(x[i], y[i]);
+      for (int l = 0; l < kLanes; ++l) lanes[l] += step(i + l, x[i + l], y[i + l]);
+    for (; i < n; ++i) total += step(i, x[i], y[i]);
     for (int l = 0; l < kLanes; ++l) total += lanes[l];
   } else {
-    for (int64_t i = 0; i < n; ++i) total += term(x[i * sa], y[i * sb]);
+    for (int64_t i = 0; i < n; ++i) total += step(i * sg, x[i * sa], y[i * sb]);
   }
 }
 
 #if defined(__x86_64__)
 // The same loop compiled for AVX2 (see cpu/loops.h): same lanes, same order, same result.
-template <typename T>
-__attribute__((target("avx2"), noinline)) void add_squared_errors_avx2(const T* x, const T* y, int64_t n, int64_t sa,
-                                                                       int64_t sb, double& total) {
-  add_squared_errors<T>(x, y, n, sa, sb, total);
+template <typename T, bool kGrad>
+__attribute__((target("avx2"), noinline)) void add_squared_errors_avx2(T* g, const T* x, const T* y, int64_t n,
+                                                                       int64_t sg, int64_t sa, int64_t sb,
+                                                                       at::opmath_type<T> grad_scale, double& total) {
+  add_squared_errors<T, kGrad>(g, x, y, n, sg, sa, sb, grad_scale, total);
 }
 #endif
 
-template <typename T>
-double squared_error_sum(const StridedIter<2>& it, int64_t begin, int64_t end) {
-  const T* a = static_cast<const T*>(it.data[0]);
-  const T* b = static_cast<const T*>(it.data[1]);
-  const int64_t sa = it.strides[0][0], sb = it.strides[1][0];
+// Sum of squared differences over [begin, end) of `it`: (a, b), or (grad, a, b) with kGrad.
+template <typename T, bool kGrad, int N>
+double squared_error_sum(const StridedIter<N>& it, int64_t begin, int64_t end, at::opmath_type<T> grad_scale) {
+  constexpr int A = kGrad ? 1 : 0;  // operand index of a
+  T* g = kGrad ? static_cast<T*>(it.data[0]) : nullptr;
+  const T* a = static_cast<const T*>(it.data[A]);
+  const T* b = static_cast<const T*>(it.data[A + 1]);
+  const int64_t sg = kGrad ? it.strides[0][0] : 0, sa = it.strides[A][0], sb = it.strides[A + 1][0];
 #if defined(__x86_64__)
   const bool avx2 = kHasAvx2Loops<T> && cpu::cpu_has_avx2();
 #endif
   double total = 0;
   for_range(it, begin, end, [&](const int64_t* off, int64_t n) {
+    T* gr = kGrad ? g + off[0] : nullptr;
 #if defined(__x86_64__)
-    if (avx2) return add_squared_errors_avx2<T>(a + off[0], b + off[1], n, sa, sb, total);
+    if (avx2)
+      return add_squared_errors_avx2<T, kGrad>(gr, a + off[A], b + off[A + 1], n, sg, sa, sb, grad_scale, total);
 #endif
-    add_squared_errors<T>(a + off[0], b + off[1], n, sa, sb, total);
+    add_squared_errors<T, kGrad>(gr, a + off[A], b + off[A + 1], n, sg, sa, sb, grad_scale, total);
   });
   return total;
+}
+
+template <bool kGrad, int N>
+void mse_loss_reduce(const StridedIter<N>& it, at::ScalarType dtype, void* out, double scale, double grad_scale) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_mse_loss", [&] {
+    const auto gs = static_cast<at::opmath_type<scalar_t>>(grad_scale);
+    const double total = at::parallel_reduce(
+        0, it.numel, kGrainSize, 0.0,
+        [&](int64_t b, int64_t e, double init) { return init + squared_error_sum<scalar_t, kGrad>(it, b, e, gs); },
+        [](double x, double y) { return x + y; });
+    *static_cast<scalar_t*>(out) = static_cast<scalar_t>(total * scale);
+  });
 }
 
 }  // namespace
 
 void mse_loss_reduce_kernel_cpu(const StridedIter<2>& it, at::ScalarType dtype, void* out, double scale) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_mse_loss", [&] {
-    const double total = at::parallel_reduce(
-        0, it.numel, kGrainSize, 0.0,
-        [&](int64_t b, int64_t e, double init) { return init + squared_error_sum<scalar_t>(it, b, e); },
-        [](double x, double y) { return x + y; });
-    *static_cast<scalar_t*>(out) = static_cast<scalar_t>(total * scale);
-  });
+  mse_loss_reduce<false>(it, dtype, out, scale, 0.0);
+}
+
+void mse_loss_reduce_grad_kernel_cpu(const StridedIter<3>& it, at::ScalarType dtype, void* out, double scale,
+                                     double grad_scale) {
+  mse_loss_reduce<true>(it, dtype, out, scale, grad_scale);
 }
 
 void mse_loss_none_kernel_cpu(const StridedIter<3>& it, at::ScalarType dtype) {

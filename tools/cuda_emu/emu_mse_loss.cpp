@@ -1,4 +1,4 @@
-// mse_loss forward ('none', 'mean', 'sum') and backward through the real wrapper
+// mse_loss forward ('none', 'mean', 'sum'), backward and the fused loss-and-gradient through the real wrapper
 // (csrc/mse_loss.cpp) with the CUDA kernels (csrc/cuda/mse_loss.cu) on the emulator.
 #include "emu.h"
 
@@ -44,6 +44,14 @@ void test_mse_loss() {
         const Tensor expected = (scale * (a - b) * g.to(at::kDouble)).to(t);
         expect_close(pykernels::mse_loss_backward(g, c.a, c.b, red), expected, tol_of(t), tol_of(t),
                      c10::str("mse backward reduction=", red, " ", id));
+      }
+      for (int64_t red : {1, 2}) {  // the fused forward: loss and the gradient for grad_output = 1
+        const auto [loss, grad] = pykernels::mse_loss_and_grad(c.a, c.b, red);
+        const double scale = red == 1 ? 2.0 / std::max<int64_t>(a.numel(), 1) : 2.0;
+        expect_close(loss, pykernels::mse_loss(c.a, c.b, red), tol_of(t), tol_of(t),
+                     c10::str("mse_loss_and_grad loss reduction=", red, " ", id));
+        expect_close(grad, (scale * (a - b)).to(t), tol_of(t), tol_of(t),
+                     c10::str("mse_loss_and_grad grad reduction=", red, " ", id));
       }
     }
   }
