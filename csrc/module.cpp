@@ -1,7 +1,9 @@
 // The Python module `pykernels._C`. Importing it runs the static TORCH_LIBRARY registrations
-// of this shared library; its only function reports what was compiled in.
+// of this shared library; its functions report what was compiled in and measure the CPU's
+// FMA peak (for the benchmarks).
 #include <Python.h>
 
+#include "cpu/peak.h"
 #include "cpu/simd.h"
 
 #ifndef PYKERNELS_TORCH_VERSION
@@ -24,8 +26,19 @@ PyObject* build_info(PyObject*, PyObject*) {
                        pykernels::cpu_simd_level(), "cuda_arches", PYKERNELS_CUDA_ARCHES);
 }
 
+PyObject* fma_peak(PyObject*, PyObject* args) {
+  double seconds = 0;
+  if (!PyArg_ParseTuple(args, "d", &seconds)) return nullptr;
+  PyThreadState* state = PyEval_SaveThread();  // the measurement runs on torch's threads only
+  const pykernels::cpu::FmaPeak peak = pykernels::cpu::measure_fma_peak(seconds);
+  PyEval_RestoreThread(state);
+  return Py_BuildValue("(d,s)", peak.gflops, peak.isa);
+}
+
 PyMethodDef methods[] = {
     {"build_info", build_info, METH_NOARGS, "What this build of pykernels contains."},
+    {"fma_peak", fma_peak, METH_VARARGS,
+     "fma_peak(seconds) -> (GFLOP/s, isa): measured float32 FMA throughput over torch's threads."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -8,6 +8,7 @@ Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--
 Add a suite by adding a list of cases to ``SUITES``.
 """
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -66,6 +67,10 @@ class Case:
     call: Callable
     work: float
     unit: str
+    target: float = None  # the ratio this case should reach, where an issue sets one
+    # prepare(library name, *inputs) -> fn, for cases that keep state across calls (a model and
+    # its optimizer); by default fn calls ``call(lib, *inputs)``.
+    prepare: Callable = None
 
 
 def _randn(*shape, dtype=torch.float32, positive=False, grad=False):
@@ -190,6 +195,34 @@ def _train_step(lib, x, target, w1, w2, lr=1e-3):
     return loss.detach()
 
 
+def sgd_step_case():
+    """The two-layer net's training step as users write it: ``nn.Sequential`` of (pykernels.)nn
+    modules, ``MSELoss``, ``torch.optim.SGD`` (stepping under the drop-in mode for pykernels, so
+    its arithmetic is pykernels' too); returns the loss. Work counts the matmuls only."""
+    from . import train
+
+    libs = {"pykernels": train.PykernelsLib, "torch": train.TorchLib}
+
+    def prepare(name, data):
+        lib = libs[name]
+        step = train.VARIANTS["sgd"].build(lib, data, train.VARIANTS["sgd"].lr)
+
+        def run():
+            with lib.context():
+                return torch.tensor(step())
+
+        return run
+
+    flops = 3 * 2 * train.N * (train.D_IN * train.H + train.H * train.D_OUT)
+    return Case("train_step", f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}", torch.float32,
+                lambda device: (train.make_data(device=device),), None, flops, GFLOPS, prepare=prepare)
+
+
+def targeted(case, ratio):
+    """``case`` with the ratio it should reach."""
+    return dataclasses.replace(case, target=ratio)
+
+
 def train_step_case(batch, n_in, hidden, n_out):
     """A small MLP training step; work counts the matmuls only (backward costs twice forward)."""
     flops = 3 * 2 * batch * (n_in * hidden + hidden * n_out)
@@ -231,6 +264,17 @@ SUITES = {
         mse_case(N_SMALL),
         mse_case(N_SMALL, backward=True),
         train_step_case(64, 1000, 100, 10),
+    ],
+    # The CPU speed targets: each case with the ratio it should reach on a 2-core machine.
+    "cpu": [
+        targeted(mm_case(1024, 1024, 1024), 1.8),
+        targeted(mm_case(64, 1000, 100), 1.3),
+        targeted(mm_transposed_case(64, 1000, 100), 1.3),
+        targeted(bmm_case(32, 128, 128, 256), 1.8),
+        targeted(binary_case("add", (N_SMALL,), (N_SMALL,)), 0.95),
+        targeted(relu_case(N_SMALL, backward=True), 0.95),
+        targeted(mse_case(N_SMALL, backward=True), 2.5),
+        targeted(sgd_step_case(), 1.5),
     ],
     "quick": [
         mm_case(64, 1000, 100),
@@ -328,9 +372,14 @@ def run_case(case, device, min_run_time):
     """Time one case for both libraries; failures are recorded in the row rather than raised."""
     row = {"op": case.op, "shape": case.shape, "dtype": str(case.dtype).replace("torch.", ""),
            "device": device.type, "unit": case.unit, "work": case.work}
+    if case.target is not None:
+        row["target"] = case.target
     torch.manual_seed(0)
     inputs = case.make_inputs(device)
-    fns = {name: functools.partial(case.call, lib, *map(_copy, inputs)) for name, lib in LIBRARIES.items()}
+    if case.prepare is not None:
+        fns = {name: case.prepare(name, *inputs) for name in LIBRARIES}
+    else:
+        fns = {name: functools.partial(case.call, lib, *map(_copy, inputs)) for name, lib in LIBRARIES.items()}
     outputs = {}
     for name, fn in fns.items():
         try:
@@ -358,6 +407,95 @@ def select_cases(suite, ops):
         known = ", ".join(sorted({c.op for c in cases}))
         raise SystemExit(f"--ops: {', '.join(sorted(unknown))} not in suite '{suite}' (it has: {known})")
     return [c for c in cases if not ops or c.op in ops]
+
+
+# ----------------------------------------------------------------------------- machine peak
+
+
+def _copy_bandwidth(device, min_run_time, nbytes=1 << 28):
+    """GB/s of a large device-to-device copy (bytes read + bytes written), the memory ceiling of
+    the elementwise ops. torch's copy is the measuring stick here, not a kernel under test."""
+    src = torch.ones(nbytes // F32, device=device)
+    dst = torch.empty_like(src)
+    timer = _time_cuda if device.type == "cuda" else _time_cpu
+    (seconds,) = timer([lambda: dst.copy_(src)], min_run_time)
+    return 2 * nbytes / seconds / 1e9
+
+
+def measure_peak(device, min_run_time):
+    """The machine's ceilings: float32 FMA GFLOP/s over torch's threads (CPU only: pykernels'
+    FMA-chain kernel, on the instruction set its GEMM uses) and copy bandwidth."""
+    peak = {"copy_gbs": _copy_bandwidth(device, min_run_time)}
+    if device.type == "cpu":
+        peak["fma_gflops"], peak["fma_isa"] = pykernels._C.fma_peak(max(min_run_time, 0.3))
+    return peak
+
+
+def _pct_of_peak(row, rate, peak):
+    """``rate`` as a percentage of the matching ceiling, or None: GB/s against the copy
+    bandwidth, float32 / float64 GFLOP/s against the FMA peak (halved for float64)."""
+    if row["unit"] == GBS:
+        ceiling = peak.get("copy_gbs")
+    elif peak.get("fma_gflops") and row["dtype"] in ("float32", "float64"):
+        ceiling = peak["fma_gflops"] * (0.5 if row["dtype"] == "float64" else 1.0)
+    else:
+        ceiling = None
+    return 100 * rate / ceiling if ceiling else None
+
+
+def add_peak(rows, peak):
+    for row in rows:
+        if "ratio" in row:
+            row["pykernels_pct_peak"] = _pct_of_peak(row, row["pykernels_rate"], peak)
+            row["torch_pct_peak"] = _pct_of_peak(row, row["torch_rate"], peak)
+
+
+# ----------------------------------------------------------------------------- mm GFLOP/s plot
+
+PLOT_SIZES = [16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536]
+
+
+def mm_sweep(device, min_run_time, sizes=PLOT_SIZES):
+    """GFLOP/s of square float32 mm for both libraries, size by size."""
+    rows = []
+    for n in sizes:
+        print(f"[plot] mm {n}x{n}x{n}", file=sys.stderr, flush=True)
+        rows.append(run_case(mm_case(n, n, n), device, min_run_time))
+    return rows
+
+
+def save_plot(path, meta, rows, peak):
+    """GFLOP/s against size for mm, pykernels and torch, with the measured FMA peak as a line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("--plot: matplotlib is not installed (pip install 'pykernels[plot]'); no plot written", file=sys.stderr)
+        return None
+    sizes = [int(r["shape"].split("x")[0]) for r in rows if "ratio" in r]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, style in (("pykernels", "o-"), ("torch", "s--")):
+        ax.plot(sizes, [r[f"{name}_rate"] for r in rows if "ratio" in r], style, label=name)
+    if peak and peak.get("fma_gflops"):
+        ax.axhline(peak["fma_gflops"], color="gray", linestyle=":",
+                   label=f"measured FMA peak ({peak['fma_isa']}), {peak['fma_gflops']:.0f} GFLOP/s")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(n) for n in sizes], rotation=45)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("M = N = K")
+    ax.set_ylabel("GFLOP/s")
+    where = meta["device_name"] + ("" if meta["device"] == "cuda" else f", {meta['threads']} threads")
+    ax.set_title(f"float32 mm: pykernels vs torch ({where})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 # ----------------------------------------------------------------------------- machine description
@@ -406,7 +544,7 @@ def load_average():
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
-def environment(device, suite, min_run_time, load_before):
+def environment(device, suite, min_run_time, load_before, peak=None):
     info = build_info()
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -422,6 +560,7 @@ def environment(device, suite, min_run_time, load_before):
         "load_average": {"before": load_before, "after": load_average()},
         "suite": suite,
         "min_run_time_s": min_run_time,
+        "peak": peak,
     }
 
 
@@ -441,13 +580,23 @@ def _fmt_time(seconds):
     return f"{seconds:.2f} s"
 
 
-def _table_row(row):
+def _fmt_pct(pct):
+    return "" if pct is None else f"{pct:.0f}%"
+
+
+def _table_row(row, with_peak, with_target):
     head = [row["op"], row["shape"], row["dtype"], row["device"]]
     if "error" in row:
-        return head + ["error", "", "", "", ""]
+        return head + ["error"] + [""] * (4 + 2 * with_peak + with_target)
     ratio = f"{row['ratio']:.2f}" + (" ⚠" if row["mismatch"] else "")
-    return head + [_fmt_time(row["pykernels_s"]), _fmt_time(row["torch_s"]), ratio,
-                   f"{row['pykernels_rate']:.1f} {row['unit']}", f"{row['torch_rate']:.1f} {row['unit']}"]
+    cells = head + [_fmt_time(row["pykernels_s"]), _fmt_time(row["torch_s"]), ratio]
+    if with_target:
+        target = row.get("target")
+        cells.append("" if target is None else f"≥ {target:g} " + ("✓" if row["ratio"] >= target else "✗"))
+    cells += [f"{row['pykernels_rate']:.1f} {row['unit']}", f"{row['torch_rate']:.1f} {row['unit']}"]
+    if with_peak:
+        cells += [_fmt_pct(row.get("pykernels_pct_peak")), _fmt_pct(row.get("torch_pct_peak"))]
+    return cells
 
 
 def to_markdown(meta, rows):
@@ -464,16 +613,30 @@ def to_markdown(meta, rows):
         f"- suite: {meta['suite']}, {meta['min_run_time_s']} s of timing per implementation per case",
         f"- 1-minute load average: {load['before']} before, {load['after']} after, on {meta['cpu_count']} CPUs "
         "(a load well above 0 means other processes competed for the CPUs, and the times are noisy)",
+    ]
+    peak = meta.get("peak")
+    if peak:
+        parts = []
+        if peak.get("fma_gflops"):
+            parts.append(f"float32 FMA {peak['fma_gflops']:.0f} GFLOP/s ({peak['fma_isa']}, independent FMA chains "
+                         f"on {meta['threads']} thread{'s' * (meta['threads'] != 1)})")
+        parts.append(f"copy bandwidth {peak['copy_gbs']:.1f} GB/s (a 256 MiB tensor copy, read + write)")
+        lines.append("- measured peak: " + "; ".join(parts) + ". \"% of peak\" compares each rate with it "
+                     "(float64 with half the FMA rate).")
+    lines += [
         "",
         "Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
         "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
         "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
         "⚠ marks a pykernels result that differs from torch's (see notes).",
         "",
-        "| op | shape | dtype | device | pykernels | torch | ratio | pykernels GFLOP/s or GB/s | torch GFLOP/s or GB/s |",
-        "|---|---|---|---|--:|--:|--:|--:|--:|",
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in map(_table_row, rows)]
+    with_peak, with_target = bool(peak), any("target" in r for r in rows)
+    header = ["op", "shape", "dtype", "device", "pykernels", "torch", "ratio"] + ["target"] * with_target
+    header += ["pykernels GFLOP/s or GB/s", "torch GFLOP/s or GB/s"]
+    header += ["pykernels % of peak", "torch % of peak"] * with_peak
+    lines += ["| " + " | ".join(header) + " |", "|---|---|---|---|" + "--:|" * (len(header) - 4)]
+    lines += ["| " + " | ".join(_table_row(r, with_peak, with_target)) + " |" for r in rows]
     gm = geomean_ratio(rows)
     timed = sum("ratio" in r for r in rows)
     lines += ["", f"Geometric mean of ratios: **{gm:.2f}** over {timed} case{'s' * (timed != 1)}." if gm else "No case was timed."]
@@ -491,10 +654,12 @@ def _write(path, text):
     os.replace(tmp, path)
 
 
-def save(out_dir, meta, rows, markdown):
+def save(out_dir, meta, rows, markdown, sweep=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / result_stem(meta)
     payload = {"meta": meta, "geomean_ratio": geomean_ratio(rows), "results": rows}
+    if sweep is not None:
+        payload["mm_sweep"] = sweep
     _write(stem.with_suffix(".json"), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     _write(stem.with_suffix(".md"), markdown)
     return [stem.with_suffix(".json"), stem.with_suffix(".md")]
@@ -515,6 +680,12 @@ def add_arguments(parser, default_out=DEFAULT_OUT):
     parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's)")
     parser.add_argument("--out", type=Path, default=default_out,
                         help="directory for the .md and .json results (default: %(default)s)")
+    parser.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure the FMA peak and copy bandwidth first, and show each rate as a %% of "
+                             "them (default: on for --suite cpu)")
+    parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
+                             "beside the table, as <name>-mm.png (needs matplotlib; default: on for --suite cpu)")
 
 
 def run(args):
@@ -525,14 +696,23 @@ def run(args):
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = select_cases(args.suite, args.ops)
-    load_before, rows = load_average(), []
+    load_before, rows, peak = load_average(), [], None
+    if args.peak if args.peak is not None else args.suite == "cpu":
+        print("[peak] FMA throughput and copy bandwidth", file=sys.stderr, flush=True)
+        peak = measure_peak(device, args.min_run_time)
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape} {case.dtype}", file=sys.stderr, flush=True)
         rows.append(run_case(case, device, args.min_run_time))
-    meta = environment(device, args.suite, args.min_run_time, load_before)
+    sweep = mm_sweep(device, args.min_run_time) if (args.plot if args.plot is not None else args.suite == "cpu") else None
+    if peak:
+        add_peak(rows, peak)
+    meta = environment(device, args.suite, args.min_run_time, load_before, peak)
     markdown = to_markdown(meta, rows)
     print(markdown)
-    for path in save(args.out, meta, rows, markdown):
+    written = save(args.out, meta, rows, markdown, sweep)
+    if sweep is not None:
+        written.append(save_plot(args.out / (result_stem(meta) + "-mm.png"), meta, sweep, peak))
+    for path in filter(None, written):
         print(f"wrote {path}", file=sys.stderr)
     return int(any(r.get("error") or r.get("mismatch") for r in rows))
 

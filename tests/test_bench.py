@@ -1,0 +1,44 @@
+"""The benchmark harness runs end to end: tables, JSON, the measured peak, targets and the plot.
+Timings are not checked (a timing belongs in a benchmark, never in a pass/fail test)."""
+import json
+
+import pytest
+
+from pykernels import bench
+
+
+def run(tmp_path, *argv):
+    status = bench.main(["--min-run-time", "0.01", "--out", str(tmp_path), *argv])
+    assert status == 0
+    (md,) = tmp_path.glob("*.md")
+    (js,) = tmp_path.glob("*.json")
+    return md.read_text(encoding="utf-8"), json.loads(js.read_text(encoding="utf-8"))
+
+
+def test_quick_suite_with_peak(tmp_path):
+    md, payload = run(tmp_path, "--suite", "quick", "--ops", "add,mm", "--peak", "--no-plot")
+    peak = payload["meta"]["peak"]
+    assert peak["fma_gflops"] > 0 and peak["copy_gbs"] > 0 and peak["fma_isa"]
+    assert "measured peak: float32 FMA" in md and "pykernels % of peak" in md
+    rows = payload["results"]
+    assert {r["op"] for r in rows} == {"add", "mm"}
+    assert all(r["pykernels_pct_peak"] > 0 for r in rows)
+    assert "target" not in md.split("| op |")[1].splitlines()[0]  # no target column without targets
+
+
+def test_cpu_suite_targets_and_training_step(tmp_path):
+    md, payload = run(tmp_path, "--suite", "cpu", "--ops", "train_step,mse_loss", "--no-peak", "--no-plot")
+    rows = {r["op"]: r for r in payload["results"]}
+    assert rows["train_step"]["target"] == 1.5 and rows["mse_loss"]["target"] == 2.5
+    assert not any(r.get("mismatch") or r.get("error") for r in rows.values())
+    assert "≥ 1.5" in md and "nn + SGD" in md
+
+
+def test_mm_plot(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(bench.mm_sweep, "__defaults__", ([8, 16, 33],))
+    run(tmp_path, "--suite", "quick", "--ops", "add", "--peak", "--plot")
+    (png,) = tmp_path.glob("*-mm.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (js,) = tmp_path.glob("*.json")
+    assert [r["shape"] for r in json.loads(js.read_text())["mm_sweep"]] == ["8x8 @ 8x8", "16x16 @ 16x16", "33x33 @ 33x33"]
