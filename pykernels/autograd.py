@@ -157,17 +157,31 @@ def _save_input_and_output(ctx, inputs, output):
 # ---- matmul family --------------------------------------------------------------------------------
 
 
+def _transposed(x):
+    """Whether the last two dimensions of ``x`` are stored column-major (a transposed view)."""
+    return x.stride(-2) == 1 and x.stride(-1) != 1
+
+
+def _product_like(x, op, p, q):
+    """``p @ q`` (``op`` is mm or bmm) stored in ``x``'s layout. The gradient of a transposed
+    input, ``w.t()`` in a linear layer, is then a transposed view too, and reaches the
+    parameter contiguous: autograd would otherwise copy it into the parameter's layout."""
+    if _transposed(x):
+        return op(q.transpose(-1, -2), p.transpose(-1, -2)).transpose(-1, -2)
+    return op(p, q)
+
+
 def _mm_backward(ctx, grad):
     a, b = ctx.saved_tensors
-    ga = _ops.mm(grad, b.t()) if ctx.needs_input_grad[0] else None
-    gb = _ops.mm(a.t(), grad) if ctx.needs_input_grad[1] else None
+    ga = _product_like(a, _ops.mm, grad, b.t()) if ctx.needs_input_grad[0] else None
+    gb = _product_like(b, _ops.mm, a.t(), grad) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
 def _bmm_backward(ctx, grad):
     a, b = ctx.saved_tensors
-    ga = _ops.bmm(grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-    gb = _ops.bmm(a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
+    ga = _product_like(a, _ops.bmm, grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+    gb = _product_like(b, _ops.bmm, a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 

@@ -146,10 +146,13 @@ def _in_place(self, fn):
 # ---- the routing table: torch function -> handler ------------------------------------------------
 #
 # Each handler takes the arguments its torch function takes, with the same names and defaults
-# (the call is bound to the handler's signature first: an argument it does not list falls
-# through), and either computes the result with pykernels or raises _FallThrough.
+# (a call whose arguments do not fit the handler's signature falls through), and either
+# computes the result with pykernels or raises _FallThrough.
 
 _HANDLERS = {}
+# Functions without a handler, by kind, filled in as they are first seen.
+_OTHERS = {}
+_TORCH_ONLY, _PYKERNELS_OP = "torch only", "pykernels op"
 
 
 def _route(*funcs):
@@ -680,27 +683,33 @@ class DropIn(TorchFunctionMode):
         # torch's) are not seen by it again.
         kwargs = kwargs or {}
         try:
-            entry = _HANDLERS.get(func)
+            entry = _HANDLERS.get(func, False) or _OTHERS.get(func)
         except TypeError:  # an unhashable callable
             entry = None
-        if entry is None:
-            if _is_pykernels_op(func):
-                self._routed[func] += 1
-            else:
-                self._fell[(func, None)] += 1
+        if entry is None:  # first sight of a function without a handler: which kind is it
+            entry = _PYKERNELS_OP if _is_pykernels_op(func) else _TORCH_ONLY
+            try:
+                _OTHERS[func] = entry
+            except TypeError:
+                pass
+        if entry is _TORCH_ONLY:  # attribute reads and the like: the most frequent calls
+            self._fell[(func, None)] += 1
             return func(*args, **kwargs)
-        handler, signature = entry
+        if entry is _PYKERNELS_OP:  # pykernels' own ops, called from a handler's pykernels code
+            self._routed[func] += 1
+            return func(*args, **kwargs)
+        handler = entry[0]
         reason = _unsupported(args) or _unsupported(list(kwargs.values()))
         if reason is None:
             try:
-                if signature is None:
+                try:
                     result = handler(*args, **kwargs)
-                else:
-                    try:
-                        bound = signature.bind(*args, **kwargs)
-                    except TypeError:
+                except TypeError as exc:
+                    # Raised by the call itself, before the handler ran (no frame of its own in the
+                    # traceback): the arguments do not fit the handler's signature.
+                    if exc.__traceback__.tb_next is None:
                         raise _FallThrough("arguments") from None
-                    result = handler(*bound.args, **bound.kwargs)
+                    raise
             except _FallThrough as exc:
                 reason = str(exc)
             except _AfterMutation as exc:
