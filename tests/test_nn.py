@@ -142,6 +142,26 @@ def test_modules_run_no_aten_compute():
     assert not used, f"pykernels.nn ran torch ops {sorted(used)}"
 
 
+def test_weight_gradients_arrive_in_the_weights_layout():
+    """Linear's weight enters mm transposed; its gradient is computed as a transposed product so
+    that it reaches the parameter contiguous, with no copy by autograd (none is recorded)."""
+    _, model = twin_models()
+    x, y = make((16, 20)), make((16, 3))
+    loss_fn = pknn.MSELoss(reduction="sum")
+
+    def train_step():
+        loss_fn(model(x), y).backward()
+
+    assert "aten::copy_" not in aten_events(train_step)
+    for p in model.parameters():
+        assert p.grad.is_contiguous() and p.grad.stride() == p.stride()
+    # and the values are torch's
+    ref, _ = twin_models()
+    torch.nn.MSELoss(reduction="sum")(ref(x), y).backward()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        assert_close(p.grad, q.grad)
+
+
 # ---------------------------------------------------------------------------------------------- state_dict
 
 
