@@ -4,7 +4,7 @@
 // share run by run (see for_range). Inside a run, the all-contiguous case and the
 // "one operand is a broadcast scalar" case get their own loops, which the compiler vectorizes;
 // anything else falls back to a strided loop. For float and double the runs are also compiled
-// for AVX2 and picked at run time (cpu/cpu_features.h).
+// for AVX2 and AVX-512 and picked at run time (cpu/cpu_features.h).
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -69,11 +69,18 @@ __attribute__((always_inline)) inline void elementwise_run(const StridedIter<N>&
 }
 
 #if defined(__x86_64__)
-// The same runs compiled for AVX2 (twice the vector width of the x86-64 baseline), for the
-// floating types; called only when cpu_has_avx2(). No FMA: results stay those of the baseline.
+// The same runs compiled for AVX2 (twice the vector width of the x86-64 baseline) and for
+// AVX-512 (whose 64-byte stores fill a cache line at a time), for the floating types; called
+// only when the CPU has them. No FMA contraction: results stay bit for bit those of the baseline.
 template <typename T, int N, typename F>
 __attribute__((target("avx2"), noinline)) void elementwise_run_avx2(const StridedIter<N>& it, const int64_t* off,
                                                                     int64_t n, const F& f) {
+  elementwise_run<T, N>(it, off, n, f);
+}
+
+template <typename T, int N, typename F>
+__attribute__((target("avx512f"), optimize("fp-contract=off"), noinline)) void elementwise_run_avx512(
+    const StridedIter<N>& it, const int64_t* off, int64_t n, const F& f) {
   elementwise_run<T, N>(it, off, n, f);
 }
 #endif
@@ -86,6 +93,12 @@ template <typename T, int N, typename F>
 void elementwise_loop(const StridedIter<N>& it, F f) {
 #if defined(__x86_64__)
   if constexpr (kHasAvx2Loops<T>) {
+    if (cpu::cpu_has_avx512f()) {
+      at::parallel_for(0, it.numel, kGrainSize, [&](int64_t begin, int64_t end) {
+        for_range(it, begin, end, [&](const int64_t* off, int64_t n) { elementwise_run_avx512<T, N>(it, off, n, f); });
+      });
+      return;
+    }
     if (cpu::cpu_has_avx2()) {
       at::parallel_for(0, it.numel, kGrainSize, [&](int64_t begin, int64_t end) {
         for_range(it, begin, end, [&](const int64_t* off, int64_t n) { elementwise_run_avx2<T, N>(it, off, n, f); });
