@@ -1,9 +1,11 @@
-"""The run-time selected AVX2 variants of the elementwise loops and of mse_loss's reduction
-(csrc/cpu/loops.h, csrc/cpu/mse_loss.cpp) must give bit-identical results to the portable
-loops: they are the same C++ compiled for AVX2 without FMA, and the reduction keeps its lanes.
+"""The run-time selected AVX-512 and AVX2 variants of the elementwise loops and of mse_loss's
+reduction (csrc/cpu/loops.h, csrc/cpu/mse_loss.cpp) must give bit-identical results to the
+portable loops: they are the same C++ compiled for those targets without FMA contraction, and
+the reduction keeps its lanes.
 
-The portable results come from a subprocess with PYKERNELS_NO_AVX2=1 (the switch is read once
-per process) and are compared bit for bit, NaN payloads aside, with this process's.
+The portable results come from a subprocess with PYKERNELS_NO_AVX2=1, the AVX2 ones (on an
+AVX-512 CPU) from one with PYKERNELS_NO_AVX512=1 (the switches are read once per process), and
+are compared bit for bit, NaN payloads aside.
 """
 import os
 import subprocess
@@ -55,28 +57,39 @@ def results():
 """
 
 
-def _portable_results(tmp_path):
-    path = tmp_path / "portable.pt"
+def _results_in_subprocess(tmp_path, switch):
+    """The cases' results in a fresh process with ``switch`` set (the switches are read once
+    per process), and the SIMD description that process reports."""
+    path = tmp_path / f"{switch}.pt"
     script = _CASES + f"\ntorch.save(results(), {str(path)!r})\nprint(pykernels.build_info()['cpu_simd'])\n"
-    env = dict(os.environ, PYKERNELS_NO_AVX2="1")
+    env = dict(os.environ, **{switch: "1"})
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "AVX2" not in done.stdout.split("\n")[0], done.stdout
-    return torch.load(path)
+    return torch.load(path), done.stdout.split("\n")[0]
 
 
-def test_avx2_loops_match_portable_loops_bitwise(tmp_path):
-    if "AVX2" not in pykernels.build_info()["cpu_simd"]:
-        pytest.skip("this process does not use the AVX2 loops (CPU without AVX2, or PYKERNELS_NO_AVX2 set)")
-    namespace = {}
-    exec(_CASES, namespace)
-    here = namespace["results"]()
-    portable = _portable_results(tmp_path)
-    assert here.keys() == portable.keys()
+def _assert_bitwise_equal(here, there, what):
+    assert here.keys() == there.keys()
     for name in here:
-        a, b = here[name], portable[name]
+        a, b = here[name], there[name]
         assert a.dtype == b.dtype and a.shape == b.shape, name
         same = (a == b) | (a.isnan() & b.isnan())
         # -0.0 == 0.0 above, so compare signs of zeros too
         same &= (torch.signbit(a) == torch.signbit(b)) | a.isnan()
-        assert bool(same.all()), f"{name}: AVX2 and portable loops differ"
+        assert bool(same.all()), f"{name}: {what} differ"
+
+
+def test_simd_loops_match_portable_loops_bitwise(tmp_path):
+    simd = pykernels.build_info()["cpu_simd"]
+    if "AVX" not in simd.split(";")[0]:
+        pytest.skip("this process does not use SIMD loops (CPU without AVX2, or PYKERNELS_NO_AVX2 set)")
+    namespace = {}
+    exec(_CASES, namespace)
+    here = namespace["results"]()
+    portable, portable_simd = _results_in_subprocess(tmp_path, "PYKERNELS_NO_AVX2")
+    assert "AVX" not in portable_simd, portable_simd
+    _assert_bitwise_equal(here, portable, "this CPU's SIMD loops and the portable loops")
+    if simd.startswith("AVX-512F"):  # the AVX2 loops too
+        avx2, avx2_simd = _results_in_subprocess(tmp_path, "PYKERNELS_NO_AVX512")
+        assert avx2_simd.startswith("AVX2"), avx2_simd
+        _assert_bitwise_equal(avx2, portable, "AVX2 and portable loops")

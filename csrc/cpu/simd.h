@@ -5,7 +5,7 @@
 // vectorizes for it. On x86-64, two kinds of kernels also have variants that are chosen at run
 // time by CPU feature detection (cpu/cpu_features.h): the GEMM microkernel (AVX-512F or AVX2+FMA
 // intrinsics, cpu/gemm_avx512.cpp, cpu/gemm_avx2.cpp) and the float/double elementwise loops
-// (AVX2, cpu/loops.h).
+// (AVX-512F or AVX2, cpu/loops.h).
 #pragma once
 
 #include <string>
@@ -33,8 +33,7 @@ inline const char* cpu_build_simd_level() {
 inline const char* cpu_simd_level() {
   static const std::string level = [] {
     if (cpu::cpu_has_avx512f()) {
-      return std::string(
-                 "AVX-512F (runtime-selected: GEMM microkernel); AVX2 (runtime-selected: elementwise loops); ") +
+      return std::string("AVX-512F (runtime-selected: GEMM microkernel, elementwise loops); ") +
              cpu_build_simd_level() + " elsewhere";
     }
     if (cpu::cpu_has_avx2_fma()) {
