@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/gemm_tiles.cuh"
 #include "cuda/ptx.cuh"
 #include "kernels.h"
 
@@ -45,22 +46,6 @@ struct GemmArgs {
   bool a_kmajor, b_kmajor;          // loads run along k (else along m for A, n for B)
   bool a_vec, b_vec, c_vec;         // 16-byte loads (A, B) / wide stores (C) are aligned
 };
-
-constexpr int kGroupM = 8;
-
-// Tile t -> (batch, tile row, tile column). Within a batch, tiles go column by column through
-// groups of kGroupM tile rows, so consecutive blocks reuse the same B columns and A rows.
-__device__ __forceinline__ void tile_coords(const GemmArgs& g, int64_t t, int64_t& batch, int64_t& tm, int64_t& tn) {
-  const int64_t per_batch = g.tiles_m * g.tiles_n;
-  batch = t / per_batch;
-  const int64_t r = t - batch * per_batch;
-  const int64_t group = r / (kGroupM * g.tiles_n);
-  const int64_t first_m = group * kGroupM;
-  const int64_t rows = g.tiles_m - first_m < kGroupM ? g.tiles_m - first_m : kGroupM;
-  const int64_t in_group = r - group * kGroupM * g.tiles_n;
-  tm = first_m + in_group % rows;
-  tn = in_group / rows;
-}
 
 // ================================================================================================
 // SIMT kernel (float32, float64; float16/bfloat16 before sm_80)
@@ -124,7 +109,7 @@ __global__ void __launch_bounds__(256, 2) gemm_simt_kernel(const __grid_constant
 
   for (int64_t t = blockIdx.x; t < g.tiles; t += gridDim.x) {
     int64_t batch, tm, tn;
-    tile_coords(g, t, batch, tm, tn);
+    cuda::tile_coords(g.tiles_m, g.tiles_n, t, batch, tm, tn);
     int64_t off[3];
     iter_offsets(g.batch, batch, off);
     T* C = static_cast<T*>(g.batch.data[0]) + off[0];
@@ -314,7 +299,7 @@ __global__ void __launch_bounds__(256, 2) gemm_mma_kernel(const __grid_constant_
 
   for (int64_t t = blockIdx.x; t < g.tiles; t += gridDim.x) {
     int64_t batch, tm, tn;
-    tile_coords(g, t, batch, tm, tn);
+    cuda::tile_coords(g.tiles_m, g.tiles_n, t, batch, tm, tn);
     int64_t off[3];
     iter_offsets(g.batch, batch, off);
     T* C = static_cast<T*>(g.batch.data[0]) + off[0];
