@@ -15,21 +15,28 @@
 //                    128x128x32 block tile, 8 warps of 64x32, 3-stage cp.async pipeline,
 //                    fragments loaded with ldmatrix (.trans for m- or n-contiguous operands).
 //                    GPUs older than sm_80 fall back to the SIMT kernel (float accumulation).
+//   float16/bfloat16 on compute capability 9.x, opt-in (PYKERNELS_GEMM_SM90=1): the Hopper
+//                    kernel of gemm_sm90.cu (wgmma + TMA, 128x256 tiles, warp-specialised) for
+//                    large problems whose operands TMA can load; the others stay on mma.sync.
+//                    Compiled only in builds with an sm_90a target (see setup.py).
 //   float64          the SIMT kernel with 64x64x8 tiles, 4x4 per thread (double accumulation).
-// Other dtypes raise NotImplementedError, as torch's CUDA matmul does. There is no Hopper
-// (wgmma + TMA) path yet: on an H100 an mma.sync kernel like this one is expected to stay well
-// below cuBLAS, being limited by instruction issue and shared-memory bandwidth.
+// Other dtypes raise NotImplementedError, as torch's CUDA matmul does.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/gemm_tiles.cuh"
 #include "cuda/ptx.cuh"
 #include "kernels.h"
+#ifdef PYKERNELS_WITH_SM90A
+#include "cuda/gemm_sm90.h"
+#endif
 
 namespace pykernels {
 namespace {
@@ -471,12 +478,30 @@ void launch_mma(const GemmArgs& g) {
   cuda::launch(gemm_mma_kernel<T, A_K, B_K>, tile_grid(g.tiles), 256, MmaTile::smem_bytes<A_K, B_K>(), g);
 }
 
+#ifdef PYKERNELS_WITH_SM90A
+// PYKERNELS_GEMM_SM90=1 in the environment (read once, at first use) lets float16/bfloat16
+// GEMMs on Hopper take the wgmma + TMA kernel. It is opt-in because that kernel has not yet
+// been validated on a GPU; without the variable every GPU runs the mma.sync kernel below.
+bool sm90_gemm_requested() {
+  static const bool requested = [] {
+    const char* v = std::getenv("PYKERNELS_GEMM_SM90");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return requested;
+}
+#endif
+
 template <typename T>
 void gemm_half(const GemmProblem& p) {
-  if (cuda::compute_capability_major() < 8) {  // no mma.sync m16n8k16 / cp.async
+  const int cc = cuda::compute_capability_major();
+  if (cc < 8) {  // no mma.sync m16n8k16 / cp.async
     launch_simt<T, float, 128, 128, 8, 8>(p, false);
     return;
   }
+#ifdef PYKERNELS_WITH_SM90A
+  // gemm_sm90 launches nothing and returns false for problems it does not take.
+  if (cc == 9 && sm90_gemm_requested() && cuda::gemm_sm90(p)) return;
+#endif
   GemmArgs g = make_args(p, MmaTile::BM, MmaTile::BN, sizeof(T), 16);
   g.c_vec = p.c_cs == 1 && aligned(p, 0, p.c_rs, p.m, sizeof(T), 4);
   if (g.a_kmajor) {
