@@ -92,6 +92,33 @@ def cuda_arch_list():
     return arches
 
 
+def nvcc_version():
+    """(major, minor) of the toolkit's nvcc, or (0, 0) if it cannot be asked."""
+    try:
+        out = subprocess.run([os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), "--version"],
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    m = re.search(r"release (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+SM90 = "-gencode=arch=compute_90,code=sm_90"
+SM90A = "-gencode=arch=compute_90a,code=sm_90a"
+
+
+def cuda_gencode_flags():
+    """nvcc's -gencode flags for TORCH_CUDA_ARCH_LIST, as torch would pass them, except that the
+    machine code for compute capability 9.0 is built as sm_90a, which the same GPUs run: its wgmma
+    and setmaxnreg are what the Hopper GEMM (csrc/cuda/gemm_sm90.cu) needs. Replacing sm_90 rather
+    than adding sm_90a keeps one machine-code compile per arch; PTX for newer GPUs stays
+    compute_90. sm_90a needs CUDA 12.0 or newer; older toolkits keep sm_90."""
+    flags = cpp_extension._get_cuda_arch_flags()
+    if SM90 in flags and nvcc_version() >= (12, 0):
+        flags = [SM90A if f == SM90 else f for f in flags]
+    return sorted(set(flags))
+
+
 def want_cuda():
     if os.environ.get("PYKERNELS_NO_CUDA", "0") == "1":
         return False
@@ -114,11 +141,15 @@ def extension():
     kwargs = dict(name="pykernels._C", include_dirs=[os.path.join(HERE, "csrc")], extra_link_args=link)
     if want_cuda():
         arches = cuda_arch_list()
-        print("pykernels: building CUDA kernels with %s for TORCH_CUDA_ARCH_LIST=%s"
-              % (cpp_extension.CUDA_HOME, arches), file=sys.stderr)
+        gencode = cuda_gencode_flags()
+        # what each .cu file is compiled to: sm_XY machine code, compute_XY PTX
+        targets = ";".join(re.search(r"code=(\w+)$", f).group(1) for f in gencode)
+        print("pykernels: building CUDA kernels with %s for TORCH_CUDA_ARCH_LIST=%s (targets %s)"
+              % (cpp_extension.CUDA_HOME, arches, targets), file=sys.stderr)
         cuda_sources = sources("csrc/cuda/*.cu")
-        nvcc = ["-O3", "-lineinfo", "-std=c++20", "-DPYKERNELS_WITH_CUDA"]
-        cxx += ["-DPYKERNELS_WITH_CUDA", "-DPYKERNELS_CUDA_ARCHES=\"%s\"" % arches]
+        defines = ["-DPYKERNELS_WITH_CUDA"] + (["-DPYKERNELS_WITH_SM90A"] if SM90A in gencode else [])
+        nvcc = ["-O3", "-lineinfo", "-std=c++20"] + defines + gencode  # torch adds no arch flags of its own then
+        cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
         return cpp_extension.CUDAExtension(
             sources=cpu_sources + cuda_sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs
         )

@@ -21,9 +21,15 @@ PyObject* build_info(PyObject*, PyObject*) {
 #else
   PyObject* backends = Py_BuildValue("[s]", "CPU");
 #endif
-  // "N" hands our reference to backends over to the dict.
-  return Py_BuildValue("{s:s,s:N,s:s,s:s}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends, "cpu_simd",
-                       pykernels::cpu_simd_level(), "cuda_arches", PYKERNELS_CUDA_ARCHES);
+#ifdef PYKERNELS_WITH_SM90A
+  const long sm90_gemm = 1;  // the wgmma + TMA GEMM of csrc/cuda/gemm_sm90.cu is compiled in
+#else
+  const long sm90_gemm = 0;
+#endif
+  // "N" hands our references to backends and the bool over to the dict.
+  return Py_BuildValue("{s:s,s:N,s:s,s:s,s:N}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends,
+                       "cpu_simd", pykernels::cpu_simd_level(), "cuda_arches", PYKERNELS_CUDA_ARCHES, "sm90_gemm",
+                       PyBool_FromLong(sm90_gemm));
 }
 
 PyObject* fma_peak(PyObject*, PyObject* args) {

@@ -40,7 +40,8 @@ from .ops import (
 
 
 def build_info():
-    """What this build contains: pykernels and torch versions, backends, CPU SIMD level, CUDA arches."""
+    """What this build contains: pykernels and torch versions, backends, CPU SIMD level, CUDA targets
+    and whether the Hopper (sm_90a) GEMM is compiled in."""
     info = dict(_C.build_info())
     info["version"] = __version__
     info["cuda_arches"] = [a for a in info.get("cuda_arches", "").split(";") if a]

@@ -43,6 +43,8 @@ def info(args):
         ("backends", _names(build.get("backends")) or "unknown"),
         ("CPU SIMD", build.get("cpu_simd") or "unknown"),
         ("CUDA arches", _names(build.get("cuda_arches")) or "none"),
+        ("Hopper GEMM", "sm_90a wgmma/TMA kernel compiled in, used with PYKERNELS_GEMM_SM90=1"
+         if build.get("sm90_gemm") else "not compiled in (no sm_90a target)"),
         ("torch threads", torch.get_num_threads()),
         ("CUDA device", cuda),
     ]

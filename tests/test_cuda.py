@@ -5,7 +5,11 @@ errors, non-default streams, CUDA-graph capture and a second GPU.
 Everything is skipped with "no CUDA device" when no GPU is visible, except that a visible GPU with
 a pykernels built without its CUDA kernels is a failure, not a skip.
 """
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -376,6 +380,100 @@ def test_mm_integer_raises_like_torch(dtype):
         torch.mm(a, a)
     with pytest.raises(type(theirs.value), match="mm"):
         pk.mm(a, a)
+
+
+# ---- Hopper GEMM -----------------------------------------------------------------------------------------------
+#
+# The wgmma + TMA kernel (csrc/cuda/gemm_sm90.cu) runs only with PYKERNELS_GEMM_SM90=1, which is read once per
+# process, so its cases run in one subprocess with the variable set. For each case the subprocess reports whether
+# the result matched the exact product (within the dtype's tolerance, sent along) and whether the Hopper kernel ran
+# (from the profiler's kernel names): large problems with TMA-loadable operands must take it, the others must not.
+
+_SM90_SCRIPT = r"""
+import json, sys, zlib
+import torch
+import pykernels as pk
+
+def operand(shape, dtype, layout, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen).to(dtype).cuda()
+    col = layout.startswith("col")  # columns contiguous: the transpose of a row-major matrix
+    if col:
+        x = x.transpose(-1, -2)
+    if layout.endswith("_pad"):  # storage rows longer than the matrix's, a multiple of 8 elements
+        big = x.new_zeros(*x.shape[:-1], (x.shape[-1] + 7) // 8 * 8 + 8)
+        big[..., : x.shape[-1]] = x
+        x = big[..., : x.shape[-1]]
+    else:
+        x = x.contiguous()
+    return x.transpose(-1, -2) if col else x
+
+results = {}
+for case in json.loads(sys.argv[1]):
+    dtype = getattr(torch, case["dtype"])
+    seed = zlib.crc32(case["id"].encode())
+    a = operand(case["a"], dtype, case["la"], seed)
+    b = operand(case["b"], dtype, case["lb"], seed + 1)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        out = getattr(pk, case["op"])(a, b)
+        torch.cuda.synchronize()
+    ran = any("gemm_sm90" in e.name for e in prof.events())
+    exact = torch.matmul(a.double(), b.double()).to(dtype)
+    try:
+        torch.testing.assert_close(out, exact, atol=case["atol"], rtol=case["rtol"])
+        error = ""
+    except AssertionError as e:
+        error = str(e)
+    results[case["id"]] = {"sm90": ran, "error": error}
+print(json.dumps(results))
+"""
+
+
+def _sm90_case(op, dtype, a, b, la="row", lb="row", sm90=True):
+    name = f"{op}-{str(dtype).replace('torch.', '')}-{'x'.join(map(str, a))}@{'x'.join(map(str, b))}-{la}-{lb}"
+    return dict(id=name, op=op, dtype=str(dtype).replace("torch.", ""), a=a, b=b, la=la, lb=lb, sm90=sm90,
+                **accum_tol(dtype, a[-1]))
+
+
+def _sm90_cases():
+    cases = []
+    for dtype in (torch.float16, torch.bfloat16):
+        for m, k, n in [(128, 64, 128), (1000, 1000, 1000), (4096, 4096, 4096)]:
+            for la, lb in [("row", "row"), ("col", "row"), ("row", "col"), ("col", "col")]:
+                cases.append(_sm90_case("mm", dtype, [m, k], [k, n], la, lb))
+        # not tile multiples; unpadded, their rows are not 16-byte aligned, which TMA needs: mma.sync runs them
+        cases.append(_sm90_case("mm", dtype, [257, 383], [383, 129], sm90=False))
+        for la, lb in [("row_pad", "row_pad"), ("col_pad", "row_pad"), ("row_pad", "col_pad"), ("col_pad", "col_pad")]:
+            cases.append(_sm90_case("mm", dtype, [257, 383], [383, 129], la, lb))
+        cases.append(_sm90_case("bmm", dtype, [3, 257, 383], [3, 383, 129], "col_pad", "row_pad"))
+        cases.append(_sm90_case("bmm", dtype, [4, 512, 320], [4, 320, 384], "col", "col"))
+        cases.append(_sm90_case("matmul", dtype, [1000, 1000], [3, 1000, 1000]))  # A shared by every batch
+        cases.append(_sm90_case("matmul", dtype, [3, 1000, 1000], [1000, 1000], "col", "col"))  # B shared
+        cases.append(_sm90_case("matmul", dtype, [2, 1, 256, 128], [3, 128, 256], sm90=False))  # two batch dims
+    return cases
+
+
+SM90_CASES = _sm90_cases()
+
+
+@pytest.fixture(scope="module")
+def sm90_results():
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the Hopper GEMM needs a GPU of compute capability 9.x")
+    if not pk.build_info().get("sm90_gemm"):
+        pytest.skip("pykernels was built without an sm_90a target")
+    env = dict(os.environ, PYKERNELS_GEMM_SM90="1")
+    done = subprocess.run([sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", SM90_CASES, ids=lambda c: c["id"])
+def test_sm90_gemm(sm90_results, case):
+    result = sm90_results[case["id"]]
+    assert not result["error"], result["error"]
+    assert result["sm90"] == case["sm90"], "the Hopper kernel " + ("did not run" if case["sm90"] else "ran")
 
 
 # ---- autograd -------------------------------------------------------------------------------------------------

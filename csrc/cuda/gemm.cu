@@ -15,20 +15,28 @@
 //                    128x128x32 block tile, 8 warps of 64x32, 3-stage cp.async pipeline,
 //                    fragments loaded with ldmatrix (.trans for m- or n-contiguous operands).
 //                    GPUs older than sm_80 fall back to the SIMT kernel (float accumulation).
+//   float16/bfloat16 on compute capability 9.x, opt-in (PYKERNELS_GEMM_SM90=1): the Hopper
+//                    kernel of gemm_sm90.cu (wgmma + TMA, 128x256 tiles, warp-specialised) for
+//                    large problems whose operands TMA can load; the others stay on mma.sync.
+//                    Compiled only in builds with an sm_90a target (see setup.py).
 //   float64          the SIMT kernel with 64x64x8 tiles, 4x4 per thread (double accumulation).
-// Other dtypes raise NotImplementedError, as torch's CUDA matmul does. There is no Hopper
-// (wgmma + TMA) path yet: on an H100 an mma.sync kernel like this one is expected to stay well
-// below cuBLAS, being limited by instruction issue and shared-memory bandwidth.
+// Other dtypes raise NotImplementedError, as torch's CUDA matmul does.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/gemm_tiles.cuh"
 #include "cuda/ptx.cuh"
 #include "kernels.h"
+#ifdef PYKERNELS_WITH_SM90A
+#include "cuda/gemm_sm90.h"
+#endif
 
 namespace pykernels {
 namespace {
@@ -45,22 +53,6 @@ struct GemmArgs {
   bool a_kmajor, b_kmajor;          // loads run along k (else along m for A, n for B)
   bool a_vec, b_vec, c_vec;         // 16-byte loads (A, B) / wide stores (C) are aligned
 };
-
-constexpr int kGroupM = 8;
-
-// Tile t -> (batch, tile row, tile column). Within a batch, tiles go column by column through
-// groups of kGroupM tile rows, so consecutive blocks reuse the same B columns and A rows.
-__device__ __forceinline__ void tile_coords(const GemmArgs& g, int64_t t, int64_t& batch, int64_t& tm, int64_t& tn) {
-  const int64_t per_batch = g.tiles_m * g.tiles_n;
-  batch = t / per_batch;
-  const int64_t r = t - batch * per_batch;
-  const int64_t group = r / (kGroupM * g.tiles_n);
-  const int64_t first_m = group * kGroupM;
-  const int64_t rows = g.tiles_m - first_m < kGroupM ? g.tiles_m - first_m : kGroupM;
-  const int64_t in_group = r - group * kGroupM * g.tiles_n;
-  tm = first_m + in_group % rows;
-  tn = in_group / rows;
-}
 
 // ================================================================================================
 // SIMT kernel (float32, float64; float16/bfloat16 before sm_80)
@@ -124,7 +116,7 @@ __global__ void __launch_bounds__(256, 2) gemm_simt_kernel(const __grid_constant
 
   for (int64_t t = blockIdx.x; t < g.tiles; t += gridDim.x) {
     int64_t batch, tm, tn;
-    tile_coords(g, t, batch, tm, tn);
+    cuda::tile_coords(g.tiles_m, g.tiles_n, t, batch, tm, tn);
     int64_t off[3];
     iter_offsets(g.batch, batch, off);
     T* C = static_cast<T*>(g.batch.data[0]) + off[0];
@@ -314,7 +306,7 @@ __global__ void __launch_bounds__(256, 2) gemm_mma_kernel(const __grid_constant_
 
   for (int64_t t = blockIdx.x; t < g.tiles; t += gridDim.x) {
     int64_t batch, tm, tn;
-    tile_coords(g, t, batch, tm, tn);
+    cuda::tile_coords(g.tiles_m, g.tiles_n, t, batch, tm, tn);
     int64_t off[3];
     iter_offsets(g.batch, batch, off);
     T* C = static_cast<T*>(g.batch.data[0]) + off[0];
@@ -486,12 +478,30 @@ void launch_mma(const GemmArgs& g) {
   cuda::launch(gemm_mma_kernel<T, A_K, B_K>, tile_grid(g.tiles), 256, MmaTile::smem_bytes<A_K, B_K>(), g);
 }
 
+#ifdef PYKERNELS_WITH_SM90A
+// PYKERNELS_GEMM_SM90=1 in the environment (read once, at first use) lets float16/bfloat16
+// GEMMs on Hopper take the wgmma + TMA kernel. It is opt-in because that kernel has not yet
+// been validated on a GPU; without the variable every GPU runs the mma.sync kernel below.
+bool sm90_gemm_requested() {
+  static const bool requested = [] {
+    const char* v = std::getenv("PYKERNELS_GEMM_SM90");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return requested;
+}
+#endif
+
 template <typename T>
 void gemm_half(const GemmProblem& p) {
-  if (cuda::compute_capability_major() < 8) {  // no mma.sync m16n8k16 / cp.async
+  const int cc = cuda::compute_capability_major();
+  if (cc < 8) {  // no mma.sync m16n8k16 / cp.async
     launch_simt<T, float, 128, 128, 8, 8>(p, false);
     return;
   }
+#ifdef PYKERNELS_WITH_SM90A
+  // gemm_sm90 launches nothing and returns false for problems it does not take.
+  if (cc == 9 && sm90_gemm_requested() && cuda::gemm_sm90(p)) return;
+#endif
   GemmArgs g = make_args(p, MmaTile::BM, MmaTile::BN, sizeof(T), 16);
   g.c_vec = p.c_cs == 1 && aligned(p, 0, p.c_rs, p.m, sizeof(T), 4);
   if (g.a_kmajor) {
