@@ -34,8 +34,12 @@ __attribute__((target("avx512f"))) void chains_avx512(int64_t iters) {
   for (int64_t i = 0; i < iters; ++i)
 #pragma GCC unroll 12
     for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], m, a);
+  alignas(64) float lanes[16];
   float total = 0;
-  for (int c = 0; c < kChains; ++c) total += _mm512_reduce_add_ps(acc[c]);
+  for (int c = 0; c < kChains; ++c) {
+    _mm512_store_ps(lanes, acc[c]);
+    total += lanes[0];
+  }
   sink.store(total, std::memory_order_relaxed);
 }
 
