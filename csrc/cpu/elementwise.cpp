@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "cpu/loops.h"
+#include "cpu/vmath.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -106,6 +107,10 @@ void unary(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
     case UnaryOp::Log:
     case UnaryOp::Sqrt:
       if constexpr (is_float_v<scalar_t>) {
+        if constexpr (std::is_same_v<opmath_t, float>) {  // float, half, bfloat16: vectorizable versions
+          if (op == UnaryOp::Exp) return run([](float x) { return vmath::exp(x); });
+          if (op == UnaryOp::Log) return run([](float x) { return vmath::log(x); });
+        }
         if (op == UnaryOp::Exp) return run([](opmath_t x) { return std::exp(x); });
         if (op == UnaryOp::Log) return run([](opmath_t x) { return std::log(x); });
         return run([](opmath_t x) { return std::sqrt(x); });
