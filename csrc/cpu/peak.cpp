@@ -13,10 +13,6 @@
 
 #include "cpu/cpu_features.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 namespace pykernels {
 namespace cpu {
 namespace {
@@ -26,46 +22,14 @@ constexpr int kChains = 12;  // 2 FMA ports x 4-6 cycles of latency, with room t
 // Folds the chains into one value the caller keeps, so the compiler cannot drop the work.
 std::atomic<float> sink{0};
 
-#if defined(__x86_64__)
-__attribute__((target("avx512f"))) void chains_avx512(int64_t iters) {
-  __m512 acc[kChains];
-  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(static_cast<float>(c));
-  for (int64_t i = 0; i < iters; ++i)
-#pragma GCC unroll 12
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], m, a);
-  alignas(64) float lanes[16];
-  float total = 0;
-  for (int c = 0; c < kChains; ++c) {
-    _mm512_store_ps(lanes, acc[c]);
-    total += lanes[0];
-  }
-  sink.store(total, std::memory_order_relaxed);
-}
-
-__attribute__((target("avx2,fma"))) void chains_avx2(int64_t iters) {
-  __m256 acc[kChains];
-  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(static_cast<float>(c));
-  for (int64_t i = 0; i < iters; ++i)
-#pragma GCC unroll 12
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], m, a);
-  alignas(32) float lanes[8];
-  float total = 0;
-  for (int c = 0; c < kChains; ++c) {
-    _mm256_store_ps(lanes, acc[c]);
-    total += lanes[0];
-  }
-  sink.store(total, std::memory_order_relaxed);
-}
-#endif
-
-// The baseline: 16-byte vectors (SSE2, NEON); a * b + c may or may not be fused by the compiler.
-void chains_generic(int64_t iters) {
-  typedef float vec __attribute__((vector_size(16)));
-  vec acc[kChains];
-  const vec m = vec{} + 0.999999f, a = vec{} + 1e-7f;
-  for (int c = 0; c < kChains; ++c) acc[c] = vec{} + static_cast<float>(c);
+// kChains independent chains acc = acc * m + a on vectors V (GCC vector extensions), inlined
+// into a caller compiled for the target whose registers V fills; with FMA available the
+// multiply-add is one instruction.
+template <typename V>
+__attribute__((always_inline)) inline void chains(int64_t iters) {
+  V acc[kChains];
+  const V m = V{} + 0.999999f, a = V{} + 1e-7f;
+  for (int c = 0; c < kChains; ++c) acc[c] = V{} + static_cast<float>(c);
   for (int64_t i = 0; i < iters; ++i)
 #pragma GCC unroll 12
     for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * m + a;
@@ -74,24 +38,35 @@ void chains_generic(int64_t iters) {
   sink.store(total, std::memory_order_relaxed);
 }
 
+typedef float f32x4 __attribute__((vector_size(16)));
+// The baseline: 16-byte vectors (SSE2, NEON); the multiply-add may or may not be fused.
+void chains_generic(int64_t iters) { chains<f32x4>(iters); }
+
+#if defined(__x86_64__)
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+__attribute__((target("avx2,fma"))) void chains_avx2(int64_t iters) { chains<f32x8>(iters); }
+__attribute__((target("avx512f"))) void chains_avx512(int64_t iters) { chains<f32x16>(iters); }
+#endif
+
 }  // namespace
 
 FmaPeak measure_fma_peak(double seconds) {
-  void (*chains)(int64_t) = chains_generic;
+  void (*run_chains)(int64_t) = chains_generic;
   int lanes = 4;
   const char* isa = "baseline 128-bit vectors";
 #if defined(__x86_64__)
   if (cpu_has_avx512f()) {
-    chains = chains_avx512, lanes = 16, isa = "AVX-512F";
+    run_chains = chains_avx512, lanes = 16, isa = "AVX-512F";
   } else if (cpu_has_avx2_fma()) {
-    chains = chains_avx2, lanes = 8, isa = "AVX2+FMA";
+    run_chains = chains_avx2, lanes = 8, isa = "AVX2+FMA";
   }
 #endif
   const int64_t threads = at::get_num_threads();
   auto run = [&](int64_t iters) {
     const auto start = std::chrono::steady_clock::now();
     at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) chains(iters);
+      for (int64_t t = begin; t < end; ++t) run_chains(iters);
     });
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
