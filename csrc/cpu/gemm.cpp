@@ -211,6 +211,9 @@ void choose_grid(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g, int64
 
 template <typename T, int MR, int NR>
 void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kernel) {
+  // The compile-time tile must be the kernel's, and the cache blocks whole tiles (the packing
+  // buffers are sized for mc x kc and kc x nc).
+  TORCH_INTERNAL_ASSERT(kernel.mr == MR && kernel.nr == NR && kernel.mc % MR == 0 && kernel.nc % NR == 0);
   const int64_t m = p.m, n = p.n, k = p.k;
   const int64_t nbatch = p.batch.numel;
   auto matrix = [&](int64_t b_idx) {
@@ -267,24 +270,16 @@ void gemm_float(const GemmProblem& p) {
 #if defined(__x86_64__)
   if (cpu::cpu_has_avx512f()) {
     if constexpr (std::is_same_v<T, float>) {
-      const auto& info = cpu::avx512_gemm_kernel_f32();
-      TORCH_INTERNAL_ASSERT(info.mr == 12 && info.nr == 32 && info.mc % info.mr == 0);
-      return gemm_blocked_batch<float, 12, 32>(p, info);
+      return gemm_blocked_batch<float, 12, 32>(p, cpu::avx512_gemm_kernel_f32());
     } else {
-      const auto& info = cpu::avx512_gemm_kernel_f64();
-      TORCH_INTERNAL_ASSERT(info.mr == 12 && info.nr == 16);
-      return gemm_blocked_batch<double, 12, 16>(p, info);
+      return gemm_blocked_batch<double, 12, 16>(p, cpu::avx512_gemm_kernel_f64());
     }
   }
   if (cpu::cpu_has_avx2_fma()) {
     if constexpr (std::is_same_v<T, float>) {
-      const auto& info = cpu::avx2_gemm_kernel_f32();
-      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 16 && info.mc % info.mr == 0);
-      return gemm_blocked_batch<float, 6, 16>(p, info);
+      return gemm_blocked_batch<float, 6, 16>(p, cpu::avx2_gemm_kernel_f32());
     } else {
-      const auto& info = cpu::avx2_gemm_kernel_f64();
-      TORCH_INTERNAL_ASSERT(info.mr == 6 && info.nr == 8);
-      return gemm_blocked_batch<double, 6, 8>(p, info);
+      return gemm_blocked_batch<double, 6, 8>(p, cpu::avx2_gemm_kernel_f64());
     }
   }
 #endif
