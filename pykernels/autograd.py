@@ -7,6 +7,10 @@ pair is registered on the raw op with ``torch.library.register_autograd``, so
 ``torch.autograd.Function`` of the same name, which is what the public API calls.
 In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
 registered autograd.
+
+The ops a training step runs (mm, bmm, relu, relu_backward, mse_loss) carry their autograd in
+C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's overhead; their
+formulas here serve the Functions, which torch.func transforms use.
 """
 import inspect
 from types import SimpleNamespace
@@ -41,7 +45,8 @@ def _scale(grad, factor):
 
 
 def _register(name, setup_context, backward):
-    """Registers the formula on torch.ops.pykernels.<name> and returns the matching Function.
+    """Registers the formula on torch.ops.pykernels.<name> (unless the op has C++ autograd) and
+    returns the matching Function.
 
     The Function takes every argument positionally; the registered op passes keyword-only
     arguments (alpha, rounding_mode, dtype) separately and wants gradients for positional
@@ -50,7 +55,11 @@ def _register(name, setup_context, backward):
     arguments = getattr(_ops, name).default._schema.arguments
     n_positional = len([a for a in arguments if not a.kwarg_only])
     kwonly = [a.name for a in arguments if a.kwarg_only]
-    if kwonly:
+    # With C++ autograd, calling the op records the graph itself.
+    cpp_autograd = torch._C._dispatch_has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
+    if cpp_autograd:
+        pass  # the C++ registration stands
+    elif kwonly:
 
         def op_setup_context(ctx, inputs, keyword_only_inputs, output):
             setup_context(ctx, tuple(inputs) + tuple(keyword_only_inputs.get(k) for k in kwonly), output)
@@ -97,10 +106,13 @@ def _register(name, setup_context, backward):
         return output
 
     cls_name = name.title().replace("_", "")
-    # The same formulas as a forward(ctx, ...) Function, which apply() calls with much less
-    # overhead than a setup_context Function; torch.func transforms need the latter.
-    eager = type(cls_name, (torch.autograd.Function,),
-                 {"forward": staticmethod(eager_forward), "backward": staticmethod(backward)})
+    if cpp_autograd:
+        record = call_op
+    else:
+        # The same formulas as a forward(ctx, ...) Function, which apply() calls with much less
+        # overhead than a setup_context Function; torch.func transforms need the latter.
+        record = type(cls_name, (torch.autograd.Function,),
+                      {"forward": staticmethod(eager_forward), "backward": staticmethod(backward)}).apply
     return type(
         cls_name,
         (OpFunction,),
@@ -109,7 +121,7 @@ def _register(name, setup_context, backward):
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
             "call_op": staticmethod(call_op),
-            "_eager": eager,
+            "_record": staticmethod(record),
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
@@ -127,7 +139,7 @@ class OpFunction(torch.autograd.Function):
         if _functorch_active():
             return cls.apply(*args)
         if _grad_enabled() and _any_requires_grad(*args):
-            return cls._eager.apply(*args)
+            return cls._record(*args)
         # No graph to record: the op's registered autograd would only redispatch below
         # autograd, so skip Function.apply and that hop (tens of microseconds per call).
         with _BelowAutograd():
@@ -392,42 +404,6 @@ def _mse_and_grad_backward(ctx, g_loss, g_grad):
 MSELoss = _register("mse_loss", _mse_setup, _mse_backward)
 MSELossBackward = _register("mse_loss_backward", _mse_backward_setup, _mse_backward_backward)
 MSELossAndGrad = _register("mse_loss_and_grad", _mse_and_grad_setup, _mse_and_grad_backward)
-
-
-class MSELossKeepGrad(torch.autograd.Function):
-    """A reduced mse_loss for training: the forward computes the loss and its gradient in one
-    pass (mse_loss_and_grad) and keeps the gradient; backward hands it over, scaled only when
-    the loss gradient is not exactly 1, so it costs no pass over memory in the usual case."""
-
-    @staticmethod
-    def forward(ctx, a, t, reduction):
-        with _BelowAutograd():
-            loss, grad = _ops.mse_loss_and_grad(a, t, reduction)
-        ctx.reduction = reduction
-        ctx.save_for_backward(a, t)
-        ctx.kept = grad
-        return loss
-
-    @staticmethod
-    def backward(ctx, g):
-        grad, ctx.kept = ctx.kept, None  # handed over once: it may be accumulated into in place
-        if grad is None or torch.is_grad_enabled():
-            # A second backward through a retained graph, or create_graph=True (the kept
-            # gradient has no graph of its own): compute it afresh, differentiably.
-            return _mse_backward(ctx, g)
-        if g.device.type != "cpu" or g.item() != 1.0:  # no host sync on a GPU: always scale there
-            _ops.mul_(grad, g)
-        return (grad if ctx.needs_input_grad[0] else None,
-                _ops.neg(grad) if ctx.needs_input_grad[1] else None, None)
-
-
-def mse_loss(a, t, reduction):
-    """mse_loss through the training path when it applies (a reduced loss recorded for autograd,
-    input and target of one shape), else through the op's own Function."""
-    if (reduction != 0 and not _is_compiling() and not _functorch_active() and _grad_enabled()
-            and _any_requires_grad(a, t) and a.shape == t.shape):
-        return MSELossKeepGrad.apply(a, t, reduction)
-    return MSELoss.run(a, t, reduction)
 
 
 # ---- in-place forms ---------------------------------------------------------------------------------

@@ -249,4 +249,4 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
             "Please ensure they have the same size.",
             stacklevel=2,
         )
-    return F.mse_loss(input, target, _Reductions[reduction])
+    return F.MSELoss.run(input, target, _Reductions[reduction])
