@@ -119,6 +119,21 @@ def test_raw_op_output_has_grad_fn(case):
     assert not raw_call(case)(*inputs_for(case, torch.float32, requires_grad=False)).requires_grad
 
 
+@pytest.mark.parametrize("name,node,call", [
+    ("mm", "Mm", lambda x: pk.mm(x, x.t())),
+    ("bmm", "Bmm", lambda x: pk.bmm(x[None], x.t()[None])),
+    ("relu", "Relu", pk.relu),
+    ("relu_backward", "ReluBackward", lambda x: ops.relu_backward(x, pk.relu(x.detach()))),
+    ("mse_loss", "MseLoss", lambda x: pk.mse_loss(x, torch.zeros_like(x))),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_training_step_ops_record_cpp_nodes(name, node, call):
+    """The ops a training step runs record their graph in C++ (csrc/autograd.cpp), with no
+    Python formula on the way, and with their autograd nowhere else."""
+    x = make((3, 4), requires_grad=True)
+    assert call(x).grad_fn.name() == f"torch::autograd::CppNode<pykernels::autograd::{node}>"
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
+
+
 def test_raw_mm_has_grad_fn():
     a, b = make((3, 4), requires_grad=True), make((4, 5), requires_grad=True)
     out = ops.mm(a, b)
