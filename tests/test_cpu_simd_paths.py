@@ -5,7 +5,8 @@ the reduction keeps its lanes.
 
 The portable results come from a subprocess with PYKERNELS_NO_AVX2=1, the AVX2 ones (on an
 AVX-512 CPU) from one with PYKERNELS_NO_AVX512=1 (the switches are read once per process), and
-are compared bit for bit, NaN payloads aside.
+are compared bit for bit, NaN payloads aside. The AVX-512 loops run on Intel CPUs only (on AMD
+the elementwise loops take AVX2), so an AMD machine compares AVX2 with portable.
 """
 import os
 import subprocess

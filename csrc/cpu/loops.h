@@ -4,7 +4,7 @@
 // share run by run (see for_range). Inside a run, the all-contiguous case and the
 // "one operand is a broadcast scalar" case get their own loops, which the compiler vectorizes;
 // anything else falls back to a strided loop. For float and double the runs are also compiled
-// for AVX2 and AVX-512 and picked at run time (cpu/cpu_features.h).
+// for AVX2 and AVX-512 and picked at run time (cpu/cpu_features.h says which).
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -93,7 +93,7 @@ template <typename T, int N, typename F>
 void elementwise_loop(const StridedIter<N>& it, F f) {
 #if defined(__x86_64__)
   if constexpr (kHasAvx2Loops<T>) {
-    if (cpu::cpu_has_avx512f()) {
+    if (cpu::cpu_prefers_avx512_loops()) {
       at::parallel_for(0, it.numel, kGrainSize, [&](int64_t begin, int64_t end) {
         for_range(it, begin, end, [&](const int64_t* off, int64_t n) { elementwise_run_avx512<T, N>(it, off, n, f); });
       });

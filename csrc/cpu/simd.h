@@ -32,8 +32,12 @@ inline const char* cpu_build_simd_level() {
 // compiler-vectorized) elsewhere", or "SSE2 (...); generic GEMM microkernel".
 inline const char* cpu_simd_level() {
   static const std::string level = [] {
-    if (cpu::cpu_has_avx512f()) {
+    if (cpu::cpu_prefers_avx512_loops()) {
       return std::string("AVX-512F (runtime-selected: GEMM microkernel, elementwise loops); ") +
+             cpu_build_simd_level() + " elsewhere";
+    }
+    if (cpu::cpu_has_avx512f()) {
+      return std::string("AVX-512F (runtime-selected: GEMM microkernel), AVX2 (elementwise loops); ") +
              cpu_build_simd_level() + " elsewhere";
     }
     if (cpu::cpu_has_avx2_fma()) {
