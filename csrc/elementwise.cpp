@@ -17,8 +17,10 @@ using at::Tensor;
 
 at::ScalarType default_float() { return c10::typeMetaToScalarType(c10::get_default_dtype()); }
 
-// Inputs converted to the compute dtype (a cast, not arithmetic) and broadcast to `shape`.
+// Inputs converted to the compute dtype (a cast, not arithmetic) and broadcast to `shape`; an
+// input that needs neither is used as it is (no new view to allocate on every call).
 Tensor operand(const Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
+  if (t.scalar_type() == dtype && t.sizes() == shape) return t;
   return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
 }
 
