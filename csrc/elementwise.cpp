@@ -17,13 +17,6 @@ using at::Tensor;
 
 at::ScalarType default_float() { return c10::typeMetaToScalarType(c10::get_default_dtype()); }
 
-// Inputs converted to the compute dtype (a cast, not arithmetic) and broadcast to `shape`; an
-// input that needs neither is used as it is (no new view to allocate on every call).
-Tensor operand(const Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
-  if (t.scalar_type() == dtype && t.sizes() == shape) return t;
-  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
-}
-
 // Runs `kernel(result)` where result has the compute dtype: `out` itself when it has that
 // dtype, otherwise a temporary that is then cast into `out` (e.g. float32.add_(float64)).
 template <typename Kernel>

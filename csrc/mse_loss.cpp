@@ -32,9 +32,16 @@ at::ScalarType float_type(const char* name, at::ScalarType t) {
   return t;
 }
 
-Tensor cast(const Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
-  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
+// The factor that turns the sum of squared errors over n elements into the loss: 1/n for
+// 'mean' (an empty mean is 0/0 = nan, as in torch), 1 for 'sum'.
+double loss_scale(int64_t reduction, int64_t n) {
+  if (reduction != Mean) return 1.0;
+  return n > 0 ? 1.0 / n : std::numeric_limits<double>::quiet_NaN();
 }
+
+// d loss / d self per unit of (self - target) and of loss gradient: 2/n for 'mean', 2 for 'sum'
+// and 'none'.
+double grad_scale(int64_t reduction, int64_t n) { return reduction == Mean ? 2.0 / std::max<int64_t>(n, 1) : 2.0; }
 
 Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
   const char* name = "mse_loss";
@@ -42,7 +49,7 @@ Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
   check_reduction(name, reduction);
   const auto dtype = float_type(name, at::result_type(self, target));
   const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
-  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);
+  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);
   if (reduction == None) {
     Tensor out = at::empty(shape, self.options().dtype(dtype));
     if (out.numel() > 0) {
@@ -52,9 +59,7 @@ Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
     return out;
   }
   Tensor out = at::empty({}, self.options().dtype(dtype));
-  const int64_t n = c10::multiply_integers(shape);
-  // 'mean' of nothing is 0/0 = nan, as in torch.
-  const double scale = reduction == Mean ? (n > 0 ? 1.0 / n : std::numeric_limits<double>::quiet_NaN()) : 1.0;
+  const double scale = loss_scale(reduction, c10::multiply_integers(shape));
   auto it = make_iter<2>(name, {a, b});
   PYKERNELS_DEVICE_CALL(out.device(), mse_loss_reduce_kernel, it, dtype, out.data_ptr(), scale);
   return out;
@@ -79,9 +84,9 @@ Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& t
   Tensor out = at::empty(shape, self.options().dtype(dtype));
   const int64_t n = out.numel();
   if (n == 0) return out;
-  const Tensor g = reduction == None ? cast(grad, dtype, shape) : cast(grad.reshape({}), dtype, shape);
-  const double scale = reduction == Mean ? 2.0 / n : 2.0;
-  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);  // outlive the kernel
+  const Tensor g = reduction == None ? operand(grad, dtype, shape) : operand(grad.reshape({}), dtype, shape);
+  const double scale = grad_scale(reduction, n);
+  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);  // outlive the kernel
   auto it = make_iter<4>(name, {out, a, b, g});
   PYKERNELS_DEVICE_CALL(out.device(), mse_loss_backward_kernel, it, dtype, scale);
   return out;
@@ -99,14 +104,13 @@ std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& self, const Tensor& t
            "gradient depends on grad_output (use mse_loss_backward)");
   const auto dtype = float_type(name, at::result_type(self, target));
   const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
-  const Tensor a = cast(self, dtype, shape), b = cast(target, dtype, shape);
+  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);
   Tensor loss = at::empty({}, self.options().dtype(dtype));
   Tensor grad = at::empty(shape, self.options().dtype(dtype));
   const int64_t n = grad.numel();
-  const double scale = reduction == Mean ? (n > 0 ? 1.0 / n : std::numeric_limits<double>::quiet_NaN()) : 1.0;
-  const double grad_scale = reduction == Mean ? 2.0 / std::max<int64_t>(n, 1) : 2.0;
   auto it = make_iter<3>(name, {grad, a, b});
-  PYKERNELS_DEVICE_CALL(loss.device(), mse_loss_reduce_grad_kernel, it, dtype, loss.data_ptr(), scale, grad_scale);
+  PYKERNELS_DEVICE_CALL(loss.device(), mse_loss_reduce_grad_kernel, it, dtype, loss.data_ptr(),
+                        loss_scale(reduction, n), grad_scale(reduction, n));
   return {loss, grad};
 }
 

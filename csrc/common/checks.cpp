@@ -20,6 +20,11 @@ std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntA
   return shape;
 }
 
+at::Tensor operand(const at::Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
+  if (t.scalar_type() == dtype && t.sizes() == shape) return t;
+  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
+}
+
 at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, at::IntArrayRef shape,
                           at::ScalarType result_type, const at::TensorOptions& options,
                           std::initializer_list<at::Tensor> inputs) {

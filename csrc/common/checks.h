@@ -32,6 +32,11 @@ inline void check_dtype_supported(const char* op, at::ScalarType t) {
 // Shape that `a` and `b` broadcast to, with torch's rules; a mismatch names the op.
 std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntArrayRef b);
 
+// An input as a kernel operand: converted to the compute dtype (a cast, not arithmetic) and
+// broadcast to `shape` (a stride-0 view, no copy); an input that needs neither is used as it is,
+// with no new view to allocate. It must outlive the kernel: iterators hold raw pointers only.
+at::Tensor operand(const at::Tensor& t, at::ScalarType dtype, at::IntArrayRef shape);
+
 // The output an elementwise op writes to. For out=/in-place forms, checks that the result dtype
 // can be cast to `out` and that `out` does not overlap its inputs partially; resizes an out=
 // tensor of the wrong shape (as torch does, warning when it held data); an in-place `self` must
