@@ -57,19 +57,8 @@ def _register(name, setup_context, backward):
     kwonly = [a.name for a in arguments if a.kwarg_only]
     # With C++ autograd, calling the op records the graph itself.
     cpp_autograd = torch._C._dispatch_has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
-    if cpp_autograd:
-        pass  # the C++ registration stands
-    elif kwonly:
-
-        def op_setup_context(ctx, inputs, keyword_only_inputs, output):
-            setup_context(ctx, tuple(inputs) + tuple(keyword_only_inputs.get(k) for k in kwonly), output)
-
-        def op_backward(ctx, *grads):
-            return tuple(backward(ctx, *grads))[:n_positional]
-
-        torch.library.register_autograd(f"pykernels::{name}", op_backward, setup_context=op_setup_context)
-    else:
-        torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
+    if not cpp_autograd:
+        _register_formula(name, setup_context, backward, n_positional, kwonly)
     op = getattr(_ops, name).default
 
     if len(kwonly) == 1:
@@ -97,22 +86,8 @@ def _register(name, setup_context, backward):
     # setup_context); inspect rebuilds that signature each time unless it is cached here.
     call_op.__signature__ = inspect.signature(call_op)
 
-    def eager_forward(ctx, *args):
-        # Grad mode is off inside forward, so the op's registered autograd would only
-        # redispatch below autograd: go there directly.
-        with _BelowAutograd():
-            output = call_op(*args)
-        setup_context(ctx, args, output)
-        return output
-
     cls_name = name.title().replace("_", "")
-    if cpp_autograd:
-        record = call_op
-    else:
-        # The same formulas as a forward(ctx, ...) Function, which apply() calls with much less
-        # overhead than a setup_context Function; torch.func transforms need the latter.
-        record = type(cls_name, (torch.autograd.Function,),
-                      {"forward": staticmethod(eager_forward), "backward": staticmethod(backward)}).apply
+    record = call_op if cpp_autograd else _eager_function(cls_name, call_op, setup_context, backward).apply
     return type(
         cls_name,
         (OpFunction,),
@@ -125,6 +100,38 @@ def _register(name, setup_context, backward):
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
+
+
+def _register_formula(name, setup_context, backward, n_positional, kwonly):
+    """torch.library.register_autograd for the op, adapted to formulas that take every argument
+    positionally and return a gradient for each."""
+    if not kwonly:
+        torch.library.register_autograd(f"pykernels::{name}", backward, setup_context=setup_context)
+        return
+
+    def op_setup_context(ctx, inputs, keyword_only_inputs, output):
+        setup_context(ctx, tuple(inputs) + tuple(keyword_only_inputs.get(k) for k in kwonly), output)
+
+    def op_backward(ctx, *grads):
+        return tuple(backward(ctx, *grads))[:n_positional]
+
+    torch.library.register_autograd(f"pykernels::{name}", op_backward, setup_context=op_setup_context)
+
+
+def _eager_function(cls_name, call_op, setup_context, backward):
+    """The formulas as a forward(ctx, ...) Function, which apply() calls with much less overhead
+    than a setup_context Function (torch.func transforms need the latter)."""
+
+    def forward(ctx, *args):
+        # Grad mode is off inside forward, so the op's registered autograd would only
+        # redispatch below autograd: go there directly.
+        with _BelowAutograd():
+            output = call_op(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    return type(cls_name, (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
 class OpFunction(torch.autograd.Function):
