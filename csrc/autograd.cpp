@@ -89,18 +89,18 @@ std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& a, const Tensor& t, i
   return op.call(a, t, reduction);
 }
 
+}  // namespace op
+
 // Sums `grad` over the dimensions broadcasting added or expanded to reach it from `shape`.
-Tensor sum_to(const Tensor& grad, at::IntArrayRef shape) {
+Tensor sum_to_shape(const Tensor& grad, at::IntArrayRef shape) {
   if (grad.sizes() == shape) return grad;
   const int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
   std::vector<int64_t> dims;
   for (int64_t d = 0; d < grad.dim(); ++d) {
     if (d < lead || (shape[d - lead] == 1 && grad.size(d) != 1)) dims.push_back(d);
   }
-  return (dims.empty() ? grad : sum_keepdim(grad, dims)).reshape(shape);
+  return (dims.empty() ? grad : op::sum_keepdim(grad, dims)).reshape(shape);
 }
-
-}  // namespace op
 
 // Whether the last two dimensions of `x` are stored column-major (a transposed view).
 bool transposed(const Tensor& x) { return x.stride(-2) == 1 && x.stride(-1) != 1; }
@@ -210,8 +210,8 @@ struct MseLoss : torch::autograd::Function<MseLoss> {
               Tensor()};
     }
     const Tensor gin = op::mse_loss_backward(g, a, t, reduction);
-    return {ctx->needs_input_grad(0) ? op::sum_to(gin, a.sizes()) : Tensor(),
-            ctx->needs_input_grad(1) ? op::sum_to(op::neg(gin), t.sizes()) : Tensor(), Tensor(), Tensor()};
+    return {ctx->needs_input_grad(0) ? sum_to_shape(gin, a.sizes()) : Tensor(),
+            ctx->needs_input_grad(1) ? sum_to_shape(op::neg(gin), t.sizes()) : Tensor(), Tensor(), Tensor()};
   }
 };
 
