@@ -1,7 +1,7 @@
-"""The run-time selected AVX-512 and AVX2 variants of the elementwise loops and of mse_loss's
-reduction (csrc/cpu/loops.h, csrc/cpu/mse_loss.cpp) must give bit-identical results to the
-portable loops: they are the same C++ compiled for those targets without FMA contraction, and
-the reduction keeps its lanes.
+"""The run-time selected AVX-512 and AVX2 variants of the elementwise loops and of the sum, mean
+and mse_loss reductions (csrc/cpu/loops.h, csrc/cpu/reduce.cpp, csrc/cpu/mse_loss.cpp) must give
+bit-identical results to the portable loops: they are the same C++ compiled for those targets
+without FMA contraction, and the reductions keep their lanes and blocks.
 
 The portable results come from a subprocess with PYKERNELS_NO_AVX2=1, the AVX2 ones (on an
 AVX-512 CPU) from one with PYKERNELS_NO_AVX512=1 (the switches are read once per process), and
@@ -27,12 +27,12 @@ def inputs(dtype):
     x[5], x[17], x[100] = float("nan"), float("inf"), -0.0
     y[7], y[17] = float("-inf"), float("inf")
     m = torch.randn(37, 81, generator=g).to(dtype)
-    return x, y, m
+    return x, y, m, g
 
 def results():
     out = {}
     for dtype in (torch.float32, torch.float64):
-        x, y, m = inputs(dtype)
+        x, y, m, g = inputs(dtype)
         xp = x.abs() + 0.5
         name = str(dtype)
         out[name + " add"] = pykernels.add(x, y)
@@ -54,6 +54,13 @@ def results():
         out[name + " mse strided"] = pykernels.mse_loss(m.t(), m.t().flip(0))
         out[name + " mse backward"] = torch.ops.pykernels.mse_loss_backward(
             torch.tensor(0.7, dtype=dtype), x, y, 1)
+        finite = x.nan_to_num(0, 0, 0)
+        big = torch.randn(301, 203, generator=g).to(dtype)  # more rows and columns than a block or tile
+        out[name + " sum"] = pykernels.sum(finite)
+        out[name + " mean"] = pykernels.mean(finite)
+        out[name + " sum inner"] = pykernels.sum(big, dim=1)
+        out[name + " sum outer"] = pykernels.sum(big, dim=0)
+        out[name + " sum strided"] = pykernels.sum(big.t()[::2], dim=1)
     return out
 """
 
