@@ -676,12 +676,12 @@ class DropIn(TorchFunctionMode):
         self._report = report
         self._file = file
         self._routed = collections.Counter()  # func -> calls
-        self._fell = collections.Counter()  # (func, reason or None) -> calls
+        self._fell = collections.Counter()  # (func, reason) -> calls
+        self._plain = {}  # func -> calls that fell through for want of a handler (reason None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         # torch runs this with the mode taken off its stack, so the calls made here (pykernels',
         # torch's) are not seen by it again.
-        kwargs = kwargs or {}
         try:
             entry = _HANDLERS.get(func, False) or _OTHERS.get(func)
         except TypeError:  # an unhashable callable
@@ -692,9 +692,11 @@ class DropIn(TorchFunctionMode):
                 _OTHERS[func] = entry
             except TypeError:
                 pass
-        if entry is _TORCH_ONLY:  # attribute reads and the like: the most frequent calls
-            self._fell[(func, None)] += 1
-            return func(*args, **kwargs)
+        if entry is _TORCH_ONLY:  # attribute reads and the like: the most frequent calls, kept cheap
+            plain = self._plain
+            plain[func] = plain.get(func, 0) + 1
+            return func(*args, **kwargs) if kwargs else func(*args)
+        kwargs = kwargs or {}
         if entry is _PYKERNELS_OP:  # pykernels' own ops, called from a handler's pykernels code
             self._routed[func] += 1
             return func(*args, **kwargs)
@@ -724,6 +726,12 @@ class DropIn(TorchFunctionMode):
 
     # -- results --------------------------------------------------------------------------------------
 
+    def _fall_throughs(self):
+        """((func, reason or None), calls) for every call torch ran."""
+        yield from self._fell.items()
+        for func, n in self._plain.items():
+            yield (func, None), n
+
     @property
     def routed(self):
         """Calls routed to pykernels, by torch function name."""
@@ -736,14 +744,14 @@ class DropIn(TorchFunctionMode):
     def fell_through(self):
         """Calls that torch ran, by torch function name (attribute reads and writes included)."""
         counts = collections.Counter()
-        for (func, _), n in self._fell.items():
+        for (func, _), n in self._fall_throughs():
             counts[_name(func)] += n
         return counts
 
     def fell_through_reasons(self):
         """{(torch function name, reason): calls} for covered functions that fell through."""
         counts = collections.Counter()
-        for (func, reason), n in self._fell.items():
+        for (func, reason), n in self._fall_throughs():
             if reason is not None:
                 counts[(_name(func), reason)] += n
         return counts
@@ -753,7 +761,7 @@ class DropIn(TorchFunctionMode):
         routed = self.routed
         fell = collections.Counter()
         attributes = 0
-        for (func, reason), n in self._fell.items():
+        for (func, reason), n in self._fall_throughs():
             name = _name(func)
             if _is_attribute(name):
                 attributes += n
