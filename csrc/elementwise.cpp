@@ -183,6 +183,42 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   return out;
 }
 
+int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
+
+// relu(input) and its bit mask; CPU only (the CUDA forward keeps the output).
+std::tuple<Tensor, Tensor> relu_and_mask(const Tensor& self) {
+  const char* name = "relu_and_mask";
+  check_defined(name, self, "input");
+  PK_CHECK(at::isFloatingType(self.scalar_type()), name, "needs a floating point input, got ", self.scalar_type());
+  check_dtype_supported(name, self.scalar_type());
+  Tensor out = at::empty(self.sizes(), self.options());
+  Tensor mask = at::empty({mask_bytes(self.numel())}, self.options().dtype(at::kByte));
+  if (out.numel() == 0) return {out, mask};
+  auto it = make_iter<2>(name, {out, self});
+  relu_mask_kernel_cpu(it, mask.data_ptr<uint8_t>(), self.scalar_type());
+  return {out, mask};
+}
+
+// grad_output where the mask bit is set, else 0: relu_backward from relu_and_mask's mask.
+Tensor relu_mask_backward(const Tensor& grad, const Tensor& mask) {
+  const char* name = "relu_mask_backward";
+  check_defined(name, grad, "grad_output");
+  check_defined(name, mask, "mask");
+  check_same_device(name, grad, mask);
+  PK_CHECK(at::isFloatingType(grad.scalar_type()), name, "needs a floating point grad_output, got ",
+           grad.scalar_type());
+  check_dtype_supported(name, grad.scalar_type());
+  PK_CHECK(mask.scalar_type() == at::kByte && mask.dim() == 1 && mask.is_contiguous(), name,
+           "mask must be a contiguous 1-D uint8 tensor, got ", mask.scalar_type(), " of shape ", mask.sizes());
+  PK_CHECK(mask.numel() == mask_bytes(grad.numel()), name, "mask of ", mask.numel(),
+           " bytes does not fit grad_output of shape ", grad.sizes(), " (", mask_bytes(grad.numel()), " bytes)");
+  Tensor out = at::empty(grad.sizes(), grad.options());
+  if (out.numel() == 0) return out;
+  auto it = make_iter<2>(name, {out, grad});
+  relu_mask_backward_kernel_cpu(it, mask.const_data_ptr<uint8_t>(), grad.scalar_type());
+  return out;
+}
+
 void register_elementwise(torch::Library& m) {
   m.impl("add", &add);
   m.impl("add.out", &add_out);
@@ -210,7 +246,11 @@ void register_elementwise(torch::Library& m) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_elementwise(m); }
+TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
+  register_elementwise(m);
+  m.impl("relu_and_mask", &relu_and_mask);
+  m.impl("relu_mask_backward", &relu_mask_backward);
+}
 #ifdef PYKERNELS_WITH_CUDA
 TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_elementwise(m); }
 #endif

@@ -47,6 +47,12 @@ struct ReduceProblem {
   void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);
 
 PYKERNELS_DECLARE_KERNELS(cpu)
+
+// ReLU keeping a bit mask for its backward (CPU only; bit i % 8 of mask[i / 8] is element i of
+// the contiguous operand 0): (out, a) and (grad_input, grad_output).
+void relu_mask_kernel_cpu(const StridedIter<2>& it, uint8_t* mask, at::ScalarType dtype);
+void relu_mask_backward_kernel_cpu(const StridedIter<2>& it, const uint8_t* mask, at::ScalarType dtype);
+
 #ifdef PYKERNELS_WITH_CUDA
 PYKERNELS_DECLARE_KERNELS(cuda)
 #endif

@@ -40,6 +40,10 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("relu(Tensor input) -> Tensor");
   m.def("relu_(Tensor(a!) input) -> ()");
   m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");
+  // ReLU and the bit mask its backward needs (uint8, bit i % 8 of byte i / 8 set where element
+  // i, in row-major order, is > 0 or NaN): the training forward keeps the mask, not the output.
+  m.def("relu_and_mask(Tensor input) -> (Tensor, Tensor)");
+  m.def("relu_mask_backward(Tensor grad_output, Tensor mask) -> Tensor");
   m.def("mse_loss(Tensor input, Tensor target, int reduction=1) -> Tensor");
   m.def("mse_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction) -> Tensor");
   // A reduced loss and its gradient with respect to input (for a loss gradient of 1), in one

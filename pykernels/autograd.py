@@ -10,7 +10,8 @@ registered autograd.
 
 The ops a training step runs (mm, bmm, relu, relu_backward, mse_loss) carry their autograd in
 C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's overhead; their
-formulas here serve the Functions, which torch.func transforms use.
+formulas here serve the Functions, which torch.func transforms use. relu_and_mask and
+relu_mask_backward, what relu's C++ autograd runs on the CPU, have C++ autograd only.
 """
 import inspect
 from types import SimpleNamespace

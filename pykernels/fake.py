@@ -168,6 +168,22 @@ def _relu_backward(grad, result):
     return grad.new_empty(grad.shape, dtype=torch.result_type(grad, result))
 
 
+@register_fake("pykernels::relu_and_mask")
+def _relu_and_mask(a):
+    _check(a.dtype.is_floating_point, "relu_and_mask", f"needs a floating point input, got {a.dtype}")
+    return a.new_empty(a.shape), a.new_empty(((a.numel() + 7) // 8,), dtype=torch.uint8)
+
+
+@register_fake("pykernels::relu_mask_backward")
+def _relu_mask_backward(grad, mask):
+    _check(grad.dtype.is_floating_point, "relu_mask_backward", f"needs a floating point grad_output, got {grad.dtype}")
+    _check(mask.dtype == torch.uint8 and mask.dim() == 1, "relu_mask_backward",
+           f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}")
+    _check(mask.numel() == (grad.numel() + 7) // 8, "relu_mask_backward",
+           f"mask of {mask.numel()} bytes does not fit grad_output of shape {tuple(grad.shape)}")
+    return grad.new_empty(grad.shape)
+
+
 @register_fake("pykernels::mse_loss")
 def _mse_loss(a, target, reduction=1):
     _check(reduction in (0, 1, 2), "mse_loss", f"reduction must be 0, 1 or 2, got {reduction}")

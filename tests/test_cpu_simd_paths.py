@@ -1,7 +1,8 @@
-"""The run-time selected AVX-512 and AVX2 variants of the elementwise loops and of the sum, mean
-and mse_loss reductions (csrc/cpu/loops.h, csrc/cpu/reduce.cpp, csrc/cpu/mse_loss.cpp) must give
-bit-identical results to the portable loops: they are the same C++ compiled for those targets
-without FMA contraction, and the reductions keep their lanes and blocks.
+"""The run-time selected AVX-512 and AVX2 variants of the elementwise loops, of ReLU with a bit mask
+and of the sum, mean and mse_loss reductions (csrc/cpu/loops.h, csrc/cpu/elementwise.cpp,
+csrc/cpu/reduce.cpp, csrc/cpu/mse_loss.cpp) must give bit-identical results to the portable
+loops: they are the same C++ compiled for those targets without FMA contraction (the mask's
+AVX2 compares and selects are exact), and the reductions keep their lanes and blocks.
 
 The portable results come from a subprocess with PYKERNELS_NO_AVX2=1, the AVX2 ones (on an
 AVX-512 CPU) from one with PYKERNELS_NO_AVX512=1 (the switches are read once per process), and
@@ -54,6 +55,10 @@ def results():
         out[name + " mse strided"] = pykernels.mse_loss(m.t(), m.t().flip(0))
         out[name + " mse backward"] = torch.ops.pykernels.mse_loss_backward(
             torch.tensor(0.7, dtype=dtype), x, y, 1)
+        out[name + " relu_and_mask"], mask = torch.ops.pykernels.relu_and_mask(x)
+        out[name + " relu mask"] = mask
+        out[name + " relu_and_mask strided"] = torch.ops.pykernels.relu_and_mask(m.t())[0]
+        out[name + " relu_mask_backward"] = torch.ops.pykernels.relu_mask_backward(y, mask)
         finite = x.nan_to_num(0, 0, 0)
         big = torch.randn(301, 203, generator=g).to(dtype)  # more rows and columns than a block or tile
         out[name + " sum"] = pykernels.sum(finite)

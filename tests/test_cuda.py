@@ -300,6 +300,21 @@ def test_sum_expanded_and_dtype():
 # ---- relu / mse_loss ----------------------------------------------------------------------------------
 
 
+def test_relu_training_forward_keeps_output_on_cuda():
+    """The bit-mask ReLU is CPU only: on CUDA the forward saves its output, and the mask ops say
+    they have no CUDA kernel."""
+    x = make((33, 17), torch.float32).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = pk.relu(x)
+    assert [t.dtype for t in saved] == [torch.float32]
+    g = make((33, 17), torch.float32)
+    y.backward(g)
+    close(x.grad, torch.ops.aten.threshold_backward(g, torch.relu(x.detach()), 0))
+    with pytest.raises(NotImplementedError):
+        torch.ops.pykernels.relu_and_mask(x.detach())
+
+
 @pytest.mark.filterwarnings("ignore:Using a target size")  # broadcast targets warn, in torch too
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

@@ -104,6 +104,99 @@ def test_relu_grad_noncontiguous_and_inplace():
     grads_like_torch(lambda x: pk.relu_(x.clone()), lambda x: torch.relu_(x.clone()), (make((5, 6), torch.float64),))
 
 
+# On the CPU, ReLU's training forward keeps a bit mask (relu_and_mask), not its output, and the
+# backward reads it (relu_mask_backward). Bit i % 8 of byte i / 8 is element i in row-major order.
+
+
+def mask_bits(mask, n):
+    """The first n bits of a relu_and_mask mask, as a bool tensor."""
+    return ((mask.view(-1, 1) >> torch.arange(8, dtype=torch.uint8)) & 1).view(-1)[:n].bool()
+
+
+# Sizes around the byte (8), mask word (64) and per-thread chunk boundaries, and a large prime.
+MASK_SHAPES = [(0,), (1,), (7,), (8,), (9,), (63,), (64,), (65,), (3, 0, 2), (5, 7), (2, 3, 5), (1000003,)]
+
+
+def special_values(x):
+    """x with NaN, -0.0, 0.0, infinities at its start (where it is long enough)."""
+    x = with_zeros(x)
+    specials = torch.tensor([float("nan"), -0.0, 0.0, float("inf"), -float("inf")], dtype=x.dtype)
+    k = min(x.numel(), specials.numel())
+    x.view(-1)[:k] = specials[:k]
+    return x
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("shape", MASK_SHAPES, ids=str)
+def test_relu_and_mask_raw_ops(shape, dtype, threads):
+    """Output equals torch.relu bit for bit; bit i is set where element i is > 0 or NaN (where
+    threshold_backward passes the gradient); relu_mask_backward equals threshold_backward."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = special_values(make(shape, dtype))
+        out, mask = torch.ops.pykernels.relu_and_mask(x)
+        expected = torch.relu(x)
+        assert out.shape == x.shape and out.is_contiguous()
+        assert mask.dtype == torch.uint8 and mask.shape == ((x.numel() + 7) // 8,)
+        assert_close(out, expected, rtol=0, atol=0)
+        number = ~expected.isnan()  # (a NaN's sign is not specified)
+        assert torch.equal(torch.signbit(out[number]), torch.signbit(expected[number])), "-0.0 passes, as in torch"
+        assert torch.equal(mask_bits(mask, x.numel()), ~(x.reshape(-1) <= 0))
+        grad = make(shape, dtype)
+        assert_close(torch.ops.pykernels.relu_mask_backward(grad, mask),
+                     torch.ops.aten.threshold_backward(grad, expected, 0), rtol=0, atol=0)
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_relu_and_mask_layouts(layout):
+    """Strided inputs and gradients: the mask follows the row-major order of the shape, so runs
+    that start inside a byte (rows of 37 here) set their bits one by one."""
+    x = make_layout((37, 29), layout=layout)
+    out, mask = torch.ops.pykernels.relu_and_mask(x)
+    assert_close(out, torch.relu(x), rtol=0, atol=0)
+    assert torch.equal(mask_bits(mask, x.numel()), (x > 0).reshape(-1))
+    grad = make_layout((37, 29), layout=layout)
+    assert_close(torch.ops.pykernels.relu_mask_backward(grad, mask),
+                 torch.ops.aten.threshold_backward(grad, torch.relu(x), 0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
+def test_relu_training_forward_keeps_mask_on_cpu(dtype):
+    """pk.relu recorded for autograd saves the uint8 mask, not its float output, and its
+    gradients (first and second order) match torch's."""
+    x = with_zeros(make((33, 17), dtype)).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        pk.relu(x)
+    assert [(t.dtype, t.shape) for t in saved] == [(torch.uint8, ((33 * 17 + 7) // 8,))]
+    grads_like_torch(pk.relu, torch.relu, (x.detach(),))
+    x64 = make((6, 5), torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(pk.relu, (x64,))
+    assert torch.autograd.gradgradcheck(pk.relu, (x64,))
+    raw = make((4, 9), torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: torch.ops.pykernels.relu_and_mask(t)[0], (raw,))
+    mask = torch.ops.pykernels.relu_and_mask(make((4, 9)))[1]
+    g = make((4, 9), torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: torch.ops.pykernels.relu_mask_backward(t, mask), (g,))
+
+
+def test_relu_mask_errors():
+    x = make((5, 7))
+    mask = torch.ops.pykernels.relu_and_mask(x)[1]
+    with pytest.raises(RuntimeError, match="relu_and_mask.*floating point"):
+        torch.ops.pykernels.relu_and_mask(make((5, 7), torch.int64))
+    with pytest.raises(RuntimeError, match="relu_mask_backward.*5 bytes does not fit grad_output of shape \\[5, 9\\]"):
+        torch.ops.pykernels.relu_mask_backward(make((5, 9)), mask)
+    with pytest.raises(RuntimeError, match="relu_mask_backward.*uint8"):
+        torch.ops.pykernels.relu_mask_backward(x, mask.to(torch.int32))
+    with pytest.raises(RuntimeError, match="relu_mask_backward.*floating point"):
+        torch.ops.pykernels.relu_mask_backward(make((5, 7), torch.int64), mask)
+
+
 # ---------------------------------------------------------------------------------------------- mse_loss
 
 

@@ -5,7 +5,8 @@
 // x86-64, three kinds of kernels also have variants that are chosen at run time by CPU feature
 // detection (cpu/cpu_features.h): the GEMM microkernel (AVX-512F or AVX2+FMA intrinsics,
 // cpu/gemm_avx512.cpp, cpu/gemm_avx2.cpp), the float/double elementwise loops (AVX-512F or
-// AVX2, cpu/loops.h) and the float/double reductions of sum, mean and mse_loss (AVX2).
+// AVX2, cpu/loops.h; the ReLU bit-mask loops in cpu/elementwise.cpp take AVX2) and the
+// float/double reductions of sum, mean and mse_loss (AVX2).
 #pragma once
 
 #include <string>
@@ -33,7 +34,8 @@ inline const char* cpu_build_simd_level() {
 inline const char* cpu_simd_level() {
   static const std::string level = [] {
     if (cpu::cpu_prefers_avx512_loops()) {
-      return std::string("AVX-512F (runtime-selected: GEMM microkernel, elementwise loops), AVX2 (reductions); ") +
+      return std::string(
+                 "AVX-512F (runtime-selected: GEMM microkernel, elementwise loops), AVX2 (ReLU mask, reductions); ") +
              cpu_build_simd_level() + " elsewhere";
     }
     if (cpu::cpu_has_avx512f()) {
