@@ -114,7 +114,7 @@ def mask_bits(mask, n):
 
 
 # Sizes around the byte (8), mask word (64) and per-thread chunk boundaries, and a large prime.
-MASK_SHAPES = [(0,), (1,), (7,), (8,), (9,), (63,), (64,), (65,), (3, 0, 2), (5, 7), (2, 3, 5), (1000003,)]
+MASK_SHAPES = [(), (0,), (1,), (7,), (8,), (9,), (63,), (64,), (65,), (3, 0, 2), (5, 7), (2, 3, 5), (1000003,)]
 
 
 def special_values(x):
