@@ -24,6 +24,34 @@ _ops = torch.ops.pykernels
 # ---- helpers --------------------------------------------------------------------------------------
 
 
+class _FormulaOps:
+    """torch.ops.pykernels as the backward formulas call it.
+
+    Outside torch.func transforms this is the op itself. Under them (torch.func.grad, vjp,
+    jacrev, ...) an op runs through its Function instead: functorch supports autograd.Functions
+    with a setup_context, but neither the ops' C++ autograd nor the autograd torch.library
+    registers for them.
+    """
+
+    def __getattr__(self, name):
+        raw = getattr(_ops, name)
+        function = _FUNCTIONS.get(name)
+        if function is None:
+            return raw
+
+        def call(*args, **kwargs):
+            if _functorch_active():
+                return function.apply(*function.bind(args, kwargs))
+            return raw(*args, **kwargs)
+
+        setattr(self, name, call)  # looked up once per op
+        return call
+
+
+_fops = _FormulaOps()
+_FUNCTIONS = {}  # op name -> its OpFunction
+
+
 def scalar_like(value, like):
     """A 0-dim tensor holding ``value`` with ``like``'s dtype and device (no host sync on CUDA)."""
     return torch.full((), value, dtype=like.dtype, device=like.device)
@@ -37,12 +65,12 @@ def sum_to(grad, shape):
     lead = grad.dim() - len(shape)
     dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1]
     if dims:
-        grad = _ops.sum(grad, dims, keepdim=True)
+        grad = _fops.sum(grad, dims, keepdim=True)
     return grad.reshape(shape)
 
 
 def _scale(grad, factor):
-    return grad if factor == 1 else _ops.mul(grad, scalar_like(factor, grad))
+    return grad if factor == 1 else _fops.mul(grad, scalar_like(factor, grad))
 
 
 def _register(name, setup_context, backward):
@@ -87,20 +115,38 @@ def _register(name, setup_context, backward):
     # setup_context); inspect rebuilds that signature each time unless it is cached here.
     call_op.__signature__ = inspect.signature(call_op)
 
+    def forward(*args):
+        # Grad mode is off inside forward: the op's own autograd would only redispatch below it
+        # (and its C++ autograd refuses to run under torch.func transforms).
+        with _BelowAutograd():
+            return call_op(*args)
+
+    forward.__signature__ = call_op.__signature__
+    names = [a.name for a in arguments if not a.kwarg_only] + kwonly
+    defaults = [a.default_value if a.has_default_value() else None for a in arguments if not a.kwarg_only]
+    defaults += [a.default_value for a in arguments if a.kwarg_only]
+
+    def bind(args, kwargs):
+        """The Function's positional arguments for a call of the op with ``args`` and ``kwargs``."""
+        return tuple(args) + tuple(kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):]))
+
     cls_name = name.title().replace("_", "")
     record = call_op if cpp_autograd else _eager_function(cls_name, call_op, setup_context, backward).apply
-    return type(
+    function = type(
         cls_name,
         (OpFunction,),
         {
-            "forward": staticmethod(call_op),
+            "forward": staticmethod(forward),
             "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
             "call_op": staticmethod(call_op),
+            "bind": staticmethod(bind),
             "_record": staticmethod(record),
             "__doc__": f"Differentiable torch.ops.pykernels.{name}.",
         },
     )
+    _FUNCTIONS[name] = function
+    return function
 
 
 def _register_formula(name, setup_context, backward, n_positional, kwonly):
@@ -137,6 +183,10 @@ def _eager_function(cls_name, call_op, setup_context, backward):
 
 class OpFunction(torch.autograd.Function):
     """An autograd.Function for one raw op, sharing its registered backward formula."""
+
+    # torch.func.vmap (jacrev, jacfwd's vmap, ...) runs forward and backward per batch element
+    # through functorch's fallback for ops without a batching rule, as ours have none.
+    generate_vmap_rule = True
 
     @classmethod
     def run(cls, *args):
@@ -193,15 +243,15 @@ def _product_like(x, op, p, q):
 
 def _mm_backward(ctx, grad):
     a, b = ctx.saved_tensors
-    ga = _product_like(a, _ops.mm, grad, b.t()) if ctx.needs_input_grad[0] else None
-    gb = _product_like(b, _ops.mm, a.t(), grad) if ctx.needs_input_grad[1] else None
+    ga = _product_like(a, _fops.mm, grad, b.t()) if ctx.needs_input_grad[0] else None
+    gb = _product_like(b, _fops.mm, a.t(), grad) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
 def _bmm_backward(ctx, grad):
     a, b = ctx.saved_tensors
-    ga = _product_like(a, _ops.bmm, grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-    gb = _product_like(b, _ops.bmm, a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
+    ga = _product_like(a, _fops.bmm, grad, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+    gb = _product_like(b, _fops.bmm, a.transpose(1, 2), grad) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
@@ -215,9 +265,9 @@ def _matmul_backward(ctx, grad):
     g2 = grad.reshape(*batch, a2.shape[-2], b2.shape[-1])
     ga = gb = None
     if ctx.needs_input_grad[0]:
-        ga = sum_to(_ops.matmul(g2, b2.transpose(-1, -2)), a2.shape).reshape(a.shape)
+        ga = sum_to(_fops.matmul(g2, b2.transpose(-1, -2)), a2.shape).reshape(a.shape)
     if ctx.needs_input_grad[1]:
-        gb = sum_to(_ops.matmul(a2.transpose(-1, -2), g2), b2.shape).reshape(b.shape)
+        gb = sum_to(_fops.matmul(a2.transpose(-1, -2), g2), b2.shape).reshape(b.shape)
     return ga, gb
 
 
@@ -250,8 +300,8 @@ def _sub_backward(ctx, grad):
 def _mul_backward(ctx, grad):
     a, b = ctx.saved_tensors
     sa, sb = ctx.shapes
-    ga = sum_to(_ops.mul(grad, b), sa) if ctx.needs_input_grad[0] else None
-    gb = sum_to(_ops.mul(grad, a), sb) if ctx.needs_input_grad[1] else None
+    ga = sum_to(_fops.mul(grad, b), sa) if ctx.needs_input_grad[0] else None
+    gb = sum_to(_fops.mul(grad, a), sb) if ctx.needs_input_grad[1] else None
     return ga, gb
 
 
@@ -261,10 +311,10 @@ def _div_backward(ctx, grad):
     if ctx.extra is not None:  # rounded quotients are piecewise constant: zero gradient, as torch
         return (grad.new_zeros(sa) if ctx.needs_input_grad[0] else None,
                 grad.new_zeros(sb) if ctx.needs_input_grad[1] else None, None)
-    ga = sum_to(_ops.div(grad, b), sa) if ctx.needs_input_grad[0] else None
+    ga = sum_to(_fops.div(grad, b), sa) if ctx.needs_input_grad[0] else None
     gb = None
     if ctx.needs_input_grad[1]:  # d(a/b)/db = -a / b^2
-        gb = sum_to(_ops.neg(_ops.div(_ops.mul(grad, a), _ops.mul(b, b))), sb)
+        gb = sum_to(_fops.neg(_fops.div(_fops.mul(grad, a), _fops.mul(b, b))), sb)
     return ga, gb, None
 
 
@@ -272,7 +322,7 @@ Add = _register("add", _binary_setup, _add_backward)
 Sub = _register("sub", _binary_setup, _sub_backward)
 Mul = _register("mul", _binary_setup, _mul_backward)
 Div = _register("div", _binary_setup, _div_backward)
-Neg = _register("neg", lambda ctx, inputs, output: None, lambda ctx, g: _ops.neg(g))
+Neg = _register("neg", lambda ctx, inputs, output: None, lambda ctx, g: _fops.neg(g))
 
 
 def _pow_setup(ctx, inputs, output):
@@ -285,22 +335,22 @@ def _pow_backward(ctx, grad):
     e = ctx.exponent
     if e == 0:
         return grad.new_zeros(a.shape), None
-    return _ops.mul(grad, _scale(_ops.pow(a, e - 1), e)), None
+    return _fops.mul(grad, _scale(_fops.pow(a, e - 1), e)), None
 
 
 def _exp_backward(ctx, grad):
     (out,) = ctx.saved_tensors
-    return _ops.mul(grad, out)
+    return _fops.mul(grad, out)
 
 
 def _log_backward(ctx, grad):
     a, _ = ctx.saved_tensors
-    return _ops.div(grad, a)
+    return _fops.div(grad, a)
 
 
 def _sqrt_backward(ctx, grad):
     (out,) = ctx.saved_tensors
-    return _ops.div(grad, _scale(out, 2))
+    return _fops.div(grad, _scale(out, 2))
 
 
 Pow = _register("pow", _pow_setup, _pow_backward)
@@ -335,7 +385,7 @@ def _mean_backward(ctx, grad):
     count = 1
     for d in ctx.dims:
         count *= ctx.shape[d]
-    return _expand_back(ctx, _ops.div(grad, scalar_like(count, grad))), None, None, None
+    return _expand_back(ctx, _fops.div(grad, scalar_like(count, grad))), None, None, None
 
 
 Sum = _register("sum", _reduce_setup, _sum_backward)
@@ -352,10 +402,10 @@ def _relu_backward_setup(ctx, inputs, output):
 def _relu_backward_backward(ctx, grad):
     # relu_backward is linear in grad_output; the mask has no gradient.
     (result,) = ctx.saved_tensors
-    return _ops.relu_backward(grad, result), None
+    return _fops.relu_backward(grad, result), None
 
 
-ReLU = _register("relu", _save_output, lambda ctx, g: _ops.relu_backward(g, ctx.saved_tensors[0]))
+ReLU = _register("relu", _save_output, lambda ctx, g: _fops.relu_backward(g, ctx.saved_tensors[0]))
 ReLUBackward = _register("relu_backward", _relu_backward_setup, _relu_backward_backward)
 
 
@@ -366,9 +416,9 @@ def _mse_setup(ctx, inputs, output):
 
 def _mse_backward(ctx, grad):
     a, t = ctx.saved_tensors
-    g = _ops.mse_loss_backward(grad, a, t, ctx.reduction)
+    g = _fops.mse_loss_backward(grad, a, t, ctx.reduction)
     ga = sum_to(g, a.shape) if ctx.needs_input_grad[0] else None
-    gt = sum_to(_ops.neg(g), t.shape) if ctx.needs_input_grad[1] else None
+    gt = sum_to(_fops.neg(g), t.shape) if ctx.needs_input_grad[1] else None
     return ga, gt, None
 
 
@@ -384,10 +434,10 @@ def _mse_backward_backward(ctx, grad):
     s = 2.0 / grad.numel() if ctx.reduction == 1 else 2.0
     gg = None
     if ctx.needs_input_grad[0]:
-        gg = sum_to(_scale(_ops.mul(_ops.sub(a, t), grad), s), g.shape)
-    term = _scale(_ops.mul(grad, g if ctx.reduction == 0 else g.reshape(())), s)
+        gg = sum_to(_scale(_fops.mul(_fops.sub(a, t), grad), s), g.shape)
+    term = _scale(_fops.mul(grad, g if ctx.reduction == 0 else g.reshape(())), s)
     ga = sum_to(term, a.shape) if ctx.needs_input_grad[1] else None
-    gt = sum_to(_ops.neg(term), t.shape) if ctx.needs_input_grad[2] else None
+    gt = sum_to(_fops.neg(term), t.shape) if ctx.needs_input_grad[2] else None
     return gg, ga, gt, None
 
 
@@ -401,12 +451,12 @@ def _mse_and_grad_setup(ctx, inputs, output):
 def _mse_and_grad_backward(ctx, g_loss, g_grad):
     # d loss / d input is the kept gradient; the kept gradient is grad_scale * (input - target).
     (grad,) = ctx.saved_tensors
-    total = _ops.mul(grad, g_loss)
+    total = _fops.mul(grad, g_loss)
     if g_grad is not None:
-        total = _ops.add(total, g_grad, alpha=ctx.grad_scale)
+        total = _fops.add(total, g_grad, alpha=ctx.grad_scale)
     sa, st = ctx.shapes
     return (sum_to(total, sa) if ctx.needs_input_grad[0] else None,
-            sum_to(_ops.neg(total), st) if ctx.needs_input_grad[1] else None, None)
+            sum_to(_fops.neg(total), st) if ctx.needs_input_grad[1] else None, None)
 
 
 MSELoss = _register("mse_loss", _mse_setup, _mse_backward)
@@ -461,7 +511,7 @@ class NegInplace(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _ops.neg(grad)
+        return _fops.neg(grad)
 
 
 class ReLUInplace(torch.autograd.Function):
@@ -475,4 +525,4 @@ class ReLUInplace(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (result,) = ctx.saved_tensors
-        return _ops.relu_backward(grad, result)
+        return _fops.relu_backward(grad, result)

@@ -402,3 +402,47 @@ def test_profiler_sees_aten_ops():
     a, b = make((3, 4), requires_grad=True), make((4, 2), requires_grad=True)
     events = profiled_events(lambda: torch.autograd.grad(torch.mm(a, b).relu().sum(), (a, b)))
     assert {"aten::mm", "aten::relu", "aten::sum"} <= events
+
+
+# ---------------------------------------------------------------------------------------------- torch.func
+
+# (id, pykernels function of w, its torch twin); x and t are fixed float64 inputs.
+FUNC_CASES = [
+    ("mm", lambda w, x, t: pk.mm(x, w), lambda w, x, t: x @ w),
+    ("bmm", lambda w, x, t: pk.bmm(x.expand(2, 5, 3), w.expand(2, 3, 4)),
+     lambda w, x, t: torch.bmm(x.expand(2, 5, 3), w.expand(2, 3, 4))),
+    ("matmul", lambda w, x, t: pk.matmul(x, w), lambda w, x, t: torch.matmul(x, w)),
+    ("relu", lambda w, x, t: pk.relu(pk.mm(x, w)), lambda w, x, t: torch.relu(x @ w)),
+    ("mse_loss", lambda w, x, t: pk.mse_loss(pk.mm(x, w), t), lambda w, x, t: torch.nn.functional.mse_loss(x @ w, t)),
+    ("mse_loss sum", lambda w, x, t: pk.mse_loss(pk.mm(x, w), t, reduction="sum"),
+     lambda w, x, t: torch.nn.functional.mse_loss(x @ w, t, reduction="sum")),
+    ("elementwise", lambda w, x, t: pk.div(pk.mul(pk.add(w, 1.5, alpha=2), pk.sub(w, 0.3)), pk.add(pk.exp(w), 1)),
+     lambda w, x, t: torch.div(torch.mul(torch.add(w, 1.5, alpha=2), torch.sub(w, 0.3)), torch.add(torch.exp(w), 1))),
+    ("pow sqrt log neg", lambda w, x, t: pk.neg(pk.log(pk.sqrt(pk.add(pk.pow(w, 2), 1)))),
+     lambda w, x, t: torch.neg(torch.log(torch.sqrt(torch.add(torch.pow(w, 2), 1))))),
+    ("sum mean", lambda w, x, t: pk.mean(pk.sum(pk.mm(x, w), dim=0, keepdim=True)),
+     lambda w, x, t: torch.mean(torch.sum(x @ w, dim=0, keepdim=True))),
+]
+
+
+@pytest.mark.parametrize("name,fn,ref", FUNC_CASES, ids=[c[0] for c in FUNC_CASES])
+def test_torch_func_grad_matches_torch(name, fn, ref):
+    """torch.func.grad, to second order, and jacrev through pykernels ops give torch's results:
+    under functorch transforms the ops run through their setup_context Functions (functorch
+    refuses C++ autograd Functions and torch.library's registered autograd)."""
+    x, w, t = make((5, 3), torch.float64), make((3, 4), torch.float64), make((5, 4), torch.float64)
+    scalar = lambda f: (lambda w: f(w, x, t).sum())  # noqa: E731
+    assert_close(torch.func.grad(scalar(fn))(w), torch.func.grad(scalar(ref))(w))
+    second = lambda f: torch.func.grad(lambda w: torch.func.grad(scalar(f))(w).sin().sum())  # noqa: E731
+    assert_close(second(fn)(w), second(ref)(w))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "There is a performance drop")  # no batching rules: per-sample fallback
+        assert_close(torch.func.jacrev(lambda w: fn(w, x, t))(w), torch.func.jacrev(lambda w: ref(w, x, t))(w))
+
+
+def test_torch_func_vmap():
+    x, w = make((6, 3)), make((3, 4))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "There is a performance drop")
+        got = torch.func.vmap(lambda r: pk.relu(pk.mm(r[None], w)))(x)
+    assert_close(got, torch.relu(x @ w)[:, None])
