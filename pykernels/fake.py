@@ -96,9 +96,12 @@ for _name in ("add", "sub", "mul", "div"):
     register_fake(f"pykernels::{_name}_", _inplace(_name + "_"))
 
 
+# Functional outputs are contiguous, as the kernels allocate them (whatever the input's layout).
+
+
 @register_fake("pykernels::neg")
 def _neg(a):
-    return torch.empty_like(a)
+    return a.new_empty(a.shape)
 
 
 @register_fake("pykernels::neg.out")
@@ -154,7 +157,7 @@ def _mean(a, dim=None, keepdim=False, dtype=None):
 
 @register_fake("pykernels::relu")
 def _relu(a):
-    return torch.empty_like(a)
+    return a.new_empty(a.shape)
 
 
 @register_fake("pykernels::relu_")

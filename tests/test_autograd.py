@@ -174,6 +174,7 @@ OPCHECK = [
     ("div.out", lambda g: ((t(3, 4), t(3, 4, nonzero=True)), {"rounding_mode": "trunc", "out": t(3, 4)})),
     ("div_.default", lambda g: ((t(3, 4), t(4, nonzero=True)), {})),
     ("neg.default", lambda g: ((t(3, 4, requires_grad=g),), {})),
+    ("neg.default", lambda g: ((t(4, 3, requires_grad=g).t(),), {})),  # fake and real strides must agree
     ("neg.out", lambda g: ((t(3, 4),), {"out": t(3, 4)})),
     ("neg_.default", lambda g: ((t(3, 4),), {})),
     ("pow.default", lambda g: ((t(3, 4, positive=True, requires_grad=g), 2.5), {})),
@@ -190,6 +191,7 @@ OPCHECK = [
     ("mean.default", lambda g: ((t(2, 3, 4, requires_grad=g), [1], False), {})),
     ("mean.default", lambda g: ((t(2, 3, dtype=torch.int64), [0]), {"dtype": torch.float32})),
     ("relu.default", lambda g: ((t(3, 4, requires_grad=g),), {})),
+    ("relu.default", lambda g: ((t(4, 3, requires_grad=g).t(),), {})),
     ("relu_.default", lambda g: ((t(3, 4),), {})),
     ("relu_backward.default", lambda g: ((t(3, 4), torch.relu(t(3, 4))), {})),
     ("relu_and_mask.default", lambda g: ((t(3, 7, requires_grad=g),), {})),
