@@ -237,6 +237,18 @@ def test_opcheck(qualname, build, requires_grad):
     torch.library.opcheck(op, args, kwargs, **({"test_utils": test_utils} if test_utils else {}))
 
 
+def test_opcheck_transposed_inputs():
+    """Fake kernels give the real kernels' output layout for non-contiguous inputs too."""
+    xt, pos = t(4, 3).t(), t(4, 3, positive=True).t()
+    cases = [("exp", (xt,)), ("log", (pos,)), ("sqrt", (pos,)), ("pow", (xt, 2.0)), ("add", (xt, xt)),
+             ("sub", (xt, t(4))), ("mul", (xt, xt)), ("div", (xt, pos)), ("sum", (xt, [0])), ("mean", (xt, [1])),
+             ("mm", (xt, t(4, 5))), ("matmul", (xt, t(4, 5))), ("relu_backward", (xt, xt)),
+             ("relu_and_mask", (xt,)), ("relu_mask_backward", (xt, torch.ops.pykernels.relu_and_mask(xt)[1])),
+             ("mse_loss", (xt, xt, 0)), ("mse_loss_backward", (t(3, 4), xt, xt, 0))]
+    for name, args in cases:
+        torch.library.opcheck(getattr(ops, name).default, args)
+
+
 def registered_overloads():
     names = set()
     for qualified in torch._C._dispatch_get_all_op_names():
