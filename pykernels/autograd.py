@@ -469,12 +469,16 @@ MSELossAndGrad = _register("mse_loss_and_grad", _mse_and_grad_setup, _mse_and_gr
 
 def binary_inplace(name, a, b, extra):
     """Runs torch.ops.pykernels.<name>_ on ``a``; ``extra`` is alpha (add/sub) or rounding_mode (div)."""
+    op = _INPLACE_OPS[name]  # the overload itself: an optimizer step calls this per parameter
     if name in ("add", "sub"):
-        getattr(_ops, name + "_")(a, b, alpha=extra)
+        op(a, b, alpha=extra)
     elif name == "div":
-        _ops.div_(a, b, rounding_mode=extra)
+        op(a, b, rounding_mode=extra)
     else:
-        _ops.mul_(a, b)
+        op(a, b)
+
+
+_INPLACE_OPS = {name: getattr(_ops, name + "_").default for name in ("add", "sub", "mul", "div")}
 
 
 class BinaryInplace(torch.autograd.Function):

@@ -92,18 +92,7 @@ def _is_zero(x):
 def _unsupported(value):
     """Why pykernels cannot take this argument (a string), or None if it can."""
     if isinstance(value, torch.Tensor):
-        if type(value) not in _PLAIN_TYPES:
-            return f"{type(value).__name__} argument"
-        if value.layout != torch.strided:
-            return f"{value.layout} tensor"
-        if value.dtype not in _DTYPES:
-            return f"{value.dtype} tensor"
-        global _DEVICES
-        if _DEVICES is None:
-            _DEVICES = _backends()
-        if value.device.type not in _DEVICES:
-            return f"{value.device.type} tensor"
-        return None
+        return _unsupported_tensor(value)
     if isinstance(value, complex):
         return "complex number"
     if isinstance(value, (list, tuple)):
@@ -112,6 +101,38 @@ def _unsupported(value):
             if why:
                 return why
     return None
+
+
+def _unsupported_tensor(t):
+    if type(t) not in _PLAIN_TYPES:
+        return f"{type(t).__name__} argument"
+    if t.layout is not torch.strided:
+        return f"{t.layout} tensor"
+    if t.dtype not in _DTYPES:
+        return f"{t.dtype} tensor"
+    if t.is_cpu:  # (is_cpu is cheaper than building t.device)
+        return None
+    global _DEVICES
+    if _DEVICES is None:
+        _DEVICES = _backends()
+    if t.device.type not in _DEVICES:
+        return f"{t.device.type} tensor"
+    return None
+
+
+def _unsupported_call(args, kwargs):
+    """Why pykernels cannot take this call's arguments, or None if it can. Every routed call asks,
+    so the usual flat arguments (tensors and numbers) take no recursive calls."""
+    for value in args:
+        if isinstance(value, torch.Tensor):
+            why = _unsupported_tensor(value)
+        elif isinstance(value, (list, tuple, complex)):
+            why = _unsupported(value)
+        else:
+            continue
+        if why:
+            return why
+    return _unsupported(list(kwargs.values())) if kwargs else None
 
 
 class _Assign(torch.autograd.Function):
@@ -701,7 +722,7 @@ class DropIn(TorchFunctionMode):
             self._routed[func] += 1
             return func(*args, **kwargs)
         handler = entry[0]
-        reason = _unsupported(args) or _unsupported(list(kwargs.values()))
+        reason = _unsupported_call(args, kwargs)
         if reason is None:
             try:
                 try:
