@@ -441,7 +441,7 @@ FUNC_CASES = [
 
 @pytest.mark.parametrize("name,fn,ref", FUNC_CASES, ids=[c[0] for c in FUNC_CASES])
 def test_torch_func_grad_matches_torch(name, fn, ref):
-    """torch.func.grad, to second order, and jacrev through pykernels ops give torch's results:
+    """torch.func.grad (to second order), vjp and jacrev through pykernels ops give torch's results:
     under functorch transforms the ops run through their setup_context Functions (functorch
     refuses C++ autograd Functions and torch.library's registered autograd)."""
     x, w, t = make((5, 3), torch.float64), make((3, 4), torch.float64), make((5, 4), torch.float64)
@@ -449,6 +449,11 @@ def test_torch_func_grad_matches_torch(name, fn, ref):
     assert_close(torch.func.grad(scalar(fn))(w), torch.func.grad(scalar(ref))(w))
     second = lambda f: torch.func.grad(lambda w: torch.func.grad(scalar(f))(w).sin().sum())  # noqa: E731
     assert_close(second(fn)(w), second(ref)(w))
+    out, vjp = torch.func.vjp(lambda w: fn(w, x, t), w)
+    ref_out, ref_vjp = torch.func.vjp(lambda w: ref(w, x, t), w)
+    cotangent = make(tuple(out.shape), torch.float64)
+    assert_close(out, ref_out)
+    assert_close(vjp(cotangent)[0], ref_vjp(cotangent)[0])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "There is a performance drop")  # no batching rules: per-sample fallback
         assert_close(torch.func.jacrev(lambda w: fn(w, x, t))(w), torch.func.jacrev(lambda w: ref(w, x, t))(w))
