@@ -184,18 +184,23 @@ struct Relu : torch::autograd::Function<Relu> {
   }
 };
 
-// relu_backward is linear in grad_output; the mask (result) has no gradient.
-struct ReluBackward : torch::autograd::Function<ReluBackward> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& result) {
+// relu_backward(grad, result) and relu_mask_backward(grad, mask) are linear in grad, and the
+// result or mask has no gradient: the backward of each is the op itself.
+template <typename Self, Binary* masked>
+struct MaskedGradient : torch::autograd::Function<Self> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& mask) {
     at::AutoDispatchBelowADInplaceOrView below;
-    ctx->save_for_backward({result});
-    return op::relu_backward(grad, result);
+    ctx->save_for_backward({mask});
+    return masked(grad, mask);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {op::relu_backward(grads[0], ctx->get_saved_variables()[0]), Tensor()};
+    return {masked(grads[0], ctx->get_saved_variables()[0]), Tensor()};
   }
 };
+
+struct ReluBackward : MaskedGradient<ReluBackward, op::relu_backward> {};
+struct ReluMaskBackward : MaskedGradient<ReluMaskBackward, op::relu_mask_backward> {};
 
 // The mask output has no gradient.
 struct ReluAndMask : torch::autograd::Function<ReluAndMask> {
@@ -209,19 +214,6 @@ struct ReluAndMask : torch::autograd::Function<ReluAndMask> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     return {op::relu_mask_backward(grads[0], ctx->get_saved_variables()[0])};
-  }
-};
-
-// Linear in grad_output, like relu_backward.
-struct ReluMaskBackward : torch::autograd::Function<ReluMaskBackward> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& grad, const Tensor& mask) {
-    at::AutoDispatchBelowADInplaceOrView below;
-    ctx->save_for_backward({mask});
-    return op::relu_mask_backward(grad, mask);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {op::relu_mask_backward(grads[0], ctx->get_saved_variables()[0]), Tensor()};
   }
 };
 
