@@ -88,6 +88,15 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"), noinline)) void e
 template <typename T>
 constexpr bool kHasAvx2Loops = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
+// Whether loops over T take their AVX2 variants here: T has them and the CPU runs AVX2.
+template <typename T>
+bool takes_avx2_loops() {
+#if defined(__x86_64__)
+  if constexpr (kHasAvx2Loops<T>) return cpu::cpu_has_avx2();
+#endif
+  return false;
+}
+
 // out = f(in...) over the whole iteration, split across threads.
 template <typename T, int N, typename F>
 void elementwise_loop(const StridedIter<N>& it, F f) {

@@ -1,7 +1,7 @@
 // CPU kernels for mse_loss. The reduced forward squares each difference in the tensor's own
 // compute type (so every term equals torch's) and accumulates in double (float terms in short
-// float blocks first, see kBlock), in one pass with no temporary, optionally writing the gradient in the same pass; the
-// backward is a single fused elementwise pass.
+// float blocks first, see kBlock), in one pass with no temporary, optionally writing the
+// gradient in the same pass; the backward is a single fused elementwise pass.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -74,7 +74,7 @@ double squared_error_sum(const StridedIter<N>& it, int64_t begin, int64_t end, a
   const T* b = static_cast<const T*>(it.data[A + 1]);
   const int64_t sg = kGrad ? it.strides[0][0] : 0, sa = it.strides[A][0], sb = it.strides[A + 1][0];
 #if defined(__x86_64__)
-  const bool avx2 = kHasAvx2Loops<T> && cpu::cpu_has_avx2();
+  const bool avx2 = takes_avx2_loops<T>();
 #endif
   double total = 0;
   for_range(it, begin, end, [&](const int64_t* off, int64_t n) {

@@ -104,18 +104,10 @@ __attribute__((target("avx2"), noinline)) void add_rows_avx2(acc_t* acc, const T
 }
 #endif
 
-template <typename T>
-bool use_avx2() {
-#if defined(__x86_64__)
-  if constexpr (kHasAvx2Loops<T>) return cpu::cpu_has_avx2();
-#endif
-  return false;
-}
-
 // Sum of the reduced elements [begin, end) that start at `base`.
 template <typename T, typename acc_t>
 acc_t sum_reduced(const StridedIter<1>& red, const T* base, int64_t begin, int64_t end) {
-  [[maybe_unused]] const bool avx2 = use_avx2<T>();
+  [[maybe_unused]] const bool avx2 = takes_avx2_loops<T>();
   acc_t s = 0;
   for_range(red, begin, end, [&](const int64_t* off, int64_t n) {
 #if defined(__x86_64__)
@@ -155,7 +147,7 @@ void sum_impl(const ReduceProblem& p, bool mean) {
 
   const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(nred, 1));
   const bool outer = red.strides[0][0] != 1 && kept.strides[1][0] < red.strides[0][0];
-  [[maybe_unused]] const bool avx2 = use_avx2<T>();
+  [[maybe_unused]] const bool avx2 = takes_avx2_loops<T>();
   at::parallel_for(0, kept.numel, grain, [&](int64_t begin, int64_t end) {
     for_range(kept, begin, end, [&](const int64_t* off, int64_t n) {
       T* o = out + off[0];
