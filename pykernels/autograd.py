@@ -131,7 +131,7 @@ def _register(name, setup_context, backward):
         return tuple(args) + tuple(kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):]))
 
     cls_name = name.title().replace("_", "")
-    record = call_op if cpp_autograd else _eager_function(cls_name, call_op, setup_context, backward).apply
+    record = call_op if cpp_autograd else _eager_function(cls_name, forward, setup_context, backward).apply
     function = type(
         cls_name,
         (OpFunction,),
@@ -165,15 +165,12 @@ def _register_formula(name, setup_context, backward, n_positional, kwonly):
     torch.library.register_autograd(f"pykernels::{name}", op_backward, setup_context=op_setup_context)
 
 
-def _eager_function(cls_name, call_op, setup_context, backward):
+def _eager_function(cls_name, run_below_autograd, setup_context, backward):
     """The formulas as a forward(ctx, ...) Function, which apply() calls with much less overhead
     than a setup_context Function (torch.func transforms need the latter)."""
 
     def forward(ctx, *args):
-        # Grad mode is off inside forward, so the op's registered autograd would only
-        # redispatch below autograd: go there directly.
-        with _BelowAutograd():
-            output = call_op(*args)
+        output = run_below_autograd(*args)
         setup_context(ctx, args, output)
         return output
 
@@ -200,8 +197,7 @@ class OpFunction(torch.autograd.Function):
             return cls._record(*args)
         # No graph to record: the op's registered autograd would only redispatch below
         # autograd, so skip Function.apply and that hop (tens of microseconds per call).
-        with _BelowAutograd():
-            return cls.call_op(*args)
+        return cls.forward(*args)
 
 
 # Looked up once: run() is on every public call's path.

@@ -96,8 +96,15 @@ def _unsupported(value):
     if isinstance(value, complex):
         return "complex number"
     if isinstance(value, (list, tuple)):
+        # Every routed call's arguments come here: plain tensors and numbers, the usual items,
+        # take no recursive call.
         for item in value:
-            why = _unsupported(item)
+            if isinstance(item, torch.Tensor):
+                why = _unsupported_tensor(item)
+            elif isinstance(item, (list, tuple, complex)):
+                why = _unsupported(item)
+            else:
+                continue
             if why:
                 return why
     return None
@@ -118,21 +125,6 @@ def _unsupported_tensor(t):
     if t.device.type not in _DEVICES:
         return f"{t.device.type} tensor"
     return None
-
-
-def _unsupported_call(args, kwargs):
-    """Why pykernels cannot take this call's arguments, or None if it can. Every routed call asks,
-    so the usual flat arguments (tensors and numbers) take no recursive calls."""
-    for value in args:
-        if isinstance(value, torch.Tensor):
-            why = _unsupported_tensor(value)
-        elif isinstance(value, (list, tuple, complex)):
-            why = _unsupported(value)
-        else:
-            continue
-        if why:
-            return why
-    return _unsupported(list(kwargs.values())) if kwargs else None
 
 
 class _Assign(torch.autograd.Function):
@@ -722,7 +714,7 @@ class DropIn(TorchFunctionMode):
             self._routed[func] += 1
             return func(*args, **kwargs)
         handler = entry[0]
-        reason = _unsupported_call(args, kwargs)
+        reason = _unsupported(args) or (_unsupported(tuple(kwargs.values())) if kwargs else None)
         if reason is None:
             try:
                 try:
