@@ -86,8 +86,9 @@ def check_random(out, a, b):
     assert bool((err <= bound).all()), f"max error {err.max().item()} for shapes {a.shape} @ {b.shape}"
 
 
-# Around the register tiles (12/6/4 rows, 32/16/8/4 columns), KC = 128 and 256 and the in-place /
-# packed decisions (A in place for row-major A with N <= 256; B in place for M <= 64).
+# Around the register tiles (12/6/4 rows, 32/16/8/4 columns, and with AVX-512 the half-vector
+# edge tiles of at most 8 floats / 4 doubles), KC = 128 and 256 and the in-place / packed
+# decisions (A in place for row-major A with N <= 256; B in place for M <= 64).
 TILE_M = [1, 2, 5, 6, 7, 11, 12, 13, 25, 65]
 TILE_N = [1, 3, 8, 9, 15, 16, 17, 31, 32, 33, 65]
 TILE_K = [1, 2, 7, 128, 255, 256, 257]
@@ -119,6 +120,7 @@ def test_layouts_exact(m, n, k, layout_a, layout_b, threads):
     (1000, 100, 64),  # x.t() @ grad
     (64, 1000, 100),  # grad @ w.t()
     (67, 45, 400),    # big enough to be cut across threads: blocks end in partial tiles
+    (44, 70, 500),    # rows cut across threads at 4-row units (20 + 24), not whole 12-row tiles
     (13, 1000, 100),
     (300, 7, 600),
 ])

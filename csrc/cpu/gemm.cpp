@@ -12,9 +12,10 @@
 // portable one (cpu/cpu_features.h).
 //
 // Threads: a batch of at least as many matrices as threads is split by matrix; otherwise each
-// matrix is cut into a grid of blocks of C (whole register tiles), one per thread, along the
-// dimension that duplicates the least packing. Each block is an independent sequential GEMM,
-// so threads never share a buffer or write the same memory.
+// matrix is cut into a grid of blocks of C, one per thread, along the dimension that duplicates
+// the least packing (whole NR-column slivers; whole register tiles or 4-row units of rows).
+// Each block is an independent sequential GEMM, so threads never share a buffer or write the
+// same memory.
 //
 // float16, bfloat16 and integers widen (float, int64 accumulators) in a separate tiled path
 // that keeps the sums in an accumulator tile and rounds once at the end.
@@ -172,41 +173,53 @@ double block_cycles(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
   return static_cast<double>(g.k) * (per_k + 0.5 * packed);
 }
 
-// Cuts an m x n product into tm x tn blocks (tm * tn == parts), whole register tiles each,
-// minimizing the estimated time of the slowest block: balanced tiles, and no more packing
-// duplicated across blocks (every block packs its own rows of A and columns of B) than needed.
+// How a matrix is cut among threads: tm x tn blocks of C, each a whole number of `row_unit` rows
+// and of NR-column slivers.
+struct GemmGrid {
+  int64_t tm = 1, tn = 1, row_unit;
+};
+
+// Cuts an m x n product into tm x tn blocks (tm * tn == parts), minimizing the estimated time of
+// the slowest block: balanced tiles, and no more packing duplicated across blocks (every block
+// packs its own rows of A and columns of B) than needed. Rows are cut at whole register tiles or,
+// where that balances better (64 rows in two is 36 + 28 in 12-row tiles), at 4 rows: a 4- or
+// 8-row edge tile costs its share of FMAs, no more.
 template <int MR, int NR, typename T>
-void choose_grid(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g, int64_t parts, int64_t& tm, int64_t& tn) {
-  const int64_t units_m = (g.m + MR - 1) / MR, units_n = (g.n + NR - 1) / NR;
-  tm = 1;
-  tn = 1;
-  double best = -1;
-  for (int64_t cn = 1; cn <= parts; ++cn) {
-    if (parts % cn != 0) continue;
-    const int64_t cm = parts / cn;
-    if (cm > units_m || cn > units_n) continue;
-    double slowest = 0;
-    for (int64_t i = 0; i < cm; ++i) {
-      for (int64_t j = 0; j < cn; ++j) {
-        GemmArgs<T> b = g;
-        b.m = part_start(i + 1, cm, units_m, MR, g.m) - part_start(i, cm, units_m, MR, g.m);
-        b.n = part_start(j + 1, cn, units_n, NR, g.n) - part_start(j, cn, units_n, NR, g.n);
-        slowest = std::max(slowest, block_cycles<MR, NR>(info, b));
+GemmGrid choose_grid(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g, int64_t parts) {
+  constexpr int64_t kRowUnits[] = {MR, MR % 4 == 0 ? 4 : MR};
+  const int64_t units_n = (g.n + NR - 1) / NR;
+  GemmGrid best{1, 1, MR};
+  double best_cycles = -1;
+  for (const int64_t row_unit : kRowUnits) {
+    const int64_t units_m = (g.m + row_unit - 1) / row_unit;
+    for (int64_t cn = 1; cn <= parts; ++cn) {
+      if (parts % cn != 0) continue;
+      const int64_t cm = parts / cn;
+      if (cm > units_m || cn > units_n) continue;
+      double slowest = 0;
+      for (int64_t i = 0; i < cm; ++i) {
+        for (int64_t j = 0; j < cn; ++j) {
+          GemmArgs<T> b = g;
+          b.m = part_start(i + 1, cm, units_m, row_unit, g.m) - part_start(i, cm, units_m, row_unit, g.m);
+          b.n = part_start(j + 1, cn, units_n, NR, g.n) - part_start(j, cn, units_n, NR, g.n);
+          slowest = std::max(slowest, block_cycles<MR, NR>(info, b));
+        }
+      }
+      if (best_cycles < 0 || slowest < best_cycles) {
+        best_cycles = slowest;
+        best = GemmGrid{cm, cn, row_unit};
       }
     }
-    if (best < 0 || slowest < best) {
-      best = slowest;
-      tm = cm;
-      tn = cn;
-    }
   }
-  if (best < 0) {  // too small to cut `parts` ways: cut along the longer dimension only
+  if (best_cycles < 0) {  // too small to cut `parts` ways: cut along the longer dimension only
+    const int64_t units_m = (g.m + MR - 1) / MR;
     if (units_n >= units_m) {
-      tn = std::min(parts, units_n);
+      best.tn = std::min(parts, units_n);
     } else {
-      tm = std::min(parts, units_m);
+      best.tm = std::min(parts, units_m);
     }
   }
+  return best;
 }
 
 template <typename T, int MR, int NR>
@@ -244,15 +257,16 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
   }
 
   const int64_t parts = blocks_per_matrix(nbatch, threads);
-  int64_t tm = 1, tn = 1;
-  if (parts > 1) choose_grid<MR, NR>(kernel, matrix(0), parts, tm, tn);
-  const int64_t units_m = (m + MR - 1) / MR, units_n = (n + NR - 1) / NR;
+  const GemmGrid grid = parts > 1 ? choose_grid<MR, NR>(kernel, matrix(0), parts) : GemmGrid{1, 1, MR};
+  const int64_t tm = grid.tm, tn = grid.tn, row_unit = grid.row_unit;
+  const int64_t units_m = (m + row_unit - 1) / row_unit, units_n = (n + NR - 1) / NR;
   const int64_t blocks = tm * tn;
   at::parallel_for(0, nbatch * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       GemmArgs<T> g = matrix(t / blocks);
       const int64_t bm = t % blocks / tn, bn = t % tn;
-      const int64_t i0 = part_start(bm, tm, units_m, MR, m), i1 = part_start(bm + 1, tm, units_m, MR, m);
+      const int64_t i0 = part_start(bm, tm, units_m, row_unit, m);
+      const int64_t i1 = part_start(bm + 1, tm, units_m, row_unit, m);
       const int64_t j0 = part_start(bn, tn, units_n, NR, n), j1 = part_start(bn + 1, tn, units_n, NR, n);
       if (i0 >= i1 || j0 >= j1) continue;
       g.m = i1 - i0;

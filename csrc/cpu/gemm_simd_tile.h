@@ -6,7 +6,8 @@
 // own instruction set, which the linker can never merge with a copy built for another one.
 //
 // A traits type V provides: T (the element type), reg, kLanes, zero(), load(p), broadcast(p),
-// fmadd(a, b, c) = a * b + c, add(a, b), store(p, v). The including file has included
+// fmadd(a, b, c) = a * b + c, add(a, b), store(p, v); optionally Half, the traits of a vector
+// half as wide, for edge tiles of at most kLanes / 2 columns. The including file has included
 // cpu/gemm_ukernel.h before its pragma (so store_tile_edge stays baseline code) and
 // <immintrin.h> after it; the B packing below uses 256-bit AVX.
 //
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/gemm_ukernel.h"
 
@@ -27,7 +29,7 @@ namespace {
 // kPacked: A is a packed sliver (a_rs = 1, a_cs = MR) and B a packed sliver (b_rs = NR),
 // so the strides are compile-time constants; otherwise they are read from the arguments (A in
 // place, any strides; B in place with unit column stride).
-template <typename V, int MR, int M, int NV, bool kPacked>
+template <typename V, int MR, int NR, int M, int NV, bool kPacked>
 __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const typename V::T* __restrict__ a,
                                                 int64_t a_rs, int64_t a_cs, const typename V::T* __restrict__ b,
                                                 int64_t b_rs, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
@@ -38,7 +40,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
   if constexpr (kPacked) {
     a_rs = 1;
     a_cs = MR;
-    b_rs = 2 * L;  // a packed sliver is NR = 2 vectors wide, whatever NV this edge tile uses
+    b_rs = NR;  // whatever width this edge tile uses
   }
   reg acc[M][NV];
 #pragma GCC unroll 16
@@ -94,28 +96,44 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
 }
 
 // Dispatches a tile of mr rows (1 <= mr <= MR) to its instance.
-template <typename V, int MR, int NV, bool kPacked, int M = MR>
+template <typename V, int MR, int NR, int NV, bool kPacked, int M = MR>
 void tile_rows(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
                const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
   if constexpr (M > 1) {
     if (mr < M)
-      return tile_rows<V, MR, NV, kPacked, M - 1>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return tile_rows<V, MR, NR, NV, kPacked, M - 1>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
   }
-  tile<V, MR, M, NV, kPacked>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  tile<V, MR, NR, M, NV, kPacked>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+}
+
+template <typename V, typename = void>
+struct HasHalf : std::false_type {};
+template <typename V>
+struct HasHalf<V, std::void_t<typename V::Half>> : std::true_type {};
+
+// Runs the tile of nr columns in 2 vectors, 1 vector or, where V has one, 1 half vector (NR, the
+// packed sliver's width, is 2 vectors of V in every case).
+template <typename V, int MR, int NR, bool kPacked>
+void tile_cols(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
+               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+  constexpr int64_t L = V::kLanes;
+  if (nr > L) return tile_rows<V, MR, NR, 2, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  if constexpr (HasHalf<V>::value) {
+    if (nr <= L / 2)
+      return tile_rows<typename V::Half, MR, NR, 1, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs,
+                                                             accumulate);
+  }
+  tile_rows<V, MR, NR, 1, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
 }
 
 // The GemmMicrokernel for an MR x (2 vectors) register tile.
 template <typename V, int MR>
 void microkernel(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
                  const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
-  constexpr int64_t L = V::kLanes;
-  const bool packed = a_rs == 1 && a_cs == MR && b_rs == 2 * L;
-  if (nr > L) {
-    if (packed) return tile_rows<V, MR, 2, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
-    return tile_rows<V, MR, 2, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
-  }
-  if (packed) return tile_rows<V, MR, 1, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
-  return tile_rows<V, MR, 1, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  constexpr int NR = 2 * V::kLanes;
+  if (a_rs == 1 && a_cs == MR && b_rs == NR)
+    return tile_cols<V, MR, NR, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  tile_cols<V, MR, NR, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
 }
 
 // The GemmPackBColMajor for an NR-column sliver: column-major B (a transposed operand, e.g.
