@@ -427,7 +427,9 @@ def _mse_backward_backward(ctx, grad):
     # mse_loss_backward computes s * (a - t) * g, with s = 2 (or 2 / numel for 'mean') and g
     # broadcast over the loss shape; it is linear in each of g, a and t separately.
     g, a, t = ctx.saved_tensors
-    s = 2.0 / grad.numel() if ctx.reduction == 1 else 2.0
+    # An empty input leaves every term below empty or a sum of nothing: any finite s gives torch's
+    # zeros, and 1 keeps 'mean' from dividing by zero.
+    s = 2.0 / max(grad.numel(), 1) if ctx.reduction == 1 else 2.0
     gg = None
     if ctx.needs_input_grad[0]:
         gg = sum_to(_scale(_fops.mul(_fops.sub(a, t), grad), s), g.shape)

@@ -352,6 +352,23 @@ def test_mse_loss_kept_gradient_double_backward():
     assert gx.requires_grad
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [(0,), (0, 3)])
+def test_mse_loss_double_backward_of_empty_input(shape, reduction):
+    # The second derivative of a loss over no elements: empty gradients, and zero for the loss's
+    # own gradient (torch's 'mean' loss is nan there, its derivatives are not).
+    results = {}
+    for name, fn in [("pk", pk.mse_loss), ("torch", F.mse_loss)]:
+        x = make(shape, torch.float64).requires_grad_()
+        t = make(shape, torch.float64).requires_grad_()
+        loss = fn(x, t, reduction=reduction)
+        upstream = torch.full_like(loss, 1.5).requires_grad_()
+        (gx,) = torch.autograd.grad(loss, x, upstream, create_graph=True)
+        results[name] = torch.autograd.grad(gx.sum(), [upstream, x, t], allow_unused=True, materialize_grads=True)
+    for got, expected in zip(results["pk"], results["torch"]):
+        assert_close(got, expected)
+
+
 @pytest.mark.parametrize("reduction", [1, 2])
 def test_mse_loss_and_grad_raw_op(reduction, device):
     x, t = make((0,), torch.float32, device), make((0,), torch.float32, device)
