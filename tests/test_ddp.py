@@ -7,7 +7,6 @@ after a few steps every rank's parameters must equal those of a single process t
 full batch.
 """
 import os
-import socket
 import sys
 import time
 
@@ -35,16 +34,10 @@ WORLD_SIZE = 2
 TIMEOUT_S = 180
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def spawn(tmp_path, backend):
     import torch.multiprocessing as mp
 
-    context = mp.start_processes(ddp_worker.worker, args=(WORLD_SIZE, free_port(), str(tmp_path), backend),
+    context = mp.start_processes(ddp_worker.worker, args=(WORLD_SIZE, str(tmp_path), backend),
                                  nprocs=WORLD_SIZE, join=False, start_method="spawn")
     deadline = time.monotonic() + TIMEOUT_S
     try:

@@ -61,14 +61,16 @@ class _nothing:
         return False
 
 
-def worker(rank, world_size, port, out_dir, backend="gloo"):
-    """One rank: gloo on the CPU, or NCCL with one GPU per rank."""
+def worker(rank, world_size, out_dir, backend="gloo"):
+    """One rank: gloo on the CPU, or NCCL with one GPU per rank. The ranks meet through a file
+    store in out_dir (a TCP store would need a free port, which another process could take
+    between choosing it and binding it)."""
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)  # two processes on what may be two cores
     device = f"cuda:{rank}" if backend == "nccl" else "cpu"
     if backend == "nccl":
         torch.cuda.set_device(rank)
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size,
+    dist.init_process_group(backend, init_method=f"file://{os.path.join(out_dir, 'store')}", rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=60))
     try:
         x, y = data(device)
