@@ -119,6 +119,16 @@ def test_layouts(name, dim, layout):
     check_reduce(name, make_layout((4, 6, 5), torch.int64, layout=layout), dim, dtype=torch.float64)
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65, 127, 255, 256, 257, 511, 1000])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+@pytest.mark.parametrize("name", REDUCE)
+def test_inner_row_lengths(name, dtype, n):
+    """sum(dim=-1) around the row lengths where the CPU loop changes shape: 8-element vectors,
+    64-float blocks (short rows), 256 elements (32-lane blocks) and the scalar tails."""
+    check_reduce(name, make((37, n), dtype), -1)
+    check_reduce(name, make((37, n), dtype), None)
+
+
 def test_large_noncontiguous():
     x = make((1024, 2048))[:, ::2].t()
     for name in REDUCE:

@@ -2,11 +2,12 @@
 //
 // Accumulation is in double for floating types (int64 for integers), so a float32 sum of
 // millions of elements stays accurate without pairwise tricks; the contiguous inner loop keeps
-// kLanes independent partial sums so it vectorizes without reassociating anything. Converting
-// every float to double would bound the loop (one convert per element, not memory), so float
-// inputs are first summed in float, kBlock elements per lane (an error of at most 7 ulps of the
-// block's magnitude), and each block's partials are then added in double. For float and double
-// the loops are also compiled for AVX2 and picked at run time.
+// kLanes independent partial sums (8 for runs shorter than 256 elements, where clearing and
+// combining 32 lanes would cost more than the adds), written in GCC vector types for float and
+// double. Converting every float to double would bound the loop (one convert per element, not
+// memory), so float inputs are first summed in float, kBlock elements per lane (an error of at
+// most 7 ulps of the block's magnitude), and each block's partials are then added in double.
+// For float and double the loops are also compiled for AVX2 and picked at run time.
 // Three schedules, by shape:
 //   * one output (full reduction): threads split the reduced range, partials are combined;
 //   * the reduced elements of an output are contiguous ("inner" reduction, e.g. sum(dim=-1)):
@@ -18,6 +19,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
 #include <type_traits>
 
 #include "cpu/loops.h"
@@ -33,6 +35,91 @@ constexpr int64_t kTile = 512;  // outputs the outer reduction accumulates toget
 template <typename T>
 using sum_acc_t = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
 
+typedef float Vec4f __attribute__((vector_size(16)));
+typedef float Vec8f __attribute__((vector_size(32)));
+typedef double Vec4d __attribute__((vector_size(32)));
+
+// acc += the 4 elements at p, as doubles.
+template <typename T>
+__attribute__((always_inline)) inline void add4d(Vec4d& acc, const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    Vec4f y;
+    std::memcpy(&y, p, sizeof(y));
+    acc += __builtin_convertvector(y, Vec4d);
+  } else {
+    Vec4d y;
+    std::memcpy(&y, p, sizeof(y));
+    acc += y;
+  }
+}
+
+// The sum of n contiguous floats or doubles, kLanes double lanes in GCC vector types (plain
+// arrays of lanes were spilled to the stack around every loop). Float inputs are summed kBlock
+// per lane in float first.
+template <typename T>
+__attribute__((always_inline)) inline double sum_contiguous(const T* x, int64_t n) {
+  constexpr int V = kLanes / 4;  // vectors of 4 double lanes
+  Vec4d acc[V] = {};
+  int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
+      Vec8f part[V / 2] = {};
+      for (int b = 0; b < kBlock; ++b) {
+        for (int v = 0; v < V / 2; ++v) {
+          Vec8f y;
+          std::memcpy(&y, x + i + b * kLanes + 8 * v, sizeof(y));
+          part[v] += y;
+        }
+      }
+      for (int v = 0; v < V / 2; ++v) {
+        acc[2 * v] += __builtin_convertvector(__builtin_shufflevector(part[v], part[v], 0, 1, 2, 3), Vec4d);
+        acc[2 * v + 1] += __builtin_convertvector(__builtin_shufflevector(part[v], part[v], 4, 5, 6, 7), Vec4d);
+      }
+    }
+  }
+  for (; i + kLanes <= n; i += kLanes)
+    for (int v = 0; v < V; ++v) add4d(acc[v], x + i + 4 * v);
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(x[i]);
+  // Lanes combined pairwise: five dependent steps rather than a chain of 32 adds.
+  for (int w = V / 2; w > 0; w /= 2)
+    for (int v = 0; v < w; ++v) acc[v] += acc[v + w];
+  return s + ((acc[0][0] + acc[0][2]) + (acc[0][1] + acc[0][3]));
+}
+
+// The sum of fewer than kLanes * kBlock contiguous floats or doubles, the common inner sum of
+// short rows: 8 lanes, so that clearing and combining them costs little, and float blocks of
+// kBlock per lane. sum_contiguous would convert every float to double here (its float blocks
+// need 256 elements), at four times the time of this loop for rows of 64 floats.
+template <typename T>
+__attribute__((always_inline)) inline double sum_short(const T* x, int64_t n) {
+  Vec4d lo = {}, hi = {};
+  int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i + 8 * kBlock <= n; i += 8 * kBlock) {
+      Vec8f p = {}, q = {};  // two add chains
+      for (int b = 0; b < kBlock; b += 2) {
+        Vec8f y, z;
+        std::memcpy(&y, x + i + 8 * b, sizeof(y));
+        std::memcpy(&z, x + i + 8 * b + 8, sizeof(z));
+        p += y;
+        q += z;
+      }
+      p += q;
+      lo += __builtin_convertvector(__builtin_shufflevector(p, p, 0, 1, 2, 3), Vec4d);
+      hi += __builtin_convertvector(__builtin_shufflevector(p, p, 4, 5, 6, 7), Vec4d);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    add4d(lo, x + i);
+    add4d(hi, x + i + 4);
+  }
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(x[i]);
+  lo += hi;
+  return s + ((lo[0] + lo[2]) + (lo[1] + lo[3]));
+}
+
 template <typename T, typename acc_t>
 __attribute__((always_inline)) inline acc_t sum_run(const T* x, int64_t stride, int64_t n) {
   if (stride != 1) {
@@ -40,25 +127,19 @@ __attribute__((always_inline)) inline acc_t sum_run(const T* x, int64_t stride, 
     for (int64_t i = 0; i < n; ++i) s += static_cast<acc_t>(x[i * stride]);
     return s;
   }
-  acc_t lanes[kLanes] = {};
-  int64_t i = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
-      float part[kLanes] = {};
-      for (int b = 0; b < kBlock; ++b)
-        for (int l = 0; l < kLanes; ++l) part[l] += x[i + b * kLanes + l];
-      for (int l = 0; l < kLanes; ++l) lanes[l] += part[l];
-    }
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    return n < kLanes * kBlock ? sum_short(x, n) : sum_contiguous(x, n);
+  } else {
+    acc_t lanes[kLanes] = {};
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      for (int l = 0; l < kLanes; ++l) lanes[l] += static_cast<acc_t>(x[i + l]);
+    acc_t s = 0;
+    for (; i < n; ++i) s += static_cast<acc_t>(x[i]);
+    for (int w = kLanes / 2; w > 0; w /= 2)
+      for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
+    return s + lanes[0];
   }
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += static_cast<acc_t>(x[i + l]);
-  acc_t s = 0;
-  for (; i < n; ++i) s += static_cast<acc_t>(x[i]);
-  // Lanes combined pairwise: five dependent steps rather than a chain of 32 adds, paid once per
-  // run (once per output in sum(dim=-1)).
-  for (int w = kLanes / 2; w > 0; w /= 2)
-    for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  return s + lanes[0];
 }
 
 // acc[t] += the sum of `rows` rows (`step` elements apart) at t * stride, for a tile of
@@ -108,6 +189,12 @@ __attribute__((target("avx2"), noinline)) void add_rows_avx2(acc_t* acc, const T
 template <typename T, typename acc_t>
 acc_t sum_reduced(const StridedIter<1>& red, const T* base, int64_t begin, int64_t end) {
   [[maybe_unused]] const bool avx2 = takes_avx2_loops<T>();
+  if (red.ndim == 1) {  // one run: no index arithmetic (an inner reduction calls this per output)
+#if defined(__x86_64__)
+    if (avx2) return sum_run_avx2<T, acc_t>(base + begin * red.strides[0][0], red.strides[0][0], end - begin);
+#endif
+    return sum_run<T, acc_t>(base + begin * red.strides[0][0], red.strides[0][0], end - begin);
+  }
   acc_t s = 0;
   for_range(red, begin, end, [&](const int64_t* off, int64_t n) {
 #if defined(__x86_64__)
