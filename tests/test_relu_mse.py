@@ -330,6 +330,21 @@ def test_mse_loss_kept_gradient(reduction, dtype, target_grad, device):
         assert_close(grads["pk"][2], grads["torch"][2], **tol(dtype))
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 31, 32, 33, 255, 256, 257, 300, 4099])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_mse_loss_kept_gradient_run_lengths(dtype, n):
+    # Around the CPU loop's 4-element vectors, 32 lanes, 256-element float blocks and scalar tail.
+    x, t = make((n,), dtype), make((n,), dtype)
+    results = {}
+    for name, fn in [("pk", pk.mse_loss), ("torch", F.mse_loss)]:
+        xs = x.clone().requires_grad_()
+        loss = fn(xs, t)
+        loss.backward()
+        results[name] = (loss.detach(), xs.grad)
+    assert_close(results["pk"][0], results["torch"][0], **tol(dtype))
+    assert_close(results["pk"][1], results["torch"][1], **tol(dtype))
+
+
 def test_mse_loss_kept_gradient_scaled_retained_and_accumulated():
     x, t, t2 = make((6, 5), torch.float64), make((6, 5), torch.float64), make((6, 5), torch.float64)
     results = {}

@@ -1,13 +1,15 @@
 // CPU kernels for mse_loss. The reduced forward squares each difference in the tensor's own
 // compute type (so every term equals torch's) and accumulates in double (float terms in short
 // float blocks first, see kBlock), in one pass with no temporary, optionally writing the
-// gradient in the same pass; the backward is a single fused elementwise pass.
+// gradient in the same pass; the backward is a single fused elementwise pass. Half and
+// bfloat16 runs, and strided ones, take a plain scalar loop.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include <type_traits>
 
 #include "cpu/loops.h"
+#include "cpu/vec.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -19,6 +21,65 @@ constexpr int kLanes = 32;  // independent partial sums: four AVX2 registers of 
 // the loop instead of memory.
 constexpr int kBlock = 8;
 
+// The contiguous run of add_squared_errors for float and double, in vector types (cpu/vec.h):
+// kLanes double lanes; float squares summed kBlock per lane in float first. Per element: load x
+// and y, subtract, (store the gradient), square, add.
+template <typename T, bool kGrad>
+__attribute__((always_inline)) inline double squared_errors_contiguous(T* g, const T* x, const T* y, int64_t n,
+                                                                       T grad_scale) {
+  constexpr int V = kLanes / 4;  // vectors of 4 double lanes
+  cpu::Vec4d acc[V] = {};
+  int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
+      cpu::Vec8f part[V / 2] = {};
+#pragma GCC unroll 1  // unrolled, the block's 32 vectors are scheduled into more registers than there are
+      for (int b = 0; b < kBlock; ++b) {
+        for (int v = 0; v < V / 2; ++v) {
+          const int64_t j = i + b * kLanes + 8 * v;
+          cpu::Vec8f xv, yv;
+          cpu::load(xv, x + j);
+          cpu::load(yv, y + j);
+          const cpu::Vec8f d = xv - yv;
+          if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
+          part[v] += d * d;
+        }
+      }
+      for (int v = 0; v < V / 2; ++v) {
+        cpu::add_low(acc[2 * v], part[v]);
+        cpu::add_high(acc[2 * v + 1], part[v]);
+      }
+    }
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int v = 0; v < V; ++v) {
+      const int64_t j = i + 4 * v;
+      if constexpr (std::is_same_v<T, float>) {
+        cpu::Vec4f xv, yv;
+        cpu::load(xv, x + j);
+        cpu::load(yv, y + j);
+        const cpu::Vec4f d = xv - yv;
+        if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
+        acc[v] += __builtin_convertvector(d * d, cpu::Vec4d);
+      } else {
+        cpu::Vec4d xv, yv;
+        cpu::load(xv, x + j);
+        cpu::load(yv, y + j);
+        const cpu::Vec4d d = xv - yv;
+        if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
+        acc[v] += d * d;
+      }
+    }
+  }
+  double s = 0;
+  for (; i < n; ++i) {
+    const T d = x[i] - y[i];
+    if constexpr (kGrad) g[i] = grad_scale * d;
+    s += static_cast<double>(d * d);
+  }
+  return s + cpu::sum_lanes<V>(acc);
+}
+
 // Adds the squared differences of one run of n elements to `total`; with kGrad, also writes
 // g[i] = grad_scale * (x[i] - y[i]), the gradient for a loss gradient of 1 (the same value
 // the backward kernel computes).
@@ -27,31 +88,16 @@ __attribute__((always_inline)) inline void add_squared_errors(T* g, const T* x, 
                                                               int64_t sa, int64_t sb, at::opmath_type<T> grad_scale,
                                                               double& total) {
   using opmath_t = at::opmath_type<T>;
-  auto step = [&](int64_t gi, T u, T v) {
-    const opmath_t d = static_cast<opmath_t>(u) - static_cast<opmath_t>(v);
-    if constexpr (kGrad) g[gi] = static_cast<T>(grad_scale * d);
-    return d * d;
-  };
-  if (sa == 1 && sb == 1 && (!kGrad || sg == 1)) {  // independent lanes so the loop vectorizes
-    double lanes[kLanes] = {};
-    int64_t i = 0;
-    if constexpr (std::is_same_v<opmath_t, float>) {  // see kBlock
-      for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
-        float part[kLanes] = {};
-        for (int b = 0; b < kBlock; ++b)
-          for (int l = 0; l < kLanes; ++l) {
-            const int64_t j = i + b * kLanes + l;
-            part[l] += step(j, x[j], y[j]);
-          }
-        for (int l = 0; l < kLanes; ++l) lanes[l] += part[l];
-      }
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (sa == 1 && sb == 1 && (!kGrad || sg == 1)) {
+      total += squared_errors_contiguous<T, kGrad>(g, x, y, n, grad_scale);
+      return;
     }
-    for (; i + kLanes <= n; i += kLanes)
-      for (int l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(step(i + l, x[i + l], y[i + l]));
-    for (; i < n; ++i) total += static_cast<double>(step(i, x[i], y[i]));
-    for (int l = 0; l < kLanes; ++l) total += lanes[l];
-  } else {
-    for (int64_t i = 0; i < n; ++i) total += static_cast<double>(step(i * sg, x[i * sa], y[i * sb]));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const opmath_t d = static_cast<opmath_t>(x[i * sa]) - static_cast<opmath_t>(y[i * sb]);
+    if constexpr (kGrad) g[i * sg] = static_cast<T>(grad_scale * d);
+    total += static_cast<double>(d * d);
   }
 }
 

@@ -19,10 +19,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstring>
 #include <type_traits>
 
 #include "cpu/loops.h"
+#include "cpu/vec.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -35,45 +35,40 @@ constexpr int64_t kTile = 512;  // outputs the outer reduction accumulates toget
 template <typename T>
 using sum_acc_t = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
 
-typedef float Vec4f __attribute__((vector_size(16)));
-typedef float Vec8f __attribute__((vector_size(32)));
-typedef double Vec4d __attribute__((vector_size(32)));
-
 // acc += the 4 elements at p, as doubles.
 template <typename T>
-__attribute__((always_inline)) inline void add4d(Vec4d& acc, const T* p) {
+__attribute__((always_inline)) inline void add4d(cpu::Vec4d& acc, const T* p) {
   if constexpr (std::is_same_v<T, float>) {
-    Vec4f y;
-    std::memcpy(&y, p, sizeof(y));
-    acc += __builtin_convertvector(y, Vec4d);
+    cpu::Vec4f y;
+    cpu::load(y, p);
+    acc += __builtin_convertvector(y, cpu::Vec4d);
   } else {
-    Vec4d y;
-    std::memcpy(&y, p, sizeof(y));
+    cpu::Vec4d y;
+    cpu::load(y, p);
     acc += y;
   }
 }
 
-// The sum of n contiguous floats or doubles, kLanes double lanes in GCC vector types (plain
-// arrays of lanes were spilled to the stack around every loop). Float inputs are summed kBlock
-// per lane in float first.
+// The sum of n contiguous floats or doubles in kLanes double lanes. Float inputs are summed
+// kBlock per lane in float first.
 template <typename T>
 __attribute__((always_inline)) inline double sum_contiguous(const T* x, int64_t n) {
   constexpr int V = kLanes / 4;  // vectors of 4 double lanes
-  Vec4d acc[V] = {};
+  cpu::Vec4d acc[V] = {};
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
     for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
-      Vec8f part[V / 2] = {};
+      cpu::Vec8f part[V / 2] = {};
       for (int b = 0; b < kBlock; ++b) {
         for (int v = 0; v < V / 2; ++v) {
-          Vec8f y;
-          std::memcpy(&y, x + i + b * kLanes + 8 * v, sizeof(y));
+          cpu::Vec8f y;
+          cpu::load(y, x + i + b * kLanes + 8 * v);
           part[v] += y;
         }
       }
       for (int v = 0; v < V / 2; ++v) {
-        acc[2 * v] += __builtin_convertvector(__builtin_shufflevector(part[v], part[v], 0, 1, 2, 3), Vec4d);
-        acc[2 * v + 1] += __builtin_convertvector(__builtin_shufflevector(part[v], part[v], 4, 5, 6, 7), Vec4d);
+        cpu::add_low(acc[2 * v], part[v]);
+        cpu::add_high(acc[2 * v + 1], part[v]);
       }
     }
   }
@@ -81,10 +76,7 @@ __attribute__((always_inline)) inline double sum_contiguous(const T* x, int64_t 
     for (int v = 0; v < V; ++v) add4d(acc[v], x + i + 4 * v);
   double s = 0;
   for (; i < n; ++i) s += static_cast<double>(x[i]);
-  // Lanes combined pairwise: five dependent steps rather than a chain of 32 adds.
-  for (int w = V / 2; w > 0; w /= 2)
-    for (int v = 0; v < w; ++v) acc[v] += acc[v + w];
-  return s + ((acc[0][0] + acc[0][2]) + (acc[0][1] + acc[0][3]));
+  return s + cpu::sum_lanes<V>(acc);
 }
 
 // The sum of fewer than kLanes * kBlock contiguous floats or doubles, the common inner sum of
@@ -93,31 +85,30 @@ __attribute__((always_inline)) inline double sum_contiguous(const T* x, int64_t 
 // need 256 elements), at four times the time of this loop for rows of 64 floats.
 template <typename T>
 __attribute__((always_inline)) inline double sum_short(const T* x, int64_t n) {
-  Vec4d lo = {}, hi = {};
+  cpu::Vec4d acc[2] = {};
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
     for (; i + 8 * kBlock <= n; i += 8 * kBlock) {
-      Vec8f p = {}, q = {};  // two add chains
+      cpu::Vec8f p = {}, q = {};  // two add chains
       for (int b = 0; b < kBlock; b += 2) {
-        Vec8f y, z;
-        std::memcpy(&y, x + i + 8 * b, sizeof(y));
-        std::memcpy(&z, x + i + 8 * b + 8, sizeof(z));
+        cpu::Vec8f y, z;
+        cpu::load(y, x + i + 8 * b);
+        cpu::load(z, x + i + 8 * b + 8);
         p += y;
         q += z;
       }
       p += q;
-      lo += __builtin_convertvector(__builtin_shufflevector(p, p, 0, 1, 2, 3), Vec4d);
-      hi += __builtin_convertvector(__builtin_shufflevector(p, p, 4, 5, 6, 7), Vec4d);
+      cpu::add_low(acc[0], p);
+      cpu::add_high(acc[1], p);
     }
   }
   for (; i + 8 <= n; i += 8) {
-    add4d(lo, x + i);
-    add4d(hi, x + i + 4);
+    add4d(acc[0], x + i);
+    add4d(acc[1], x + i + 4);
   }
   double s = 0;
   for (; i < n; ++i) s += static_cast<double>(x[i]);
-  lo += hi;
-  return s + ((lo[0] + lo[2]) + (lo[1] + lo[3]));
+  return s + cpu::sum_lanes<2>(acc);
 }
 
 template <typename T, typename acc_t>
