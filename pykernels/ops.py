@@ -137,12 +137,40 @@ def _records_grad(*tensors):
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _functorch_inplace(op, input, result):
+    """An in-place op under a torch.func transform: ``result`` (the functional op's) copied back
+    into ``input``, with the in-place op's checks. Transforms need autograd.Functions with
+    setup_context, which cannot clone an input before the forward mutates it; torch's copy_
+    moves the data and lets the transform see the mutation."""
+    if result.shape != input.shape:
+        raise RuntimeError(f"pykernels.{op}_: output with shape {list(input.shape)} doesn't match the "
+                           f"broadcast shape {list(result.shape)}")
+    if not torch.can_cast(result.dtype, input.dtype):
+        raise RuntimeError(f"pykernels.{op}_: result type {_type_name(result.dtype)} can't be cast to the "
+                           f"desired output type {_type_name(input.dtype)}")
+    return input.copy_(result)
+
+
+def _type_name(dtype):
+    """torch's name for a dtype in messages: Float, Long, ..."""
+    return torch.empty((), dtype=dtype, device="meta").type().split(".")[-1].replace("Tensor", "")
+
+
+_FUNCTIONAL = {"add": lambda a, b, x: F.Add.run(a, b, x), "sub": lambda a, b, x: F.Sub.run(a, b, x),
+               "mul": lambda a, b, x: F.Mul.run(a, b), "div": lambda a, b, x: F.Div.run(a, b, x)}
+
+
 def _inplace(op, input, other, extra, true_div=False):
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"pykernels.{op}_(): argument 'input' must be a Tensor, not {type(input).__name__}")
     if not isinstance(other, torch.Tensor):
         # A number keeps its wrapped-number rank: it cannot promote self (int.add_(2.5) fails, as in torch).
         other = _wrap(other, input, true_div)
+    if F._functorch_active():
+        # The functional op saves its operands for backward: give it a copy of the one that
+        # copy_ is about to overwrite.
+        a = input.clone()
+        return _functorch_inplace(op, input, _FUNCTIONAL[op](a, a if other is input else other, extra))
     if _records_grad(input, other):
         return F.BinaryInplace.apply(op, input, other, extra)
     # Outside autograd (e.g. an SGD step under no_grad) mutate and return the tensor itself,
@@ -173,6 +201,8 @@ def div_(input, other, *, rounding_mode=None):
 
 def neg_(input):
     """In-place negation, like ``Tensor.neg_``."""
+    if F._functorch_active():
+        return _functorch_inplace("neg", input, F.Neg.run(input))
     if _records_grad(input):
         return F.NegInplace.apply(input)
     _ops.neg_(input)
@@ -230,6 +260,8 @@ def relu(input):
 
 def relu_(input):
     """In-place ReLU, like ``torch.relu_``."""
+    if F._functorch_active():
+        return _functorch_inplace("relu", input, F.ReLU.run(input))
     if _records_grad(input):
         return F.ReLUInplace.apply(input)
     _ops.relu_(input)

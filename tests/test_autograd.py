@@ -436,7 +436,20 @@ FUNC_CASES = [
      lambda w, x, t: torch.neg(torch.log(torch.sqrt(torch.add(torch.pow(w, 2), 1))))),
     ("sum mean", lambda w, x, t: pk.mean(pk.sum(pk.mm(x, w), dim=0, keepdim=True)),
      lambda w, x, t: torch.mean(torch.sum(x @ w, dim=0, keepdim=True))),
+    ("in-place", lambda w, x, t: _inplace_chain(pk, w, x), lambda w, x, t: _inplace_chain(None, w, x)),
 ]
+
+
+def _inplace_chain(lib, w, x):
+    """Every in-place op on intermediates: pykernels' (lib=pk) or torch's own methods (lib=None)."""
+    y, z = pk.mm(x, w) if lib else x @ w, w * 2.0
+    if lib:
+        lib.add_(y, w[0], alpha=0.5), lib.mul_(y, w[1]), lib.relu_(y)
+        lib.neg_(z), lib.div_(z, 3.0), lib.sub_(z, 0.25, alpha=2)
+    else:
+        y.add_(w[0], alpha=0.5), y.mul_(w[1]), y.relu_()
+        z.neg_(), z.div_(3.0), z.sub_(0.25, alpha=2)
+    return y + z.sum(dim=0)
 
 
 @pytest.mark.parametrize("name,fn,ref", FUNC_CASES, ids=[c[0] for c in FUNC_CASES])
@@ -457,6 +470,46 @@ def test_torch_func_grad_matches_torch(name, fn, ref):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "There is a performance drop")  # no batching rules: per-sample fallback
         assert_close(torch.func.jacrev(lambda w: fn(w, x, t))(w), torch.func.jacrev(lambda w: ref(w, x, t))(w))
+
+
+def test_torch_func_inplace_checks():
+    # Under a transform the in-place ops run as functional op + copy back, with the same checks.
+    x = make((5,), torch.float64)
+
+    def int_add_float(x):
+        pk.add_(torch.arange(5), 2.5)
+        return x.sum()
+
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired output type Long"):
+        torch.func.grad(int_add_float)(x)
+    with pytest.raises(RuntimeError, match=r"output with shape \[1\] doesn't match the broadcast shape \[5\]"):
+        torch.func.grad(lambda x: pk.add_(x[:1] * 1.0, x).sum())(x)
+
+
+def test_torch_func_inplace_self_operand():
+    # q.mul_(q) on an intermediate (torch's own autograd refuses it): q = 9 x^2, gradient 18 x.
+    x = make((4,), torch.float64)
+
+    def f(x):
+        q = x * 3.0
+        return pk.mul_(q, q).sum()
+
+    assert_close(torch.func.grad(f)(x), 18 * x)
+
+
+def test_torch_func_inplace_under_dropin():
+    x, w = make((5, 3), torch.float64), make((3, 4), torch.float64)
+
+    def f(w):
+        y = x @ w
+        y.add_(1.5).mul_(w[0]).relu_()
+        return y.sum()
+
+    expected = torch.func.grad(f)(w)
+    with pk.enable() as mode:
+        got = torch.func.grad(f)(w)
+    assert_close(got, expected)
+    assert mode.routed["torch.Tensor.mul_"] == 1
 
 
 def test_torch_func_vmap():
