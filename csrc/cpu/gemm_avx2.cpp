@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include "cpu/gemm_simd_tile.h"
+#include "cpu/gemm_vec256.h"
 
 namespace pykernels {
 namespace cpu {
@@ -30,43 +31,24 @@ namespace {
 constexpr int kMR = 6;  // rows of the register tile
 constexpr int kNV = 2;  // vectors per row of the register tile (simd_tile::microkernel's layout)
 
-template <typename T>
-struct Vec;
-
-template <>
-struct Vec<float> {
-  using T = float;
-  using reg = __m256;
-  static constexpr int kLanes = 8;
-  static reg zero() { return _mm256_setzero_ps(); }
-  static reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
-};
-
-template <>
-struct Vec<double> {
-  using T = double;
-  using reg = __m256d;
-  static constexpr int kLanes = 4;
-  static reg zero() { return _mm256_setzero_pd(); }
-  static reg load(const double* p) { return _mm256_loadu_pd(p); }
-  static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
-  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
-  static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
-};
-
 }  // namespace
 
 // Cache blocks, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core): the KC x NR sliver of B
 // (16 KiB for float) stays in L1 while the MC x KC block of A (144 KiB) streams from L2.
-extern const GemmKernelInfo<float> kAvx2F32{
-    kMR, kNV * 8, 144, 256, 4080, &simd_tile::microkernel<Vec<float>, kMR>, &simd_tile::pack_b_col_major_f32<kNV * 8>};
-extern const GemmKernelInfo<double> kAvx2F64{
-    kMR, kNV * 4, 144, 256, 4080, &simd_tile::microkernel<Vec<double>, kMR>, &simd_tile::pack_b_col_major_f64<kNV * 4>};
+extern const GemmKernelInfo<float> kAvx2F32{kMR,
+                                            kNV * 8,
+                                            144,
+                                            256,
+                                            4080,
+                                            &simd_tile::microkernel<Vec256<float>, kMR>,
+                                            &simd_tile::pack_b_col_major_f32<kNV * 8>};
+extern const GemmKernelInfo<double> kAvx2F64{kMR,
+                                             kNV * 4,
+                                             144,
+                                             256,
+                                             4080,
+                                             &simd_tile::microkernel<Vec256<double>, kMR>,
+                                             &simd_tile::pack_b_col_major_f64<kNV * 4>};
 
 }  // namespace cpu
 }  // namespace pykernels

@@ -20,6 +20,7 @@
 #include <immintrin.h>
 
 #include "cpu/gemm_simd_tile.h"
+#include "cpu/gemm_vec256.h"
 
 namespace pykernels {
 namespace cpu {
@@ -28,39 +29,15 @@ namespace {
 constexpr int kMR = 12;  // rows of the register tile
 constexpr int kNV = 2;   // vectors per row of the register tile
 
-// 256-bit halves, for edge tiles of at most 8 floats or 4 doubles: on cores that run a 512-bit
-// FMA as two 256-bit halves (Zen 4), such a tile costs half the FMA slots of a full vector.
-struct HalfF32 {
-  using T = float;
-  using reg = __m256;
-  static constexpr int kLanes = 8;
-  static reg zero() { return _mm256_setzero_ps(); }
-  static reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
-  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
-};
-
-struct HalfF64 {
-  using T = double;
-  using reg = __m256d;
-  static constexpr int kLanes = 4;
-  static reg zero() { return _mm256_setzero_pd(); }
-  static reg load(const double* p) { return _mm256_loadu_pd(p); }
-  static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
-  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
-  static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
-};
-
 template <typename T>
 struct Vec;
 
+// Half: 256-bit vectors, for edge tiles of at most 8 floats or 4 doubles; on cores that run a
+// 512-bit FMA as two 256-bit halves (Zen 4), such a tile costs half the FMA slots of a full one.
 template <>
 struct Vec<float> {
   using T = float;
-  using Half = HalfF32;
+  using Half = Vec256<float>;
   using reg = __m512;
   static constexpr int kLanes = 16;
   static reg zero() { return _mm512_setzero_ps(); }
@@ -74,7 +51,7 @@ struct Vec<float> {
 template <>
 struct Vec<double> {
   using T = double;
-  using Half = HalfF64;
+  using Half = Vec256<double>;
   using reg = __m512d;
   static constexpr int kLanes = 8;
   static reg zero() { return _mm512_setzero_pd(); }

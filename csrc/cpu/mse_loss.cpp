@@ -31,44 +31,24 @@ __attribute__((always_inline)) inline double squared_errors_contiguous(T* g, con
   cpu::Vec4d acc[V] = {};
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
-    for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
-      cpu::Vec8f part[V / 2] = {};
-#pragma GCC unroll 1  // unrolled, the block's 32 vectors are scheduled into more registers than there are
-      for (int b = 0; b < kBlock; ++b) {
-        for (int v = 0; v < V / 2; ++v) {
-          const int64_t j = i + b * kLanes + 8 * v;
-          cpu::Vec8f xv, yv;
-          cpu::load(xv, x + j);
-          cpu::load(yv, y + j);
-          const cpu::Vec8f d = xv - yv;
-          if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
-          part[v] += d * d;
-        }
-      }
-      for (int v = 0; v < V / 2; ++v) {
-        cpu::add_low(acc[2 * v], part[v]);
-        cpu::add_high(acc[2 * v + 1], part[v]);
-      }
-    }
+    i = cpu::add_float_blocks<kLanes, kBlock>(i, n, acc, [=](int64_t j, cpu::Vec8f& t) {
+      cpu::Vec8f xv, yv;
+      cpu::load(xv, x + j);
+      cpu::load(yv, y + j);
+      const cpu::Vec8f d = xv - yv;
+      if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
+      t = d * d;
+    });
   }
   for (; i + kLanes <= n; i += kLanes) {
     for (int v = 0; v < V; ++v) {
       const int64_t j = i + 4 * v;
-      if constexpr (std::is_same_v<T, float>) {
-        cpu::Vec4f xv, yv;
-        cpu::load(xv, x + j);
-        cpu::load(yv, y + j);
-        const cpu::Vec4f d = xv - yv;
-        if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
-        acc[v] += __builtin_convertvector(d * d, cpu::Vec4d);
-      } else {
-        cpu::Vec4d xv, yv;
-        cpu::load(xv, x + j);
-        cpu::load(yv, y + j);
-        const cpu::Vec4d d = xv - yv;
-        if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
-        acc[v] += d * d;
-      }
+      typename cpu::Vec4<T>::type xv, yv;
+      cpu::load(xv, x + j);
+      cpu::load(yv, y + j);
+      const auto d = xv - yv;
+      if constexpr (kGrad) cpu::store(g + j, grad_scale * d);
+      acc[v] += __builtin_convertvector(d * d, cpu::Vec4d);
     }
   }
   double s = 0;

@@ -38,15 +38,9 @@ using sum_acc_t = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
 // acc += the 4 elements at p, as doubles.
 template <typename T>
 __attribute__((always_inline)) inline void add4d(cpu::Vec4d& acc, const T* p) {
-  if constexpr (std::is_same_v<T, float>) {
-    cpu::Vec4f y;
-    cpu::load(y, p);
-    acc += __builtin_convertvector(y, cpu::Vec4d);
-  } else {
-    cpu::Vec4d y;
-    cpu::load(y, p);
-    acc += y;
-  }
+  typename cpu::Vec4<T>::type y;
+  cpu::load(y, p);
+  acc += __builtin_convertvector(y, cpu::Vec4d);
 }
 
 // The sum of n contiguous floats or doubles in kLanes double lanes. Float inputs are summed
@@ -57,20 +51,7 @@ __attribute__((always_inline)) inline double sum_contiguous(const T* x, int64_t 
   cpu::Vec4d acc[V] = {};
   int64_t i = 0;
   if constexpr (std::is_same_v<T, float>) {
-    for (; i + kLanes * kBlock <= n; i += kLanes * kBlock) {
-      cpu::Vec8f part[V / 2] = {};
-      for (int b = 0; b < kBlock; ++b) {
-        for (int v = 0; v < V / 2; ++v) {
-          cpu::Vec8f y;
-          cpu::load(y, x + i + b * kLanes + 8 * v);
-          part[v] += y;
-        }
-      }
-      for (int v = 0; v < V / 2; ++v) {
-        cpu::add_low(acc[2 * v], part[v]);
-        cpu::add_high(acc[2 * v + 1], part[v]);
-      }
-    }
+    i = cpu::add_float_blocks<kLanes, kBlock>(i, n, acc, [x](int64_t j, cpu::Vec8f& t) { cpu::load(t, x + j); });
   }
   for (; i + kLanes <= n; i += kLanes)
     for (int v = 0; v < V; ++v) add4d(acc[v], x + i + 4 * v);
@@ -98,8 +79,7 @@ __attribute__((always_inline)) inline double sum_short(const T* x, int64_t n) {
         q += z;
       }
       p += q;
-      cpu::add_low(acc[0], p);
-      cpu::add_high(acc[1], p);
+      cpu::add_halves<1>(acc, &p);
     }
   }
   for (; i + 8 <= n; i += 8) {

@@ -4,6 +4,7 @@
 // vectors are one register in the AVX2 variants and two SSE registers in the baseline build.
 #pragma once
 
+#include <cstdint>
 #include <cstring>
 
 namespace pykernels {
@@ -25,12 +26,45 @@ __attribute__((always_inline)) inline void store(T* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
-// acc += the low / high four floats of v, as doubles.
-__attribute__((always_inline)) inline void add_low(Vec4d& acc, const Vec8f& v) {
-  acc += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), Vec4d);
+// Four lanes of T (float or double).
+template <typename T>
+struct Vec4;
+template <>
+struct Vec4<float> {
+  typedef Vec4f type;
+};
+template <>
+struct Vec4<double> {
+  typedef Vec4d type;
+};
+
+// acc[2 * i] += the low four floats of part[i], acc[2 * i + 1] += the high four, as doubles: a
+// float block's partial sums joining the double lanes.
+template <int n>
+__attribute__((always_inline)) inline void add_halves(Vec4d* acc, const Vec8f* part) {
+  for (int i = 0; i < n; ++i) {
+    acc[2 * i] += __builtin_convertvector(__builtin_shufflevector(part[i], part[i], 0, 1, 2, 3), Vec4d);
+    acc[2 * i + 1] += __builtin_convertvector(__builtin_shufflevector(part[i], part[i], 4, 5, 6, 7), Vec4d);
+  }
 }
-__attribute__((always_inline)) inline void add_high(Vec4d& acc, const Vec8f& v) {
-  acc += __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), Vec4d);
+
+// The float blocks of a contiguous sum, from element i while whole blocks fit in n: each block
+// adds `block` 8-float vectors per 8 lanes in float (term(j, v) sets v to the terms of elements
+// j..j+7), then joins acc, `lanes` double lanes. Returns where the blocks stopped.
+template <int lanes, int block, typename Term>
+__attribute__((always_inline)) inline int64_t add_float_blocks(int64_t i, int64_t n, Vec4d* acc, Term&& term) {
+  for (; i + lanes * block <= n; i += lanes * block) {
+    Vec8f part[lanes / 8] = {};
+#pragma GCC unroll 1  // unrolled, a block's vectors get scheduled into more registers than there are
+    for (int b = 0; b < block; ++b)
+      for (int v = 0; v < lanes / 8; ++v) {
+        Vec8f t;
+        term(i + b * lanes + 8 * v, t);
+        part[v] += t;
+      }
+    add_halves<lanes / 8>(acc, part);
+  }
+  return i;
 }
 
 // The sum of the lanes of acc[0..n) (n a power of two), pairwise: log2(n) + 2 dependent adds.
