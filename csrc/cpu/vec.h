@@ -43,8 +43,12 @@ struct Vec4<double> {
 template <int n>
 __attribute__((always_inline)) inline void add_halves(Vec4d* acc, const Vec8f* part) {
   for (int i = 0; i < n; ++i) {
-    acc[2 * i] += __builtin_convertvector(__builtin_shufflevector(part[i], part[i], 0, 1, 2, 3), Vec4d);
-    acc[2 * i + 1] += __builtin_convertvector(__builtin_shufflevector(part[i], part[i], 4, 5, 6, 7), Vec4d);
+    // The halves by memcpy rather than __builtin_shufflevector, which GCC has only from 12 on.
+    Vec4f low, high;
+    std::memcpy(&low, &part[i], sizeof(low));
+    std::memcpy(&high, reinterpret_cast<const char*>(&part[i]) + sizeof(low), sizeof(high));
+    acc[2 * i] += __builtin_convertvector(low, Vec4d);
+    acc[2 * i + 1] += __builtin_convertvector(high, Vec4d);
   }
 }
 
