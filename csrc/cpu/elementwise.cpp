@@ -232,86 +232,58 @@ struct MaskBytesAvx2 {
 };
 #endif
 
-// out = relu(a) and the mask bits of elements [j, j + n), for a run starting at element j.
-// Elements before the run's first byte boundary and after its last are set bit by bit.
-template <typename Bytes, typename T>
-__attribute__((always_inline)) inline void relu_mask_run(T* out, const T* a, int64_t sa, int64_t n, uint8_t* mask,
-                                                         int64_t j) {
-  auto one = [&](int64_t i) { mask[(j + i) >> 3] |= MaskBytes<T>::relu1(out + i, a + i * sa) << ((j + i) & 7); };
+// One run of elements [j, j + n), the run starting at element j, either way:
+//   forward (kForward): out = relu(in) and the mask bits set, `mask` being written;
+//   backward: out = in (the gradient) where the mask bit is set, else 0.
+// Elements before the run's first byte boundary and after its last are done bit by bit.
+template <bool kForward, typename Bytes, typename T, typename Mask>
+__attribute__((always_inline)) inline void mask_run(T* out, const T* in, int64_t s, int64_t n, Mask* mask, int64_t j) {
+  auto one = [&](int64_t i) {
+    if constexpr (kForward) {
+      mask[(j + i) >> 3] |= MaskBytes<T>::relu1(out + i, in + i * s) << ((j + i) & 7);
+    } else {
+      out[i] = (mask[(j + i) >> 3] >> ((j + i) & 7)) & 1 ? in[i * s] : T(0);
+    }
+  };
   int64_t i = 0;
   for (; i < n && ((j + i) & 7); ++i) one(i);
-  for (; i + 8 <= n; i += 8) mask[(j + i) >> 3] = Bytes::relu(out + i, a + i * sa, sa);
-  for (; i < n; ++i) one(i);
-}
-
-// out = g where the mask bit is set, else 0, for a run starting at element j.
-template <typename Bytes, typename T>
-__attribute__((always_inline)) inline void relu_mask_backward_run(T* out, const T* g, int64_t sg, int64_t n,
-                                                                  const uint8_t* mask, int64_t j) {
-  auto one = [&](int64_t i) { out[i] = (mask[(j + i) >> 3] >> ((j + i) & 7)) & 1 ? g[i * sg] : T(0); };
-  int64_t i = 0;
-  for (; i < n && ((j + i) & 7); ++i) one(i);
-  for (; i + 8 <= n; i += 8) Bytes::pass(out + i, g + i * sg, sg, mask[(j + i) >> 3]);
+  for (; i + 8 <= n; i += 8) {
+    if constexpr (kForward) {
+      mask[(j + i) >> 3] = Bytes::relu(out + i, in + i * s, s);
+    } else {
+      Bytes::pass(out + i, in + i * s, s, mask[(j + i) >> 3]);
+    }
+  }
   for (; i < n; ++i) one(i);
 }
 
 #if defined(__x86_64__)
-template <typename T>
-__attribute__((target("avx2"), noinline)) void relu_mask_run_avx2(T* out, const T* a, int64_t sa, int64_t n,
-                                                                  uint8_t* mask, int64_t j) {
-  relu_mask_run<MaskBytesAvx2>(out, a, sa, n, mask, j);
-}
-
-template <typename T>
-__attribute__((target("avx2"), noinline)) void relu_mask_backward_run_avx2(T* out, const T* g, int64_t sg, int64_t n,
-                                                                           const uint8_t* mask, int64_t j) {
-  relu_mask_backward_run<MaskBytesAvx2>(out, g, sg, n, mask, j);
+template <bool kForward, typename T, typename Mask>
+__attribute__((target("avx2"), noinline)) void mask_run_avx2(T* out, const T* in, int64_t s, int64_t n, Mask* mask,
+                                                             int64_t j) {
+  mask_run<kForward, MaskBytesAvx2>(out, in, s, n, mask, j);
 }
 #endif
 
-// Runs run(out + off[0], in + off[1], in's stride, n, off[0]) over (out, in), threads taking
-// whole mask words; each first clears its bytes of `clear` (the mask being written) when given.
-template <typename T, typename Run>
-void mask_loop(const StridedIter<2>& it, uint8_t* clear, const Run& run) {
+// The mask op over the whole iteration (out, in), threads taking whole mask words; the forward
+// first clears each thread's bytes of the mask it writes.
+template <bool kForward, typename T, typename Mask>
+void mask_op(const StridedIter<2>& it, Mask* mask) {
   T* out = static_cast<T*>(it.data[0]);
   const T* in = static_cast<const T*>(it.data[1]);
+  const int64_t s = it.strides[1][0];
   const int64_t words = (it.numel + kMaskWord - 1) / kMaskWord, bytes = (it.numel + 7) / 8;
+  [[maybe_unused]] const bool avx2 = takes_avx2_loops<T>();
   at::parallel_for(0, words, kGrainSize / kMaskWord, [&](int64_t w0, int64_t w1) {
-    if (clear) std::memset(clear + w0 * 8, 0, std::min(bytes, w1 * 8) - w0 * 8);
-    for_range(it, w0 * kMaskWord, std::min(it.numel, w1 * kMaskWord),
-              [&](const int64_t* off, int64_t n) { run(out + off[0], in + off[1], it.strides[1][0], n, off[0]); });
-  });
-}
-
-template <typename T>
-void relu_mask(const StridedIter<2>& it, uint8_t* mask) {
+    if constexpr (kForward) std::memset(mask + w0 * 8, 0, std::min(bytes, w1 * 8) - w0 * 8);
+    for_range(it, w0 * kMaskWord, std::min(it.numel, w1 * kMaskWord), [&](const int64_t* off, int64_t n) {
 #if defined(__x86_64__)
-  if constexpr (kHasAvx2Loops<T>) {
-    if (cpu::cpu_has_avx2()) {
-      return mask_loop<T>(it, mask, [&](T* o, const T* a, int64_t sa, int64_t n, int64_t j) {
-        relu_mask_run_avx2(o, a, sa, n, mask, j);
-      });
-    }
-  }
+      if constexpr (kHasAvx2Loops<T>) {
+        if (avx2) return mask_run_avx2<kForward>(out + off[0], in + off[1], s, n, mask, off[0]);
+      }
 #endif
-  mask_loop<T>(it, mask, [&](T* o, const T* a, int64_t sa, int64_t n, int64_t j) {
-    relu_mask_run<MaskBytes<T>>(o, a, sa, n, mask, j);
-  });
-}
-
-template <typename T>
-void relu_mask_backward(const StridedIter<2>& it, const uint8_t* mask) {
-#if defined(__x86_64__)
-  if constexpr (kHasAvx2Loops<T>) {
-    if (cpu::cpu_has_avx2()) {
-      return mask_loop<T>(it, nullptr, [&](T* o, const T* g, int64_t sg, int64_t n, int64_t j) {
-        relu_mask_backward_run_avx2(o, g, sg, n, mask, j);
-      });
-    }
-  }
-#endif
-  mask_loop<T>(it, nullptr, [&](T* o, const T* g, int64_t sg, int64_t n, int64_t j) {
-    relu_mask_backward_run<MaskBytes<T>>(o, g, sg, n, mask, j);
+      mask_run<kForward, MaskBytes<T>>(out + off[0], in + off[1], s, n, mask, off[0]);
+    });
   });
 }
 
@@ -319,12 +291,12 @@ void relu_mask_backward(const StridedIter<2>& it, const uint8_t* mask) {
 
 void relu_mask_kernel_cpu(const StridedIter<2>& it, uint8_t* mask, at::ScalarType dtype) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_relu_and_mask",
-                                  [&] { relu_mask<scalar_t>(it, mask); });
+                                  [&] { mask_op<true, scalar_t>(it, mask); });
 }
 
 void relu_mask_backward_kernel_cpu(const StridedIter<2>& it, const uint8_t* mask, at::ScalarType dtype) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_relu_mask_backward",
-                                  [&] { relu_mask_backward<scalar_t>(it, mask); });
+                                  [&] { mask_op<false, scalar_t>(it, mask); });
 }
 
 }  // namespace pykernels
