@@ -160,22 +160,18 @@ __attribute__((target("avx2"), noinline)) void add_rows_avx2(acc_t* acc, const T
 template <typename T, typename acc_t>
 acc_t sum_reduced(const StridedIter<1>& red, const T* base, int64_t begin, int64_t end) {
   [[maybe_unused]] const bool avx2 = takes_avx2_loops<T>();
-  if (red.ndim == 1) {  // one run: no index arithmetic (an inner reduction calls this per output)
+  const int64_t stride = red.strides[0][0];
+  auto run = [&](const T* x, int64_t n) {
 #if defined(__x86_64__)
-    if (avx2) return sum_run_avx2<T, acc_t>(base + begin * red.strides[0][0], red.strides[0][0], end - begin);
+    if (avx2) return sum_run_avx2<T, acc_t>(x, stride, n);
 #endif
-    return sum_run<T, acc_t>(base + begin * red.strides[0][0], red.strides[0][0], end - begin);
-  }
+    return sum_run<T, acc_t>(x, stride, n);
+  };
+  // One run: no index arithmetic. An inner reduction calls this once per output, and going
+  // through for_range cost 65536 x 64 half its time again (400 -> 590 us).
+  if (red.ndim == 1) return run(base + begin * stride, end - begin);
   acc_t s = 0;
-  for_range(red, begin, end, [&](const int64_t* off, int64_t n) {
-#if defined(__x86_64__)
-    if (avx2) {
-      s += sum_run_avx2<T, acc_t>(base + off[0], red.strides[0][0], n);
-      return;
-    }
-#endif
-    s += sum_run<T, acc_t>(base + off[0], red.strides[0][0], n);
-  });
+  for_range(red, begin, end, [&](const int64_t* off, int64_t n) { s += run(base + off[0], n); });
   return s;
 }
 
