@@ -188,11 +188,14 @@ struct GemmGrid {
 // 8-row edge tile costs its share of FMAs, no more.
 template <int MR, int NR, typename T>
 GemmGrid choose_grid(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g, int64_t parts) {
-  constexpr int64_t kRowUnits[] = {MR, MR % 4 == 0 ? 4 : MR};
+  // 4-row units only where they differ from whole tiles and split them evenly (12-row AVX-512 tiles).
+  constexpr int64_t kRowUnits[] = {MR, 4};
+  constexpr int kCandidates = MR > 4 && MR % 4 == 0 ? 2 : 1;
   const int64_t units_n = (g.n + NR - 1) / NR;
   GemmGrid best{1, 1, MR};
   double best_cycles = -1;
-  for (const int64_t row_unit : kRowUnits) {
+  for (int c = 0; c < kCandidates; ++c) {
+    const int64_t row_unit = kRowUnits[c];
     const int64_t units_m = (g.m + row_unit - 1) / row_unit;
     for (int64_t cn = 1; cn <= parts; ++cn) {
       if (parts % cn != 0) continue;
