@@ -29,26 +29,13 @@ namespace cpu {
 namespace {
 
 constexpr int kMR = 6;  // rows of the register tile
-constexpr int kNV = 2;  // vectors per row of the register tile (simd_tile::microkernel's layout)
 
 }  // namespace
 
 // Cache blocks, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core): the KC x NR sliver of B
 // (16 KiB for float) stays in L1 while the MC x KC block of A (144 KiB) streams from L2.
-extern const GemmKernelInfo<float> kAvx2F32{kMR,
-                                            kNV * 8,
-                                            144,
-                                            256,
-                                            4080,
-                                            &simd_tile::microkernel<Vec256<float>, kMR>,
-                                            &simd_tile::pack_b_col_major_f32<kNV * 8>};
-extern const GemmKernelInfo<double> kAvx2F64{kMR,
-                                             kNV * 4,
-                                             144,
-                                             256,
-                                             4080,
-                                             &simd_tile::microkernel<Vec256<double>, kMR>,
-                                             &simd_tile::pack_b_col_major_f64<kNV * 4>};
+extern const GemmKernelInfo<float> kAvx2F32 = simd_tile::kernel_info<Vec256<float>, kMR>(144, 256, 4080);
+extern const GemmKernelInfo<double> kAvx2F64 = simd_tile::kernel_info<Vec256<double>, kMR>(144, 256, 4080);
 
 }  // namespace cpu
 }  // namespace pykernels

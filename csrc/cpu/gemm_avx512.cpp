@@ -27,7 +27,6 @@ namespace cpu {
 namespace {
 
 constexpr int kMR = 12;  // rows of the register tile
-constexpr int kNV = 2;   // vectors per row of the register tile
 
 template <typename T>
 struct Vec;
@@ -67,15 +66,8 @@ struct Vec<double> {
 // Cache blocks, for Sapphire Rapids-class cores (48 KiB L1d, 2 MiB L2): the KC x NR sliver of B
 // (32 KiB for float with KC = 256; doubles take half the KC for the same bytes) stays in L1
 // while the MC x KC block of A (144 KiB) streams from L2.
-extern const GemmKernelInfo<float> kAvx512F32{kMR,
-                                              kNV * 16,
-                                              144,
-                                              256,
-                                              4096,
-                                              &simd_tile::microkernel<Vec<float>, kMR>,
-                                              &simd_tile::pack_b_col_major_f32<kNV * 16>};
-extern const GemmKernelInfo<double> kAvx512F64{
-    kMR, kNV * 8, 144, 128, 4096, &simd_tile::microkernel<Vec<double>, kMR>, &simd_tile::pack_b_col_major_f64<kNV * 8>};
+extern const GemmKernelInfo<float> kAvx512F32 = simd_tile::kernel_info<Vec<float>, kMR>(144, 256, 4096);
+extern const GemmKernelInfo<double> kAvx512F64 = simd_tile::kernel_info<Vec<double>, kMR>(144, 128, 4096);
 
 }  // namespace cpu
 }  // namespace pykernels

@@ -193,6 +193,17 @@ void pack_b_col_major_f64(const double* b, int64_t cs, int64_t kc, double* dst) 
     for (int c = 0; c < NR; ++c) dst[k * NR + c] = b[c * cs + k];
 }
 
+// The GemmKernelInfo of the MR x (2 vectors of V) register tile, with cache blocks mc, kc, nc.
+template <typename V, int MR>
+constexpr GemmKernelInfo<typename V::T> kernel_info(int64_t mc, int64_t kc, int64_t nc) {
+  constexpr int NR = 2 * V::kLanes;
+  if constexpr (std::is_same_v<typename V::T, float>) {
+    return {MR, NR, mc, kc, nc, &microkernel<V, MR>, &pack_b_col_major_f32<NR>};
+  } else {
+    return {MR, NR, mc, kc, nc, &microkernel<V, MR>, &pack_b_col_major_f64<NR>};
+  }
+}
+
 }  // namespace
 }  // namespace simd_tile
 }  // namespace cpu
