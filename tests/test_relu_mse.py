@@ -151,15 +151,17 @@ def test_relu_and_mask_raw_ops(shape, dtype, threads):
         torch.set_num_threads(previous)
 
 
+@pytest.mark.parametrize("shape", [(37, 29), (13, 200)], ids=str)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_relu_and_mask_layouts(layout):
+def test_relu_and_mask_layouts(layout, shape):
     """Strided inputs and gradients: the mask follows the row-major order of the shape, so runs
-    that start inside a byte (rows of 37 here) set their bits one by one."""
-    x = make_layout((37, 29), layout=layout)
+    that start inside a byte (rows of 29) set their bits one by one, and runs that start on a
+    byte but not on a 64-element word (rows of 200) move whole 8-byte words from there."""
+    x = make_layout(shape, layout=layout)
     out, mask = torch.ops.pykernels.relu_and_mask(x)
     assert_close(out, torch.relu(x), rtol=0, atol=0)
     assert torch.equal(mask_bits(mask, x.numel()), (x > 0).reshape(-1))
-    grad = make_layout((37, 29), layout=layout)
+    grad = make_layout(shape, layout=layout)
     assert_close(torch.ops.pykernels.relu_mask_backward(grad, mask),
                  torch.ops.aten.threshold_backward(grad, torch.relu(x), 0), rtol=0, atol=0)
 
