@@ -174,7 +174,7 @@ void relu_backward_kernel_cpu(const StridedIter<3>& it, at::ScalarType dtype) {
 namespace {
 
 constexpr int64_t kMaskWord = 64;
-// Byte b of a 64-bit word read from memory is its bits 8b..8b+7 (mask_run moves 8 mask bytes at once).
+// Whether byte b of a 64-bit word in memory is its bits 8b..8b+7 (mask_groups moves 8 mask bytes at once).
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 
 // One mask byte's worth of elements, portable: out[k] = relu(a[k * sa]), bit k = !(a <= 0).
@@ -235,30 +235,42 @@ struct MaskBytesAvx2 {
 };
 #endif
 
-// The whole 64-element groups of a run of n elements (the run starting at element j) from its
-// element i, a byte boundary, on: their eight mask bytes move as one 8-byte word (with a byte
-// stored or loaded per 8 elements, both mask ops took 1.2-1.5x the time at 2^20 floats on two
-// AVX2 threads). kUnit: the input is contiguous, so its stride is the constant 1, which lets the
-// compiler drop the strided branch from the loop. Returns the index after the last group.
-template <bool kForward, bool kUnit, typename Bytes, typename T, typename Mask>
-__attribute__((always_inline)) inline int64_t mask_words(T* out, const T* in, int64_t s, int64_t n, Mask* mask,
-                                                         int64_t j, int64_t i) {
+// The whole groups of 8 * sizeof(Word) elements of a run of n elements (the run starting at
+// element j) from its element i, a byte boundary, on: each group builds or reads its
+// sizeof(Word) mask bytes as one Word. Whole 64-element groups (Word = uint64_t) come first:
+// with a byte stored or loaded per 8 elements, both mask ops took 1.2-1.5x the time at 2^20
+// floats on two AVX2 threads. kUnit: the input is contiguous, so its stride is the constant 1,
+// which lets the compiler drop the strided branch from the loop. Returns the index after the
+// last group.
+template <typename Word, bool kForward, bool kUnit, typename Bytes, typename T, typename Mask>
+__attribute__((always_inline)) inline int64_t mask_groups(T* out, const T* in, int64_t s, int64_t n, Mask* mask,
+                                                          int64_t j, int64_t i) {
+  constexpr int kBytes = sizeof(Word);
   if constexpr (kUnit) s = 1;
-  for (; i + 64 <= n; i += 64) {
-    Mask* word = mask + ((j + i) >> 3);
-    uint64_t bits = 0;
+  for (; i + 8 * kBytes <= n; i += 8 * kBytes) {
+    Mask* at = mask + ((j + i) >> 3);
+    Word bits = 0;
     if constexpr (kForward) {
 #pragma GCC unroll 8
-      for (int b = 0; b < 8; ++b) bits |= uint64_t{Bytes::relu(out + i + 8 * b, in + (i + 8 * b) * s, s)} << (8 * b);
-      std::memcpy(word, &bits, sizeof(bits));
+      for (int b = 0; b < kBytes; ++b)
+        bits |= static_cast<Word>(Word{Bytes::relu(out + i + 8 * b, in + (i + 8 * b) * s, s)} << (8 * b));
+      std::memcpy(at, &bits, kBytes);
     } else {
-      std::memcpy(&bits, word, sizeof(bits));
+      std::memcpy(&bits, at, kBytes);
 #pragma GCC unroll 8
-      for (int b = 0; b < 8; ++b)
+      for (int b = 0; b < kBytes; ++b)
         Bytes::pass(out + i + 8 * b, in + (i + 8 * b) * s, s, static_cast<uint8_t>(bits >> (8 * b)));
     }
   }
   return i;
+}
+
+// Whole words where byte b of a word is its bits 8b..8b+7 (little-endian), then whole bytes.
+template <bool kForward, bool kUnit, typename Bytes, typename T, typename Mask>
+__attribute__((always_inline)) inline int64_t mask_bytes(T* out, const T* in, int64_t s, int64_t n, Mask* mask,
+                                                         int64_t j, int64_t i) {
+  if constexpr (kLittleEndian) i = mask_groups<uint64_t, kForward, kUnit, Bytes>(out, in, s, n, mask, j, i);
+  return mask_groups<uint8_t, kForward, kUnit, Bytes>(out, in, s, n, mask, j, i);
 }
 
 // One run of elements [j, j + n), the run starting at element j, either way:
@@ -276,17 +288,8 @@ __attribute__((always_inline)) inline void mask_run(T* out, const T* in, int64_t
   };
   int64_t i = 0;
   for (; i < n && ((j + i) & 7); ++i) one(i);
-  if constexpr (kLittleEndian) {
-    i = s == 1 ? mask_words<kForward, true, Bytes>(out, in, s, n, mask, j, i)
-               : mask_words<kForward, false, Bytes>(out, in, s, n, mask, j, i);
-  }
-  for (; i + 8 <= n; i += 8) {
-    if constexpr (kForward) {
-      mask[(j + i) >> 3] = Bytes::relu(out + i, in + i * s, s);
-    } else {
-      Bytes::pass(out + i, in + i * s, s, mask[(j + i) >> 3]);
-    }
-  }
+  i = s == 1 ? mask_bytes<kForward, true, Bytes>(out, in, s, n, mask, j, i)
+             : mask_bytes<kForward, false, Bytes>(out, in, s, n, mask, j, i);
   for (; i < n; ++i) one(i);
 }
 
