@@ -96,11 +96,10 @@ void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T*
     } else if (rows == MR) {
       for (int64_t k = 0; k < kc; ++k)
         for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * rs + k * cs];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
+    } else {  // partial sliver: zeroed whole first, see pack_b_panel
+      std::memset(dst, 0, static_cast<size_t>(kc) * MR * sizeof(T));
+      for (int64_t k = 0; k < kc; ++k)
         for (int64_t r = 0; r < rows; ++r) dst[k * MR + r] = src[r * rs + k * cs];
-        for (int64_t r = rows; r < MR; ++r) dst[k * MR + r] = T(0);
-      }
     }
     dst += kc * MR;
   }
@@ -122,10 +121,12 @@ void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T*
       for (int c = 0; c < NR; ++c)
         for (int64_t k = 0; k < kc; ++k) dst[k * NR + c] = src[c * cs + k];
     } else {
-      for (int64_t k = 0; k < kc; ++k) {
+      // A partial sliver (or any strides): the padding is zeroed in one fill for the whole
+      // sliver. Filled per k, it compiled to a short `rep stos` per k, whose start-up cost made
+      // this pack ~10% of the time of 64 x 1000 @ 1000 x 100 (4 edge columns).
+      if (cols < NR) std::memset(dst, 0, static_cast<size_t>(kc) * NR * sizeof(T));
+      for (int64_t k = 0; k < kc; ++k)
         for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * rs + c * cs];
-        for (int64_t c = cols; c < NR; ++c) dst[k * NR + c] = T(0);
-      }
     }
     dst += kc * NR;
   }
@@ -189,8 +190,8 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
               kernel(kc, mr, nr, a_buf + ir * kc, 1, MR, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs, g.c_cs,
                      accumulate);
             } else {
-              kernel(kc, mr, nr, a_block + ir * g.a_rs, g.a_rs, g.a_cs, b_sliver, b_rs, c_col + ir * g.c_rs,
-                     g.c_rs, g.c_cs, accumulate);
+              kernel(kc, mr, nr, a_block + ir * g.a_rs, g.a_rs, g.a_cs, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs,
+                     g.c_cs, accumulate);
             }
           }
         }
