@@ -131,6 +131,16 @@ def test_blocks_exact(m, n, k, layout_a, threads):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 15, 263])
+@pytest.mark.parametrize("layout_a", ["row", "padded"])
+def test_row_major_a_packed_by_transposes_exact(k, layout_a, dtype, threads):
+    # N > 256 packs a row-major A; its whole-tile slivers (24 rows: 12- and 6-row tiles) go
+    # through the register transposes, 8 (floats) or 4 (doubles) k at a time, then a k tail.
+    a, b = layout(ints(24, k, dtype=dtype), layout_a), ints(k, 257, dtype=dtype)
+    check_exact(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 7, 1), (6, 16, 256), (13, 33, 257), (64, 100, 1000),
                                    (1000, 100, 64), (150, 300, 600), (3, 5, 4000)])
 @pytest.mark.parametrize("layout_a,layout_b", [("row", "row"), ("col", "row"), ("row", "col"), ("strided", "padded")])
@@ -233,7 +243,7 @@ for threads in (1, 2):
     torch.set_num_threads(threads)
     for dtype in (torch.float32, torch.float64):
         for m, n, k in [(1, 1, 1), (3, 5, 1), (4, 8, 256), (5, 9, 257), (13, 33, 300), (64, 100, 1000),
-                        (1000, 100, 64), (150, 300, 600), (7, 4100, 3)]:
+                        (1000, 100, 64), (150, 300, 600), (7, 4100, 3), (24, 257, 13)]:
             a, b = ints(m, k, dtype=dtype), ints(k, n, dtype=dtype)
             for x, y in [(a, b), (a.t().contiguous().t(), b), (a, b.t().contiguous().t())]:
                 assert torch.equal(pykernels.mm(x, y), (x.double() @ y.double()).to(dtype)), (m, n, k, dtype)

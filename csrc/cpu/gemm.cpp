@@ -303,7 +303,7 @@ void gemm_float(const GemmProblem& p) {
   }
 #endif
   constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
-  static const cpu::GemmKernelInfo<T> generic{4, NR, 144, 256, 4096, &generic_microkernel<T, 4, NR>, nullptr};
+  static const cpu::GemmKernelInfo<T> generic{4, NR, 144, 256, 4096, &generic_microkernel<T, 4, NR>, nullptr, nullptr};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }
 

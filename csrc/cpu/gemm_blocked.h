@@ -86,13 +86,16 @@ inline GemmScratch& thread_scratch() {
 // Rows [0, mc) x columns [0, kc) of A as MR-row slivers, each k-major (MR values per k); a partial
 // last sliver is zero-padded.
 template <typename T, int MR>
-void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst) {
+void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T* dst,
+                  GemmPackTransposed<T> pack_row_major = nullptr) {
   for (int64_t i = 0; i < mc; i += MR) {
     const int64_t rows = std::min<int64_t>(MR, mc - i);
     const T* src = a + i * rs;
     if (rows == MR && rs == 1) {  // column-major A: MR contiguous values per k
       for (int64_t k = 0; k < kc; ++k)
         for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * cs + r];
+    } else if (rows == MR && cs == 1 && pack_row_major != nullptr) {
+      pack_row_major(src, rs, kc, dst);
     } else if (rows == MR) {
       for (int64_t k = 0; k < kc; ++k)
         for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * rs + k * cs];
@@ -109,7 +112,7 @@ void pack_a_block(const T* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, T*
 // partial last sliver is zero-padded.
 template <typename T, int NR>
 void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T* dst,
-                  GemmPackBColMajor<T> pack_col_major = nullptr) {
+                  GemmPackTransposed<T> pack_col_major = nullptr) {
   for (int64_t j = 0; j < nc; j += NR) {
     const int64_t cols = std::min<int64_t>(NR, nc - j);
     const T* src = b + j * cs;
@@ -168,7 +171,7 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
       for (int64_t ic = 0; ic < m; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m - ic);
         const T* a_block = g.a + ic * g.a_rs + pc * g.a_cs;
-        if (pack_a) pack_a_block<T, MR>(a_block, g.a_rs, g.a_cs, mc, kc, a_buf);
+        if (pack_a) pack_a_block<T, MR>(a_block, g.a_rs, g.a_cs, mc, kc, a_buf, info.pack_a_row_major);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* b_sliver;

@@ -20,18 +20,20 @@ template <typename T>
 using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
                                  int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate);
 
-// Packs one full NR-column sliver of a column-major B (B(k, j) at b[k + j * b_cs]) into the
-// k-major layout the microkernel reads: dst[k * NR + j] = B(k, j) for k < kc, j < NR. Optional:
-// the driver has a portable loop for it.
+// Packs one full sliver of W runs, each contiguous in k, into the k-major layout the microkernel
+// reads: dst[k * W + j] = src[j * stride + k] for k < kc, j < W. That is a column-major B's NR
+// columns (W = NR, stride = b_cs) or a row-major A's MR rows (W = MR, stride = a_rs): a transpose.
+// Optional: the driver has a portable loop for it.
 template <typename T>
-using GemmPackBColMajor = void (*)(const T* b, int64_t b_cs, int64_t kc, T* dst);
+using GemmPackTransposed = void (*)(const T* src, int64_t stride, int64_t kc, T* dst);
 
 template <typename T>
 struct GemmKernelInfo {
   int64_t mr, nr;      // register tile
   int64_t mc, kc, nc;  // cache blocks (cpu/gemm_blocked.h), mc a multiple of mr, nc of nr
   GemmMicrokernel<T> kernel;
-  GemmPackBColMajor<T> pack_b_col_major;  // may be null
+  GemmPackTransposed<T> pack_b_col_major;  // W = NR; may be null
+  GemmPackTransposed<T> pack_a_row_major;  // W = MR; may be null
 };
 
 // Writes (accumulate: adds) the first `nr` columns of `rows` rows of a register tile, spilled
