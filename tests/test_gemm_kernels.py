@@ -3,8 +3,8 @@
 The float32/float64 path is a Goto/BLIS loop nest over a register-tile microkernel (12 x 32
 floats / 12 x 16 doubles with AVX-512, 6 x 16 / 6 x 8 with AVX2+FMA, 4 x 8 / 4 x 4 in the
 portable kernel), with cache blocks MC = 144, KC = 256 (128 for doubles with AVX-512),
-NC = 4080 or 4096, packing of A and B that is skipped for some layouts, and threads
-that split the batch or cut C into blocks. These tests walk every boundary of that structure:
+NC = 4080 or 4096, packing of A and B that is skipped for some layouts, dot-product tiles for
+x @ w.t() with few rows, and threads that split the batch or cut C into blocks. These tests walk every boundary of that structure:
 M, N and K around multiples of the tiles and blocks, K = 1, transposed and strided operands
 (packed and read in place), broadcast batches, float64, and one or two threads.
 
@@ -130,6 +130,19 @@ def test_blocks_exact(m, n, k, layout_a, threads):
     check_exact(layout(ints(m, k), layout_a), layout(ints(k, n), "col"))
 
 
+# x @ w.t() with at most 64 rows (A's rows and B's columns contiguous in k, rows of at most 4 KiB)
+# takes the dot-product tiles (4 x 4 with AVX-512, 3 x 4 with AVX2): rows and columns around the
+# tile, k around a vector with a masked tail and on both sides of the 4 KiB limit (512 and 1024
+# elements), B in chunks of columns (70 columns of 1024 floats or 512 doubles are 64 + 6).
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("m,n", [(1, 1), (3, 4), (4, 5), (5, 9), (64, 3), (5, 70)])
+@pytest.mark.parametrize("k", [15, 16, 17, 512, 513, 1024, 1025])
+def test_dot_product_path_exact(m, n, k, dtype, threads):
+    a, w = ints(m, k, dtype=dtype), ints(n, k, dtype=dtype)
+    check_exact(a, w.t())
+    check_exact(layout(a, "padded"), layout(w, "padded").t())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 15, 263])
 @pytest.mark.parametrize("layout_a", ["row", "padded"])
@@ -243,7 +256,8 @@ for threads in (1, 2):
     torch.set_num_threads(threads)
     for dtype in (torch.float32, torch.float64):
         for m, n, k in [(1, 1, 1), (3, 5, 1), (4, 8, 256), (5, 9, 257), (13, 33, 300), (64, 100, 1000),
-                        (1000, 100, 64), (150, 300, 600), (7, 4100, 3), (24, 257, 13)]:
+                        (1000, 100, 64), (150, 300, 600), (7, 4100, 3), (24, 257, 13),
+                        (5, 70, 512)]:
             a, b = ints(m, k, dtype=dtype), ints(k, n, dtype=dtype)
             for x, y in [(a, b), (a.t().contiguous().t(), b), (a, b.t().contiguous().t())]:
                 assert torch.equal(pykernels.mm(x, y), (x.double() @ y.double()).to(dtype)), (m, n, k, dtype)

@@ -9,7 +9,9 @@
 //   * anything else (older x86-64, aarch64, ...): the portable kernel below, plain C++ that the
 //     compiler vectorizes for the baseline target.
 // PYKERNELS_NO_AVX512=1 in the environment forces the AVX2 kernels, PYKERNELS_NO_AVX2=1 the
-// portable one (cpu/cpu_features.h).
+// portable one (cpu/cpu_features.h). The SIMD kernels also have dot-product tiles, for products
+// like nn.Linear's x @ w.t() (rows of A and columns of B contiguous in k) with few rows, which
+// need no packing at all (make_plan).
 //
 // Threads: a batch of at least as many matrices as threads is split by matrix; otherwise each
 // matrix is cut into a grid of blocks of C, one per thread, along the dimension that duplicates
@@ -128,10 +130,24 @@ void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t
 // Below this many multiply-adds a product runs on the calling thread: waking threads costs more.
 constexpr int64_t kParallelWork = int64_t(1) << 20;
 
+// The dot-product kernel's range (make_plan): at most this many rows per block, at least this
+// many products per dot, and rows of A short enough that a tile's rows stay in L1 (4 x 4 KiB;
+// 64 x 4000 @ (100 x 4000).t() ran 18% slower than packing on one thread).
+constexpr int64_t kDotMaxRows = 64;
+constexpr int64_t kDotMinK = 16;
+constexpr int64_t kDotMaxRowBytes = 4096;
+
 // Packing pays for itself when a packed element is reused often enough (see gemm_blocked.h).
 template <int MR, int NR, typename T>
 GemmPlan make_plan(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
-  GemmPlan plan{info.mc, info.kc, info.nc, true, true};
+  GemmPlan plan{info.mc, info.kc, info.nc, true, true, false};
+  // A with contiguous rows times B with contiguous columns (x @ w.t()), few rows: dot products of
+  // the runs in place. Packing B would cost each block a pass over all of it (nn.Linear's
+  // 64 x 1000 @ (100 x 1000).t(): ~17% of its time); with more rows that pass is shared by more
+  // of them and the register-tile kernel wins.
+  plan.dot = info.dot != nullptr && g.a_cs == 1 && g.b_rs == 1 && g.m <= kDotMaxRows && g.k >= kDotMinK &&
+             g.k * static_cast<int64_t>(sizeof(T)) <= kDotMaxRowBytes;
+  if (plan.dot) return plan;
   // A: read in place when its rows are contiguous and few columns of C reuse each element;
   // otherwise (including column-major A, whose elements the kernel would gather a cache line
   // apart) packed.
@@ -171,7 +187,7 @@ double block_cycles(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
   if (rest_n) per_k += static_cast<double>(full_m) * tile(MR, rest_n);
   if (rest_m) per_k += static_cast<double>(full_n) * tile(rest_m, NR) + (rest_n ? tile(rest_m, rest_n) : 0.0);
   const GemmPlan plan = make_plan<MR, NR>(info, g);
-  const double packed = (plan.pack_a ? g.m : 0) + (plan.pack_b || g.b_cs != 1 ? g.n : 0);
+  const double packed = plan.dot ? 0 : (plan.pack_a ? g.m : 0) + (plan.pack_b || g.b_cs != 1 ? g.n : 0);
   return static_cast<double>(g.k) * (per_k + 0.25 * packed);
 }
 
@@ -303,7 +319,8 @@ void gemm_float(const GemmProblem& p) {
   }
 #endif
   constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
-  static const cpu::GemmKernelInfo<T> generic{4, NR, 144, 256, 4096, &generic_microkernel<T, 4, NR>, nullptr, nullptr};
+  static const cpu::GemmKernelInfo<T> generic{4,       NR,      144,    256, 4096, &generic_microkernel<T, 4, NR>,
+                                              nullptr, nullptr, nullptr};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }
 

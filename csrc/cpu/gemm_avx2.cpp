@@ -29,13 +29,16 @@ namespace cpu {
 namespace {
 
 constexpr int kMR = 6;  // rows of the register tile
+// Dot-product tiles: 3 rows x 4 columns, 12 accumulators plus 3 vectors of A and 1 of B: all 16
+// registers.
+constexpr int kDotMR = 3;
 
 }  // namespace
 
 // Cache blocks, tuned on Zen 3 (32 KiB L1d, 512 KiB L2 per core): the KC x NR sliver of B
 // (16 KiB for float) stays in L1 while the MC x KC block of A (144 KiB) streams from L2.
-extern const GemmKernelInfo<float> kAvx2F32 = simd_tile::kernel_info<Vec256<float>, kMR>(144, 256, 4080);
-extern const GemmKernelInfo<double> kAvx2F64 = simd_tile::kernel_info<Vec256<double>, kMR>(144, 256, 4080);
+extern const GemmKernelInfo<float> kAvx2F32 = simd_tile::kernel_info<Vec256<float>, kMR, kDotMR>(144, 256, 4080);
+extern const GemmKernelInfo<double> kAvx2F64 = simd_tile::kernel_info<Vec256<double>, kMR, kDotMR>(144, 256, 4080);
 
 }  // namespace cpu
 }  // namespace pykernels

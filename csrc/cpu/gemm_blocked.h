@@ -15,7 +15,8 @@
 // where it does not pay (GemmPlan): A is read in place by the microkernel (it only broadcasts
 // single elements of A, any strides work), and B is read in place when its rows are
 // contiguous, except for a partial last sliver, which is copied into a padded buffer so the
-// microkernel can always load NR columns.
+// microkernel can always load NR columns. A plan may also hand the whole product to the kernel's
+// dot-product path (GemmDotKernel), which reads both operands in place.
 #pragma once
 
 #include <algorithm>
@@ -43,6 +44,7 @@ struct GemmArgs {
 struct GemmPlan {
   int64_t mc, kc, nc;  // cache blocks (mc a multiple of MR, nc of NR)
   bool pack_a, pack_b;
+  bool dot;  // run the kernel's GemmDotKernel instead of this loop nest
 };
 
 // A 64-byte aligned scratch buffer that only grows; one per thread and role.
@@ -146,6 +148,7 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
       for (int64_t j = 0; j < n; ++j) g.c[i * g.c_rs + j * g.c_cs] = T(0);
     return;
   }
+  if (plan.dot) return info.dot(m, n, k, g.a, g.a_rs, g.b, g.b_cs, g.c, g.c_rs, g.c_cs);
   const bool pack_b = plan.pack_b || g.b_cs != 1;
   const bool pack_a = plan.pack_a;
   const int64_t kc_max = std::min(plan.kc, k);

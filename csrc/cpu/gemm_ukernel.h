@@ -27,6 +27,14 @@ using GemmMicrokernel = void (*)(int64_t kc, int64_t mr, int64_t nr, const T* a,
 template <typename T>
 using GemmPackTransposed = void (*)(const T* src, int64_t stride, int64_t kc, T* dst);
 
+// C[0:m, 0:n] = A[0:m, 0:k] @ B[0:k, 0:n] for an A whose rows and a B whose columns are contiguous
+// in k (A(r, k) at a[r * a_rs + k], B(k, j) at b[k + j * b_cs], C(r, j) at c[r * c_rs + j * c_cs]):
+// every element of C is the dot product of two contiguous runs, so nothing needs packing. That
+// is x @ w.t(), nn.Linear's forward. Any m, n and k >= 1.
+template <typename T>
+using GemmDotKernel = void (*)(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, const T* b, int64_t b_cs,
+                               T* c, int64_t c_rs, int64_t c_cs);
+
 template <typename T>
 struct GemmKernelInfo {
   int64_t mr, nr;      // register tile
@@ -34,6 +42,7 @@ struct GemmKernelInfo {
   GemmMicrokernel<T> kernel;
   GemmPackTransposed<T> pack_b_col_major;  // W = NR; may be null
   GemmPackTransposed<T> pack_a_row_major;  // W = MR; may be null
+  GemmDotKernel<T> dot;                    // may be null
 };
 
 // Writes (accumulate: adds) the first `nr` columns of `rows` rows of a register tile, spilled
