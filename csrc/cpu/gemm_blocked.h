@@ -141,20 +141,39 @@ void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T*
 template <typename T, int MR, int NR>
 void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const GemmPlan& plan) {
   const GemmMicrokernel<T> kernel = info.kernel;
-  const int64_t m = g.m, n = g.n, k = g.k;
-  if (m <= 0 || n <= 0) return;
+  const int64_t m = g.m, k = g.k;
+  if (m <= 0 || g.n <= 0) return;
   if (k <= 0) {
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) g.c[i * g.c_rs + j * g.c_cs] = T(0);
+      for (int64_t j = 0; j < g.n; ++j) g.c[i * g.c_rs + j * g.c_cs] = T(0);
     return;
   }
-  if (plan.dot) return info.dot(m, n, k, g.a, g.a_rs, g.b, g.b_cs, g.c, g.c_rs, g.c_cs);
+  if (plan.dot) return info.dot(m, g.n, k, g.a, g.a_rs, g.b, g.b_cs, g.c, g.c_rs, g.c_cs);
+  GemmScratch& scratch = thread_scratch();
+  // A last sliver of at most 32 bytes per row gets a register tile one 256-bit vector wide, which
+  // still broadcasts an element of A per row and k, as a whole tile does, for a fraction of its
+  // FMAs: the 4 columns past 96 made 64 x 1000 @ 1000 x 100 take 24% longer than
+  // 64 x 1000 @ 1000 x 96 on one thread. Where A's rows are contiguous in k, those columns are dot
+  // products instead, over all of K at once: copied out as runs contiguous in k, then the
+  // dot-product kernel, whose tiles do a full vector of FMAs per vector loaded (4 columns: +8-10%
+  // instead of +24%). Wider slivers keep the tile: their copy, which every thread working on
+  // those columns makes, costs more than it saves.
+  int64_t n = g.n;
+  const int64_t edge = n % NR;
+  if (info.dot != nullptr && g.a_cs == 1 && edge > 0 && edge * static_cast<int64_t>(sizeof(T)) <= 32) {
+    n -= edge;
+    T* runs = scratch.b.get<T>(edge * k);
+    const T* b_edge = g.b + n * g.b_cs;
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < edge; ++j) runs[j * k + p] = b_edge[p * g.b_rs + j * g.b_cs];
+    info.dot(m, edge, k, g.a, g.a_rs, runs, k, g.c + n * g.c_cs, g.c_rs, g.c_cs);
+    if (n == 0) return;
+  }
   const bool pack_b = plan.pack_b || g.b_cs != 1;
   const bool pack_a = plan.pack_a;
   const int64_t kc_max = std::min(plan.kc, k);
   const int64_t mc_max = std::min(plan.mc, (m + MR - 1) / MR * MR);
   const int64_t nc_max = std::min(plan.nc, (n + NR - 1) / NR * NR);
-  GemmScratch& scratch = thread_scratch();
   T* a_buf = pack_a ? scratch.a.get<T>(mc_max * kc_max) : nullptr;
   // Packed B: the whole KC x NC panel. In place: room for one padded edge sliver.
   T* b_buf = scratch.b.get<T>(pack_b ? nc_max * kc_max : kc_max * NR);
