@@ -27,6 +27,15 @@ namespace cpu {
 namespace simd_tile {
 namespace {
 
+// Sets every accumulator of a register tile to zero.
+template <typename V, int R, int C>
+__attribute__((always_inline)) inline void zero_tile(typename V::reg (&acc)[R][C]) {
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) acc[r][c] = V::zero();
+}
+
 // kPacked: A is a packed sliver (a_rs = 1, a_cs = MR) and B a packed sliver (b_rs = NR),
 // so the strides are compile-time constants; otherwise they are read from the arguments (A in
 // place, any strides; B in place with unit column stride).
@@ -44,10 +53,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
     b_rs = NR;  // whatever width this edge tile uses
   }
   reg acc[M][NV];
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  zero_tile<V>(acc);
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) __builtin_prefetch(c + r * c_rs, 1, 3);
 
@@ -143,10 +149,7 @@ void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __rest
   using reg = typename V::reg;
   constexpr int L = V::kLanes, NVR = (MR + L - 1) / L, TAIL = MR - (NVR - 1) * L;  // rows in the last vector
   reg acc[NE][NVR];
-#pragma GCC unroll 8
-  for (int j = 0; j < NE; ++j)
-#pragma GCC unroll 2
-    for (int v = 0; v < NVR; ++v) acc[j][v] = V::zero();
+  zero_tile<V>(acc);
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     reg av[NVR];
@@ -290,10 +293,7 @@ __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64
 #pragma GCC unroll 4
   for (int j = 0; j < DN; ++j) bc[j] = b + std::min<int64_t>(j, nr - 1) * b_cs;
   reg acc[DM][DN];
-#pragma GCC unroll 8
-  for (int r = 0; r < DM; ++r)
-#pragma GCC unroll 4
-    for (int j = 0; j < DN; ++j) acc[r][j] = V::zero();
+  zero_tile<V>(acc);
   auto step = [&](auto load) {
     reg av[DM];
 #pragma GCC unroll 8
