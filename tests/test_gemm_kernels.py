@@ -130,6 +130,18 @@ def test_blocks_exact(m, n, k, layout_a, threads):
     check_exact(layout(ints(m, k), layout_a), layout(ints(k, n), "col"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("edge", [1, 3, 4])
+def test_narrow_edge_tile_matches_full_tile_bitwise(edge, dtype, threads):
+    # A packed A (column-major here) with a last sliver of a few columns runs the turned-around
+    # narrow tile: the same FMA chains, in the same order, as those columns inside a full sliver.
+    torch.manual_seed(edge)
+    a = layout(torch.randn(50, 300, dtype=dtype), "col")
+    wide = torch.randn(300, 64, dtype=dtype)
+    narrow = wide[:, : 32 + edge].contiguous()
+    assert torch.equal(pykernels.mm(a, narrow)[:, 32:], pykernels.mm(a, wide)[:, 32 : 32 + edge])
+
+
 # x @ w.t() with at most 64 rows (A's rows and B's columns contiguous in k, rows of at most 4 KiB)
 # takes the dot-product tiles (4 x 4 with AVX-512, 3 x 4 with AVX2): rows and columns around the
 # tile, k around a vector with a masked tail and on both sides of the 4 KiB limit (512 and 1024
