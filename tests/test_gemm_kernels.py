@@ -142,13 +142,13 @@ def test_narrow_edge_tile_matches_full_tile_bitwise(edge, dtype, threads):
     assert torch.equal(pykernels.mm(a, narrow)[:, 32:], pykernels.mm(a, wide)[:, 32 : 32 + edge])
 
 
-# x @ w.t() with at most 64 rows (A's rows and B's columns contiguous in k, rows of at most 4 KiB)
-# takes the dot-product tiles (4 x 4 with AVX-512, 3 x 4 with AVX2): rows and columns around the
-# tile, k around a vector with a masked tail and on both sides of the 4 KiB limit (512 and 1024
-# elements), B in chunks of columns (70 columns of 1024 floats or 512 doubles are 64 + 6).
+# x @ w.t() with at most 64 rows (A's rows and B's columns contiguous in k) takes the dot-product
+# tiles (4 x 4 with AVX-512, 3 x 4 with AVX2): rows and columns around the tile, k around a vector
+# with a masked tail and around the 4 KiB K blocks (512 and 1024 elements; 3000 is several), B in
+# chunks of columns (70 columns of 1024 floats or 512 doubles are 64 + 6).
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("m,n", [(1, 1), (3, 4), (4, 5), (5, 9), (64, 3), (5, 70)])
-@pytest.mark.parametrize("k", [15, 16, 17, 512, 513, 1024, 1025])
+@pytest.mark.parametrize("k", [15, 16, 17, 512, 513, 1024, 1025, 3000])
 def test_dot_product_path_exact(m, n, k, dtype, threads):
     a, w = ints(m, k, dtype=dtype), ints(n, k, dtype=dtype)
     check_exact(a, w.t())

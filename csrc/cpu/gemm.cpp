@@ -130,12 +130,10 @@ void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t
 // Below this many multiply-adds a product runs on the calling thread: waking threads costs more.
 constexpr int64_t kParallelWork = int64_t(1) << 20;
 
-// The dot-product kernel's range (make_plan): at most this many rows per block, at least this
-// many products per dot, and rows of A short enough that a tile's rows stay in L1 (4 x 4 KiB;
-// 64 x 4000 @ (100 x 4000).t() ran 18% slower than packing on one thread).
+// The dot-product kernel's range (make_plan): at most this many rows per block, and at least this
+// many products per dot.
 constexpr int64_t kDotMaxRows = 64;
 constexpr int64_t kDotMinK = 16;
-constexpr int64_t kDotMaxRowBytes = 4096;
 
 // Packing pays for itself when a packed element is reused often enough (see gemm_blocked.h).
 template <int MR, int NR, typename T>
@@ -145,8 +143,7 @@ GemmPlan make_plan(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
   // the runs in place. Packing B would cost each block a pass over all of it (nn.Linear's
   // 64 x 1000 @ (100 x 1000).t(): ~17% of its time); with more rows that pass is shared by more
   // of them and the register-tile kernel wins.
-  plan.dot = info.dot != nullptr && g.a_cs == 1 && g.b_rs == 1 && g.m <= kDotMaxRows && g.k >= kDotMinK &&
-             g.k * static_cast<int64_t>(sizeof(T)) <= kDotMaxRowBytes;
+  plan.dot = info.dot != nullptr && g.a_cs == 1 && g.b_rs == 1 && g.m <= kDotMaxRows && g.k >= kDotMinK;
   if (plan.dot) return plan;
   // A: read in place when its rows are contiguous and few columns of C reuse each element;
   // otherwise (including column-major A, whose elements the kernel would gather a cache line
