@@ -103,7 +103,7 @@ __attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __r
   } else {
     T t[M][NR];
     std::memcpy(t, acc, sizeof(t));
-    store_tile_edge(&t[0][0], NR, M, nr, c, c_rs, c_cs, accumulate);
+    store_tile_edge(&t[0][0], NR, 1, M, nr, c, c_rs, c_cs, accumulate);
   }
 }
 
@@ -316,8 +316,8 @@ void gemm_float(const GemmProblem& p) {
   }
 #endif
   constexpr int NR = 2 * GenericVec<T>::kLanes;  // 8 floats, 4 doubles
-  static const cpu::GemmKernelInfo<T> generic{4,       NR,      144,    256, 4096, &generic_microkernel<T, 4, NR>,
-                                              nullptr, nullptr, nullptr};
+  // No transposing packs and no dot-product path: the hooks after the microkernel stay null.
+  static const cpu::GemmKernelInfo<T> generic{4, NR, 144, 256, 4096, &generic_microkernel<T, 4, NR>};
   gemm_blocked_batch<T, 4, NR>(p, generic);
 }
 

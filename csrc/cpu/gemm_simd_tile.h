@@ -98,7 +98,7 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
     for (int r = 0; r < M; ++r)
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) V::store(&t[r][v * L], acc[r][v]);
-    store_tile_edge(&t[0][0], NV * L, M, nr, c, c_rs, c_cs, accumulate);
+    store_tile_edge(&t[0][0], NV * L, 1, M, nr, c, c_rs, c_cs, accumulate);
   }
 }
 
@@ -138,9 +138,9 @@ void tile_cols(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64
 // step is NVR loads, NE broadcasts and NE * NVR FMAs, where the row-broadcast tile above issues
 // MR broadcasts whatever its width: its 12-row, 4-column tile took ~11 cycles per k on Zen 4, for
 // 6 cycles of FMAs (x.t() @ g's 4 edge columns: 27% fewer samples this way, with K = 64 leaving
-// the tile's stores a large share). Every C element is still one FMA chain in k order, so results are the same
-// bit for bit. Rows past mr (zero in a packed sliver) and columns past nr (zero padding) are
-// computed and dropped.
+// the tile's stores a large share). Every C element is still one FMA chain in k order, so
+// results are the same bit for bit. Rows past mr (zero in a packed sliver) and columns past nr
+// (zero padding) are computed and dropped.
 template <typename V, int MR, int NR, int NE>
 void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __restrict__ a,
                  const typename V::T* __restrict__ b, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
@@ -170,10 +170,7 @@ void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __rest
   for (int j = 0; j < NE; ++j)
 #pragma GCC unroll 2
     for (int v = 0; v < NVR; ++v) V::store(&t[j][v * L], acc[j][v]);
-  for (int64_t r = 0; r < mr; ++r) {
-    T* cr = c + r * c_rs;
-    for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = accumulate ? cr[j * c_cs] + t[j][r] : t[j][r];
-  }
+  store_tile_edge(&t[0][0], 1, NVR * L, mr, nr, c, c_rs, c_cs, accumulate);  // t holds columns
 }
 
 // The GemmMicrokernel for an MR x (2 vectors) register tile.
@@ -311,11 +308,7 @@ __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64
   T sums[DM][DN];
 #pragma GCC unroll 8
   for (int r = 0; r < DM; ++r) V::sum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], sums[r]);
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) {
-      T& out = c[r * c_rs + j * c_cs];
-      out = accumulate ? out + sums[r][j] : sums[r][j];
-    }
+  store_tile_edge(&sums[0][0], DN, 1, mr, nr, c, c_rs, c_cs, accumulate);
 }
 
 // The GemmDotKernel. K is taken in blocks of at most 4 KiB of each run, so that a tile's DM rows

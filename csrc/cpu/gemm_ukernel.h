@@ -45,18 +45,19 @@ struct GemmKernelInfo {
   GemmDotKernel<T> dot;                    // may be null
 };
 
-// Writes (accumulate: adds) the first `nr` columns of `rows` rows of a register tile, spilled
-// to `t` with row stride ldt, into C. The edge-tile path of every microkernel.
+// Writes (accumulate: adds) the first `nr` columns of `rows` rows of a tile of results, spilled
+// to `t` with row stride t_rs and column stride t_cs (1 for the register tiles, whose rows are
+// spilled whole; the narrow tiles spill columns), into C. The edge path of every microkernel.
 template <typename T>
-inline void store_tile_edge(const T* t, int64_t ldt, int rows, int64_t nr, T* c, int64_t c_rs, int64_t c_cs,
-                            bool accumulate) {
-  for (int r = 0; r < rows; ++r) {
-    const T* tr = t + r * ldt;
+inline void store_tile_edge(const T* t, int64_t t_rs, int64_t t_cs, int64_t rows, int64_t nr, T* c, int64_t c_rs,
+                            int64_t c_cs, bool accumulate) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* tr = t + r * t_rs;
     T* cr = c + r * c_rs;
     if (accumulate) {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += tr[j];
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] += tr[j * t_cs];
     } else {
-      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = tr[j];
+      for (int64_t j = 0; j < nr; ++j) cr[j * c_cs] = tr[j * t_cs];
     }
   }
 }
