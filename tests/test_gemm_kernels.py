@@ -4,9 +4,10 @@ The float32/float64 path is a Goto/BLIS loop nest over a register-tile microkern
 floats / 12 x 16 doubles with AVX-512, 6 x 16 / 6 x 8 with AVX2+FMA, 4 x 8 / 4 x 4 in the
 portable kernel), with cache blocks MC = 144, KC = 256 (128 for doubles with AVX-512),
 NC = 4080 or 4096, packing of A and B that is skipped for some layouts, dot-product tiles for
-x @ w.t() with few rows, and threads that split the batch or cut C into blocks. These tests walk every boundary of that structure:
-M, N and K around multiples of the tiles and blocks, K = 1, transposed and strided operands
-(packed and read in place), broadcast batches, float64, and one or two threads.
+x @ w.t() with few rows, and threads that split the batch or cut C into blocks. These tests walk
+every boundary of that structure: M, N and K around multiples of the tiles and blocks, K = 1,
+transposed and strided operands (packed and read in place), broadcast batches, float64, and one
+or two threads.
 
 Two kinds of checks:
   * exact: small integer values stored as floats, so every partial sum is exact in float32 and
