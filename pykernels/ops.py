@@ -57,6 +57,22 @@ def _wrap(number, tensor, true_div=False):
     return torch.full((), number, dtype=dtype, device=tensor.device)
 
 
+def _alpha(op, alpha):
+    """``alpha`` as torch's bindings take a number: a Python number as is, a numpy number or a
+    0-dim tensor as the Python number it holds (the ops' schema takes Python numbers only).
+    torch reads a numpy bool as a float, so it becomes one here too."""
+    if alpha.__class__ in (int, float, bool):
+        return alpha
+    if isinstance(alpha, torch.Tensor):
+        if alpha.dim() != 0:
+            raise TypeError(f"pykernels.{op}(): argument 'alpha' must be Number, not Tensor")
+        return alpha.item()
+    if type(alpha).__module__ == "numpy" and hasattr(alpha, "item"):
+        value = alpha.item()
+        return float(value) if isinstance(value, bool) else value
+    return alpha
+
+
 def _check_out(op, out, *tensors):
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         raise RuntimeError(f"pykernels.{op}(): functions with out=... arguments don't support automatic "
@@ -87,6 +103,7 @@ def matmul(input, other):
 def add(input, other, *, alpha=1, out=None):
     """``input + alpha * other``, like ``torch.add``; either side may be a Python number."""
     a, b = _as_tensors("add", input, other)
+    alpha = _alpha("add", alpha)
     if out is not None:
         _check_out("add", out, a, b)
         _ops.add.out(a, b, alpha=alpha, out=out)
@@ -97,6 +114,7 @@ def add(input, other, *, alpha=1, out=None):
 def sub(input, other, *, alpha=1, out=None):
     """``input - alpha * other``, like ``torch.sub``."""
     a, b = _as_tensors("sub", input, other)
+    alpha = _alpha("sub", alpha)
     if out is not None:
         _check_out("sub", out, a, b)
         _ops.sub.out(a, b, alpha=alpha, out=out)
@@ -181,12 +199,12 @@ def _inplace(op, input, other, extra, true_div=False):
 
 def add_(input, other, *, alpha=1):
     """In-place ``input += alpha * other``, like ``Tensor.add_``."""
-    return _inplace("add", input, other, alpha)
+    return _inplace("add", input, other, _alpha("add_", alpha))
 
 
 def sub_(input, other, *, alpha=1):
     """In-place ``input -= alpha * other``, like ``Tensor.sub_``."""
-    return _inplace("sub", input, other, alpha)
+    return _inplace("sub", input, other, _alpha("sub_", alpha))
 
 
 def mul_(input, other):

@@ -4,16 +4,18 @@
 - raw functional ops called on inputs that require grad produce outputs with a grad_fn;
 - torch.library.opcheck of every registered op (functional, out= and in-place overloads);
 - torch.compile(fullgraph=True) of a small pykernels model matches eager, forward and backward;
+- alpha given as a numpy number or a 0-dim tensor, as torch takes it;
 - under torch.profiler, forward and backward of every op run no aten op that computes the same thing.
 """
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
 import pykernels as pk
-from conftest import assert_close, make
+from conftest import assert_close, check_like_torch, make
 
 ops = torch.ops.pykernels
 
@@ -317,6 +319,19 @@ def test_torch_compile_python_scalar_operands():
         return pk.sum(pk.div(pk.sub(pk.mul(pk.add(x, 1.5), 0.1), 2, alpha=3), 4.0))
 
     assert_compiled_matches_eager(f, [make((3, 4))], grad=True)
+
+
+# ---------------------------------------------------------------------------------------------- numbers
+
+
+@pytest.mark.parametrize("alpha", [np.float64(0.5), np.float32(2.5), np.int64(3), np.bool_(True), torch.tensor(2.0),
+                                   torch.tensor(3), torch.tensor([2.0])], ids=repr)
+@pytest.mark.parametrize("op", ["add", "sub", "add_", "sub_"])
+def test_alpha_as_numpy_number_or_tensor(op, alpha):
+    """torch takes alpha as any number, numpy's and 0-dim tensors included (not as a 1-element
+    tensor); the ops' schema takes Python numbers, which the public API hands it."""
+    ref = getattr(torch.Tensor, op) if op.endswith("_") else getattr(torch, op)
+    check_like_torch(getattr(pk, op), ref, (make((3, 4)), make((3, 4))), {"alpha": alpha})
 
 
 # ---------------------------------------------------------------------------------------------- profiler
