@@ -10,6 +10,7 @@
 // autograd, so create_graph=True gives a differentiable backward.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -293,6 +294,38 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("relu_and_mask", &relu_and_mask_autograd);
   m.impl("relu_mask_backward", &relu_mask_backward_autograd);
   m.impl("mse_loss", &mse_loss_autograd);
+}
+
+namespace {
+
+// The in-place and out= ops bump the version counter of the tensor they write, as torch's do,
+// so that a backward which saved that tensor before the write raises instead of using the new
+// values (an optimizer step under no_grad on a weight that a pending backward still needs).
+// torch's ADInplaceOrView fallback for custom ops bumps written returns only, and these ops
+// return nothing (a custom op may not return an alias of an input), so this kernel reads the
+// schema's Tensor(a!) arguments instead.
+void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& arguments = op.schema().arguments();
+  const size_t first = stack->size() - arguments.size();
+  c10::SmallVector<Tensor, 1> written;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const at::AliasInfo* alias = arguments[i].alias_info();
+    if (alias != nullptr && alias->isWrite()) written.push_back((*stack)[first + i].toTensor());
+  }
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+  }
+  for (const Tensor& t : written) torch::autograd::impl::bump_version(t);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
+  for (const char* name :
+       {"add_", "sub_", "mul_", "div_", "neg_", "relu_", "add.out", "sub.out", "mul.out", "div.out", "neg.out"}) {
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&bump_written_versions>());
+  }
 }
 
 }  // namespace pykernels

@@ -4,6 +4,7 @@
 - raw functional ops called on inputs that require grad produce outputs with a grad_fn;
 - torch.library.opcheck of every registered op (functional, out= and in-place overloads);
 - torch.compile(fullgraph=True) of a small pykernels model matches eager, forward and backward;
+- in-place and out= ops bump the written tensor's version counter, so a stale saved tensor raises;
 - alpha given as a numpy number or a 0-dim tensor, as torch takes it;
 - under torch.profiler, forward and backward of every op run no aten op that computes the same thing.
 """
@@ -319,6 +320,34 @@ def test_torch_compile_python_scalar_operands():
         return pk.sum(pk.div(pk.sub(pk.mul(pk.add(x, 1.5), 0.1), 2, alpha=3), 4.0))
 
     assert_compiled_matches_eager(f, [make((3, 4))], grad=True)
+
+
+# ---------------------------------------------------------------------------------------------- version counter
+
+
+@pytest.mark.parametrize("op", ["add_", "sub_", "mul_", "div_"])
+def test_inplace_op_bumps_the_version_counter(op):
+    """An in-place op under no_grad (an optimizer step) on a tensor saved for backward must make
+    that backward fail, as torch's do: the version counter moves."""
+    x, w = make((3, 4), requires_grad=True), make((3, 4), nonzero=True)
+    y = pk.mul(x, w)  # saves w
+    version = w._version
+    with torch.no_grad():
+        getattr(pk, op)(w, 2.0)
+    assert w._version > version
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("call", [lambda t: pk.relu_(t), lambda t: pk.neg_(t), lambda t: pk.add(t, t, out=t),
+                                  lambda t: pk.sub(t, 1, out=t), lambda t: pk.mul(t, t, out=t),
+                                  lambda t: pk.div(t, 2, out=t), lambda t: pk.neg(t, out=t)],
+                         ids=["relu_", "neg_", "add.out", "sub.out", "mul.out", "div.out", "neg.out"])
+def test_unary_inplace_and_out_ops_bump_the_version_counter(call):
+    t = make((5,))
+    version = t._version
+    call(t)
+    assert t._version > version
 
 
 # ---------------------------------------------------------------------------------------------- numbers
