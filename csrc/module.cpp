@@ -1,7 +1,10 @@
 // The Python module `pykernels._C`. Importing it runs the static TORCH_LIBRARY registrations
 // of this shared library; its functions report what was compiled in and measure the CPU's
-// FMA peak (for the benchmarks).
+// FMA peak (for the benchmarks), and its submodule `direct` holds the ops' typed bindings
+// (direct.cpp).
 #include <Python.h>
+
+#include <exception>
 
 #include "cpu/peak.h"
 #include "cpu/simd.h"
@@ -52,4 +55,19 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
 
 }  // namespace
 
-PyMODINIT_FUNC PyInit__C() { return PyModule_Create(&module); }
+namespace pykernels {
+void add_direct_calls(PyObject* module);  // direct.cpp
+}
+
+PyMODINIT_FUNC PyInit__C() {
+  PyObject* m = PyModule_Create(&module);
+  if (m == nullptr) return nullptr;
+  try {
+    pykernels::add_direct_calls(m);
+  } catch (const std::exception& e) {
+    Py_DECREF(m);
+    PyErr_SetString(PyExc_ImportError, e.what());
+    return nullptr;
+  }
+  return m;
+}

@@ -12,11 +12,17 @@ The ops a training step runs (mm, bmm, relu, relu_backward, mse_loss) carry thei
 C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's overhead; their
 formulas here serve the Functions, which torch.func transforms use. relu_and_mask and
 relu_mask_backward, what relu's C++ autograd runs on the CPU, have C++ autograd only.
+
+The Functions call each op through its typed binding in ``pykernels._C.direct`` (csrc/direct.cpp),
+which skips torch.ops' argument parsing, unless a ``__torch_function__`` applies to the call or
+torch.compile is tracing it: those see torch.ops.pykernels.<op>, as they expect.
 """
 import inspect
 from types import SimpleNamespace
 
 import torch
+
+from . import _C
 
 _ops = torch.ops.pykernels
 
@@ -115,9 +121,16 @@ def _register(name, setup_context, backward):
     # setup_context); inspect rebuilds that signature each time unless it is cached here.
     call_op.__signature__ = inspect.signature(call_op)
 
+    direct = getattr(_C.direct, name)  # the typed binding (csrc/direct.cpp)
+
     def forward(*args):
         # Grad mode is off inside forward: the op's own autograd would only redispatch below it
         # (and its C++ autograd refuses to run under torch.func transforms).
+        if not _has_torch_function(args):
+            try:
+                return direct(True, *args)
+            except TypeError:
+                pass  # an argument the typed binding cannot take: torch.ops converts it or words the error
         with _BelowAutograd():
             return call_op(*args)
 
@@ -130,8 +143,16 @@ def _register(name, setup_context, backward):
         """The Function's positional arguments for a call of the op with ``args`` and ``kwargs``."""
         return tuple(args) + tuple(kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):]))
 
+    def call_op_with_autograd(*args):
+        if not _has_torch_function(args):
+            try:
+                return direct(False, *args)
+            except TypeError:
+                pass
+        return call_op(*args)
+
     cls_name = name.title().replace("_", "")
-    record = call_op if cpp_autograd else _eager_function(cls_name, forward, setup_context, backward).apply
+    record = call_op_with_autograd if cpp_autograd else _eager_function(cls_name, forward, setup_context, backward).apply
     function = type(
         cls_name,
         (OpFunction,),
@@ -206,6 +227,9 @@ _functorch_active = torch._C._are_functorch_transforms_active
 _grad_enabled = torch._C.is_grad_enabled
 _any_requires_grad = torch._C._any_requires_grad
 _BelowAutograd = torch._C._AutoDispatchBelowAutograd
+# Whether a __torch_function__ (a tensor subclass's or a mode's) applies to a call: then the
+# ops go through torch.ops, as __torch_function__ expects, rather than their typed bindings.
+_has_torch_function = torch._C._has_torch_function
 
 
 def _save_inputs(ctx, inputs, output):
@@ -467,6 +491,13 @@ MSELossAndGrad = _register("mse_loss_and_grad", _mse_and_grad_setup, _mse_and_gr
 
 def binary_inplace(name, a, b, extra):
     """Runs torch.ops.pykernels.<name>_ on ``a``; ``extra`` is alpha (add/sub) or rounding_mode (div)."""
+    args = (a, b) if name == "mul" else (a, b, extra)
+    if not _has_torch_function(args):
+        try:
+            _INPLACE_DIRECT[name](False, *args)  # through the Autograd key's checks of in-place use
+            return
+        except TypeError:
+            pass
     op = _INPLACE_OPS[name]  # the overload itself: an optimizer step calls this per parameter
     if name in ("add", "sub"):
         op(a, b, alpha=extra)
@@ -477,6 +508,7 @@ def binary_inplace(name, a, b, extra):
 
 
 _INPLACE_OPS = {name: getattr(_ops, name + "_").default for name in ("add", "sub", "mul", "div")}
+_INPLACE_DIRECT = {name: getattr(_C.direct, name + "_") for name in _INPLACE_OPS}
 
 
 class BinaryInplace(torch.autograd.Function):

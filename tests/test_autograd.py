@@ -6,6 +6,8 @@
 - torch.compile(fullgraph=True) of a small pykernels model matches eager, forward and backward;
 - in-place and out= ops bump the written tensor's version counter, so a stale saved tensor raises;
 - alpha given as a numpy number or a 0-dim tensor, as torch takes it;
+- the typed bindings the public API calls (pykernels._C.direct) agree with torch.ops, and leave
+  __torch_function__ and fake tensors to torch's own machinery;
 - under torch.profiler, forward and backward of every op run no aten op that computes the same thing.
 """
 import shutil
@@ -320,6 +322,103 @@ def test_torch_compile_python_scalar_operands():
         return pk.sum(pk.div(pk.sub(pk.mul(pk.add(x, 1.5), 0.1), 2, alpha=3), 4.0))
 
     assert_compiled_matches_eager(f, [make((3, 4))], grad=True)
+
+
+# ---------------------------------------------------------------------------------------------- typed bindings
+
+# One call per binding, with the arguments the public API passes: every schema argument, positionally.
+DIRECT_CALLS = [
+    ("mm", [(3, 4), (4, 5)], []),
+    ("bmm", [(2, 3, 4), (2, 4, 5)], []),
+    ("matmul", [(2, 3, 4), (4,)], []),
+    ("add", [(3, 4), (4,)], [2]),
+    ("sub", [(3, 4), (3, 4)], [0.5]),
+    ("mul", [(3, 1), (3, 4)], []),
+    ("div", [(3, 4), (3, 4)], [None]),
+    ("div", [(3, 4), (3, 4)], ["floor"]),
+    ("neg", [(5,)], []),
+    ("pow", [(3, 4)], [3]),
+    ("exp", [(3, 4)], []),
+    ("log", [(3, 4)], []),
+    ("sqrt", [(3, 4)], []),
+    ("relu", [(7, 3)], []),
+    ("relu_backward", [(7, 3), (7, 3)], []),
+    ("mse_loss", [(6, 2), (6, 2)], [1]),
+    ("mse_loss_backward", [(), (6, 2), (6, 2)], [2]),
+    ("mse_loss_and_grad", [(6, 2), (6, 2)], [2]),
+    ("sum", [(3, 4, 5)], [[0, 2], True, torch.float64]),
+    ("sum", [(3, 4)], [None, False, None]),
+    ("mean", [(3, 4, 5)], [[1], False, None]),
+]
+
+
+@pytest.mark.parametrize("name,shapes,args", DIRECT_CALLS, ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize("below_autograd", [True, False])
+def test_direct_binding_matches_torch_ops(name, shapes, args, below_autograd):
+    tensors = [make(s, positive=True) for s in shapes]
+    direct = getattr(pk._C.direct, name)
+    n_tensor_args = len(shapes)
+    schema = getattr(ops, name).default._schema.arguments
+    kwonly = {a.name for a in schema if a.kwarg_only}
+    trailing = [a.name for a in schema[n_tensor_args:]]
+    positional = [v for n, v in zip(trailing, args) if n not in kwonly]
+    keywords = {n: v for n, v in zip(trailing, args) if n in kwonly}
+    expected = getattr(ops, name)(*tensors, *positional, **keywords)
+    actual = direct(below_autograd, *tensors, *args)
+    for got, want in zip(actual if isinstance(actual, tuple) else [actual],
+                         expected if isinstance(expected, tuple) else [expected]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_direct_inplace_bindings_match_torch_ops():
+    for name, extra in [("add_", [2]), ("sub_", [0.5]), ("mul_", []), ("div_", ["trunc"])]:
+        a, b = make((4, 5)), make((5,), nonzero=True)
+        ours, theirs = a.clone(), a.clone()
+        getattr(pk._C.direct, name)(False, ours, b, *extra)
+        keywords = {"alpha": extra[0]} if name in ("add_", "sub_") else {"rounding_mode": extra[0]} if extra else {}
+        getattr(ops, name)(theirs, b, **keywords)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_public_api_under_torch_function_mode_goes_through_torch_ops():
+    seen = []
+
+    class Record(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    a, b = make((3, 4)), make((4, 2))
+    with Record():
+        out = pk.relu(pk.add(pk.mm(a, b), 1.5))
+    assert_close(out, torch.relu(a @ b + 1.5))
+    assert ops.mm.default in seen and ops.add.default in seen and ops.relu.default in seen
+
+
+def test_public_api_on_a_torch_function_subclass():
+    seen = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    a, b = make((3, 4)), make((4, 2))
+    out = pk.mm(a.as_subclass(Logged), b)
+    assert ops.mm.default in seen
+    assert_close(out.as_subclass(torch.Tensor), a @ b)
+
+
+def test_public_api_on_fake_tensors():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x, w, t = torch.empty(64, 1000), torch.empty(100, 1000), torch.empty(64, 100)
+        h = pk.relu(pk.add(pk.mm(x, w.t()), 1))
+        loss = pk.mse_loss(pk.div(h, 2, rounding_mode="floor"), t)
+    assert h.shape == (64, 100) and h.dtype == torch.float32
+    assert loss.shape == () and type(loss).__name__ == "FakeTensor"
 
 
 # ---------------------------------------------------------------------------------------------- version counter
