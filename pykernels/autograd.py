@@ -33,7 +33,9 @@ _ops = torch.ops.pykernels
 class _FormulaOps:
     """torch.ops.pykernels as the backward formulas call it.
 
-    Outside torch.func transforms this is the op itself. Under them (torch.func.grad, vjp,
+    Outside torch.func transforms this is the op itself when grad mode is on (create_graph=True)
+    and otherwise its typed binding below autograd, which skips the Python autograd kernel that
+    torch.library registers (it would only redispatch). Under them (torch.func.grad, vjp,
     jacrev, ...) an op runs through its Function instead: functorch supports autograd.Functions
     with a setup_context, but neither the ops' C++ autograd nor the autograd torch.library
     registers for them.
@@ -48,7 +50,9 @@ class _FormulaOps:
         def call(*args, **kwargs):
             if _functorch_active():
                 return function.apply(*function.bind(args, kwargs))
-            return raw(*args, **kwargs)
+            if _grad_enabled():  # create_graph=True: the op's autograd records the double backward
+                return raw(*args, **kwargs)
+            return function.forward(*function.bind(args, kwargs))  # its typed binding, below autograd
 
         setattr(self, name, call)  # looked up once per op
         return call
