@@ -2,7 +2,7 @@
 //
 // A call of torch.ops.pykernels.<op> from Python parses its arguments against the schema into
 // a boxed stack, 1.5-2 µs more per call than a typed binding (a public function on 64 floats
-// took 2-3x torch's time). The stack's small heap blocks are also taken between one call's
+// took about 3x torch's time). The stack's small heap blocks are also taken between one call's
 // output being freed and the next one's allocation, so a large output moved to a new address
 // every call, out of the cache its predecessor had warmed: an allocating op on 2^20 floats ran
 // 8-18 µs behind torch's, which reuses one buffer. These bindings take typed arguments and call
