@@ -91,11 +91,13 @@ struct Direct;
 
 template <typename Return, typename... Args>
 struct Direct<Return(Args...)> {
-  static void def(py::module_& m, const char* name) {
+  // Binds pykernels::<name>.<overload> as direct.<name> (direct.<name>_<overload> for an overload).
+  static void def(py::module_& m, const char* name, const char* overload = "") {
     const auto op = c10::Dispatcher::singleton()
-                        .findSchemaOrThrow((std::string("pykernels::") + name).c_str(), "")
+                        .findSchemaOrThrow((std::string("pykernels::") + name).c_str(), overload)
                         .typed<Return(Args...)>();
-    m.def(name, [op](bool below_autograd, typename FromPython<Args>::type... args) -> Return {
+    const std::string py_name = *overload ? std::string(name) + "_" + overload : std::string(name);
+    m.def(py_name.c_str(), [op](bool below_autograd, typename FromPython<Args>::type... args) -> Return {
       HANDLE_TH_ERRORS  // torch's exception types and Python warnings, as torch.ops gives them
           py::gil_scoped_release no_gil;
       if (below_autograd) {
@@ -128,6 +130,12 @@ void add_direct_calls(PyObject* module) {
   Direct<void(const Tensor&, const Tensor&)>::def(m, "mul_");
   Direct<Tensor(const Tensor&, const Tensor&, Rounding)>::def(m, "div");
   Direct<void(const Tensor&, const Tensor&, Rounding)>::def(m, "div_");
+  for (const char* name : {"neg_", "relu_"}) Direct<void(const Tensor&)>::def(m, name);
+  using OutAlpha = Direct<void(const Tensor&, const Tensor&, const c10::Scalar&, const Tensor&)>;
+  for (const char* name : {"add", "sub"}) OutAlpha::def(m, name, "out");
+  Direct<void(const Tensor&, const Tensor&, const Tensor&)>::def(m, "mul", "out");
+  Direct<void(const Tensor&, const Tensor&, Rounding, const Tensor&)>::def(m, "div", "out");
+  Direct<void(const Tensor&, const Tensor&)>::def(m, "neg", "out");
   Direct<Tensor(const Tensor&, const c10::Scalar&)>::def(m, "pow");
   Direct<Tensor(const Tensor&, const Tensor&, int64_t)>::def(m, "mse_loss");
   Direct<Tensor(const Tensor&, const Tensor&, const Tensor&, int64_t)>::def(m, "mse_loss_backward");

@@ -493,26 +493,39 @@ MSELossAndGrad = _register("mse_loss_and_grad", _mse_and_grad_setup, _mse_and_gr
 # ---- in-place forms ---------------------------------------------------------------------------------
 
 
+def _mutating(overload):
+    """A caller of the in-place or out= op ``overload`` ("add_", "add.out") taking every argument
+    positionally: its typed binding (through the Autograd key, whose fallback checks in-place use
+    of tensors that require grad), else the torch.ops overload with keyword-only arguments."""
+    name, _, variant = overload.partition(".")
+    op = getattr(getattr(_ops, name), variant or "default")
+    arguments = op._schema.arguments
+    n_positional = len([a for a in arguments if not a.kwarg_only])
+    kwonly = [a.name for a in arguments if a.kwarg_only]
+    direct = getattr(_C.direct, overload.replace(".", "_"))
+
+    def call(*args):
+        if not _has_torch_function(args):
+            try:
+                return direct(False, *args)
+            except TypeError:
+                pass  # an argument the typed binding cannot take: torch.ops converts it or words the error
+        return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+
+    return call
+
+
+# In-place and out= ops as the public API and the Functions below call them; every argument positional.
+run_mutating = {o: _mutating(o) for o in ("add_", "sub_", "mul_", "div_", "neg_", "relu_", "add.out", "sub.out",
+                                          "mul.out", "div.out", "neg.out")}
+
+
 def binary_inplace(name, a, b, extra):
     """Runs torch.ops.pykernels.<name>_ on ``a``; ``extra`` is alpha (add/sub) or rounding_mode (div)."""
-    args = (a, b) if name == "mul" else (a, b, extra)
-    if not _has_torch_function(args):
-        try:
-            _INPLACE_DIRECT[name](False, *args)  # through the Autograd key's checks of in-place use
-            return
-        except TypeError:
-            pass
-    op = _INPLACE_OPS[name]  # the overload itself: an optimizer step calls this per parameter
-    if name in ("add", "sub"):
-        op(a, b, alpha=extra)
-    elif name == "div":
-        op(a, b, rounding_mode=extra)
+    if name == "mul":
+        run_mutating["mul_"](a, b)
     else:
-        op(a, b)
-
-
-_INPLACE_OPS = {name: getattr(_ops, name + "_").default for name in ("add", "sub", "mul", "div")}
-_INPLACE_DIRECT = {name: getattr(_C.direct, name + "_") for name in _INPLACE_OPS}
+        run_mutating[name + "_"](a, b, extra)
 
 
 class BinaryInplace(torch.autograd.Function):
@@ -543,7 +556,7 @@ _INPLACE_BACKWARD = {"add": _add_backward, "sub": _sub_backward, "mul": _mul_bac
 class NegInplace(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a):
-        _ops.neg_(a)
+        run_mutating["neg_"](a)
         ctx.mark_dirty(a)
         return a
 
@@ -555,7 +568,7 @@ class NegInplace(torch.autograd.Function):
 class ReLUInplace(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a):
-        _ops.relu_(a)
+        run_mutating["relu_"](a)
         ctx.mark_dirty(a)
         ctx.save_for_backward(a)
         return a

@@ -11,7 +11,6 @@ import torch
 
 from . import autograd as F
 
-_ops = torch.ops.pykernels
 
 _Reductions = {"none": 0, "mean": 1, "sum": 2}
 
@@ -106,7 +105,7 @@ def add(input, other, *, alpha=1, out=None):
     alpha = _alpha("add", alpha)
     if out is not None:
         _check_out("add", out, a, b)
-        _ops.add.out(a, b, alpha=alpha, out=out)
+        F.run_mutating["add.out"](a, b, alpha, out)
         return out
     return F.Add.run(a, b, alpha)
 
@@ -117,7 +116,7 @@ def sub(input, other, *, alpha=1, out=None):
     alpha = _alpha("sub", alpha)
     if out is not None:
         _check_out("sub", out, a, b)
-        _ops.sub.out(a, b, alpha=alpha, out=out)
+        F.run_mutating["sub.out"](a, b, alpha, out)
         return out
     return F.Sub.run(a, b, alpha)
 
@@ -127,7 +126,7 @@ def mul(input, other, *, out=None):
     a, b = _as_tensors("mul", input, other)
     if out is not None:
         _check_out("mul", out, a, b)
-        _ops.mul.out(a, b, out=out)
+        F.run_mutating["mul.out"](a, b, out)
         return out
     return F.Mul.run(a, b)
 
@@ -137,7 +136,7 @@ def div(input, other, *, rounding_mode=None, out=None):
     a, b = _as_tensors("div", input, other, true_div=rounding_mode is None)
     if out is not None:
         _check_out("div", out, a, b)
-        _ops.div.out(a, b, rounding_mode=rounding_mode, out=out)
+        F.run_mutating["div.out"](a, b, rounding_mode, out)
         return out
     return F.Div.run(a, b, rounding_mode)
 
@@ -146,7 +145,7 @@ def neg(input, *, out=None):
     """``-input``, like ``torch.neg``."""
     if out is not None:
         _check_out("neg", out, input)
-        _ops.neg.out(input, out=out)
+        F.run_mutating["neg.out"](input, out)
         return out
     return F.Neg.run(input)
 
@@ -223,7 +222,7 @@ def neg_(input):
         return _functorch_inplace("neg", input, F.Neg.run(input))
     if _records_grad(input):
         return F.NegInplace.apply(input)
-    _ops.neg_(input)
+    F.run_mutating["neg_"](input)
     return input
 
 
@@ -282,7 +281,7 @@ def relu_(input):
         return _functorch_inplace("relu", input, F.ReLU.run(input))
     if _records_grad(input):
         return F.ReLUInplace.apply(input)
-    _ops.relu_(input)
+    F.run_mutating["relu_"](input)
     return input
 
 

@@ -378,6 +378,24 @@ def test_direct_inplace_bindings_match_torch_ops():
         keywords = {"alpha": extra[0]} if name in ("add_", "sub_") else {"rounding_mode": extra[0]} if extra else {}
         getattr(ops, name)(theirs, b, **keywords)
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    for name in ["neg_", "relu_"]:
+        a = make((4, 5))
+        ours, theirs = a.clone(), a.clone()
+        getattr(pk._C.direct, name)(False, ours)
+        getattr(ops, name)(theirs)
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name,extra", [("add", [3]), ("sub", [0.5]), ("mul", []), ("div", [None]), ("div", ["floor"]),
+                                        ("neg", [])])
+def test_direct_out_bindings_match_torch_ops(name, extra):
+    a, b = make((4, 5)), make((5,), nonzero=True)
+    tensors = (a,) if name == "neg" else (a, b)
+    ours, theirs = torch.empty(4, 5), torch.empty(4, 5)
+    getattr(pk._C.direct, name + "_out")(False, *tensors, *extra, ours)
+    keyword = {"add": "alpha", "sub": "alpha", "div": "rounding_mode"}.get(name)
+    getattr(ops, name).out(*tensors, **({keyword: extra[0]} if keyword else {}), out=theirs)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def test_public_api_under_torch_function_mode_goes_through_torch_ops():
