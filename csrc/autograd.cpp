@@ -1,11 +1,12 @@
-// Autograd in C++ for the ops a training step runs: mm, bmm, add, sub and mul (a layer's bias,
-// a scaled loss), the ReLU ops and mse_loss.
+// Autograd in C++ for the functional ops: mm and bmm, the elementwise ops, sum and mean, the
+// ReLU ops and mse_loss. (matmul, mse_loss_backward and mse_loss_and_grad keep their Python
+// formulas.)
 //
 // A Python autograd formula costs about 20 µs per op in interpreter and dispatch time (forward
-// and backward together), as much as the kernels of a small layer: the two-layer net spends a
+// and backward together), as much as the kernels of a small layer: the two-layer net spent a
 // sixth of its step there. These kernels sit on the Autograd key, so torch.ops.pykernels.mm is
-// differentiable at C++ cost; the other ops keep their formulas in pykernels/autograd.py, which
-// holds the same formulas for these too (torch.func transforms use those).
+// differentiable at C++ cost; pykernels/autograd.py holds the same formulas in Python for the
+// Functions that torch.func transforms use.
 //
 // Forwards run below autograd. Backwards call the pykernels ops through the dispatcher, with
 // autograd, so create_graph=True gives a differentiable backward.
@@ -14,6 +15,7 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <tuple>
 #include <utility>
 
@@ -75,6 +77,50 @@ void mul_(const Tensor& a, const Tensor& b) {
   call(op, a, b);
 }
 
+using Unary = Tensor(const Tensor&);
+using Reduction = Tensor(const Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>);
+using Rounding = std::optional<c10::string_view>;
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  static const auto op = op_handle<Tensor(const Tensor&, const Tensor&, Rounding)>("pykernels::div");
+  return call(op, a, b, std::nullopt);
+}
+
+Tensor div_rounded(const Tensor& a, const Tensor& b, Rounding mode) {
+  static const auto op = op_handle<Tensor(const Tensor&, const Tensor&, Rounding)>("pykernels::div");
+  return call(op, a, b, mode);
+}
+
+Tensor pow(const Tensor& a, const c10::Scalar& e) {
+  static const auto op = op_handle<Tensor(const Tensor&, const c10::Scalar&)>("pykernels::pow");
+  return call(op, a, e);
+}
+
+Tensor exp(const Tensor& a) {
+  static const auto op = op_handle<Unary>("pykernels::exp");
+  return call(op, a);
+}
+
+Tensor log(const Tensor& a) {
+  static const auto op = op_handle<Unary>("pykernels::log");
+  return call(op, a);
+}
+
+Tensor sqrt(const Tensor& a) {
+  static const auto op = op_handle<Unary>("pykernels::sqrt");
+  return call(op, a);
+}
+
+Tensor sum(const Tensor& a, at::OptionalIntArrayRef dims, bool keepdim, std::optional<at::ScalarType> dtype) {
+  static const auto op = op_handle<Reduction>("pykernels::sum");
+  return call(op, a, dims, keepdim, dtype);
+}
+
+Tensor mean(const Tensor& a, at::OptionalIntArrayRef dims, bool keepdim, std::optional<at::ScalarType> dtype) {
+  static const auto op = op_handle<Reduction>("pykernels::mean");
+  return call(op, a, dims, keepdim, dtype);
+}
+
 Tensor neg(const Tensor& a) {
   static const auto op = op_handle<Tensor(const Tensor&)>("pykernels::neg");
   return call(op, a);
@@ -100,11 +146,7 @@ Tensor relu_mask_backward(const Tensor& grad, const Tensor& mask) {
   return call(op, grad, mask);
 }
 
-Tensor sum_keepdim(const Tensor& a, at::IntArrayRef dims) {
-  static const auto op =
-      op_handle<Tensor(const Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>("pykernels::sum");
-  return call(op, a, dims, true, std::nullopt);
-}
+Tensor sum_keepdim(const Tensor& a, at::IntArrayRef dims) { return op::sum(a, dims, true, std::nullopt); }
 
 Tensor mse_loss(const Tensor& a, const Tensor& t, int64_t reduction) {
   static const auto op = op_handle<Tensor(const Tensor&, const Tensor&, int64_t)>("pykernels::mse_loss");
@@ -134,6 +176,12 @@ Tensor sum_to_shape(const Tensor& grad, at::IntArrayRef shape) {
     if (d < lead || (shape[d - lead] == 1 && grad.size(d) != 1)) dims.push_back(d);
   }
   return (dims.empty() ? grad : op::sum_keepdim(grad, dims)).reshape(shape);
+}
+
+// `x` times a number (x itself for 1), as the formulas scale gradients.
+Tensor scaled(const Tensor& x, const c10::Scalar& factor) {
+  if (!factor.isComplex() && factor.toDouble() == 1.0) return x;
+  return op::mul(x, at::scalar_tensor(factor, x.options()));
 }
 
 // Whether the last two dimensions of `x` are stored column-major (a transposed view).
@@ -200,10 +248,7 @@ struct AddOrSub : torch::autograd::Function<Self> {
     if (ctx->needs_input_grad(0)) ga = sum_to_shape(g, ctx->saved_data["a_sizes"].toIntVector());
     if (ctx->needs_input_grad(1)) {
       const c10::Scalar alpha = ctx->saved_data["alpha"].toScalar();
-      const c10::Scalar factor = kSign < 0 ? -alpha : alpha;
-      const bool one = !factor.isComplex() && factor.toDouble() == 1.0;
-      const Tensor scaled = one ? g : op::mul(g, at::scalar_tensor(factor, g.options()));
-      gb = sum_to_shape(scaled, ctx->saved_data["b_sizes"].toIntVector());
+      gb = sum_to_shape(scaled(g, kSign < 0 ? -alpha : alpha), ctx->saved_data["b_sizes"].toIntVector());
     }
     return {ga, gb, Tensor()};
   }
@@ -228,6 +273,141 @@ struct Mul : torch::autograd::Function<Mul> {
     return {ga, gb};
   }
 };
+
+// d(a / b) = da / b - a db / b^2. Rounded quotients are piecewise constant: zero gradients, as
+// torch gives.
+struct Div : torch::autograd::Function<Div> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, op::Rounding mode) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({a, b});
+    ctx->saved_data["rounded"] = mode.has_value();
+    return op::div_rounded(a, b, mode);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &a = saved[0], &b = saved[1], &g = grads[0];
+    const bool rounded = ctx->saved_data["rounded"].toBool();
+    Tensor ga, gb;
+    if (ctx->needs_input_grad(0))
+      ga = rounded ? at::zeros(a.sizes(), g.options()) : sum_to_shape(op::div(g, b), a.sizes());
+    if (ctx->needs_input_grad(1)) {
+      gb = rounded ? at::zeros(b.sizes(), g.options())
+                   : sum_to_shape(op::neg(op::div(op::mul(g, a), op::mul(b, b))), b.sizes());
+    }
+    return {ga, gb, Tensor()};
+  }
+};
+
+// ---- unary ------------------------------------------------------------------------------------
+
+struct Neg : torch::autograd::Function<Neg> {
+  static Tensor forward(AutogradContext*, const Tensor& a) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return op::neg(a);
+  }
+  static variable_list backward(AutogradContext*, variable_list grads) { return {op::neg(grads[0])}; }
+};
+
+// exp and sqrt keep their output, from which the derivative follows: exp(a), 1 / (2 sqrt(a)).
+template <typename Self, Binary* from_output>
+struct FromOutput : torch::autograd::Function<Self> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    Tensor out = Self::op(a);
+    ctx->save_for_backward({out});
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {from_output(grads[0], ctx->get_saved_variables()[0])};
+  }
+};
+
+Tensor exp_grad(const Tensor& g, const Tensor& out) { return op::mul(g, out); }
+Tensor sqrt_grad(const Tensor& g, const Tensor& out) { return op::div(g, scaled(out, 2)); }
+
+struct Exp : FromOutput<Exp, exp_grad> {
+  static Tensor op(const Tensor& a) { return op::exp(a); }
+};
+struct Sqrt : FromOutput<Sqrt, sqrt_grad> {
+  static Tensor op(const Tensor& a) { return op::sqrt(a); }
+};
+
+struct Log : torch::autograd::Function<Log> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({a});
+    return op::log(a);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {op::div(grads[0], ctx->get_saved_variables()[0])};
+  }
+};
+
+// d(a^e) = e a^(e-1) da, and 0 for e = 0 (a^0 is 1 everywhere, 0^0 included).
+struct Pow : torch::autograd::Function<Pow> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const c10::Scalar& e) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    ctx->save_for_backward({a});
+    ctx->saved_data["exponent"] = e;
+    return op::pow(a, e);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor a = ctx->get_saved_variables()[0];
+    const Tensor& g = grads[0];
+    const c10::Scalar e = ctx->saved_data["exponent"].toScalar();
+    const bool integral = e.isIntegral(/*includeBool=*/true);
+    if (integral ? e.toLong() == 0 : e.toDouble() == 0.0) return {at::zeros(a.sizes(), g.options()), Tensor()};
+    const c10::Scalar e1 = integral ? c10::Scalar(e.toLong() - 1) : c10::Scalar(e.toDouble() - 1.0);
+    return {op::mul(g, scaled(op::pow(a, e1), e)), Tensor()};
+  }
+};
+
+// ---- reductions -------------------------------------------------------------------------------
+// The gradient of a sum is the output's gradient broadcast back over the reduced dimensions (an
+// expanded view: nothing is copied); a mean's is divided by the count first.
+
+template <typename Self, op::Reduction* reduce, bool kMean>
+struct Reduce : torch::autograd::Function<Self> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, at::OptionalIntArrayRef dim, bool keepdim,
+                        std::optional<at::ScalarType> dtype) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    // The reduced dimensions, wrapped and sorted; none or an empty list means all of them.
+    std::vector<int64_t> dims;
+    if (a.dim() > 0) {
+      if (dim.has_value() && !dim->empty()) {
+        for (int64_t d : *dim) dims.push_back(((d % a.dim()) + a.dim()) % a.dim());
+        std::sort(dims.begin(), dims.end());
+        dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+      } else {
+        for (int64_t d = 0; d < a.dim(); ++d) dims.push_back(d);
+      }
+    }
+    Tensor out = reduce(a, dim, keepdim, dtype);
+    ctx->saved_data["sizes"] = a.sizes().vec();
+    ctx->saved_data["dims"] = dims;
+    ctx->saved_data["keepdim"] = keepdim;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const std::vector<int64_t> dims = ctx->saved_data["dims"].toIntVector();
+    Tensor g = grads[0];
+    if constexpr (kMean) {
+      int64_t count = 1;
+      for (int64_t d : dims) count *= sizes[d];
+      g = op::div(g, at::scalar_tensor(count, g.options()));
+    }
+    if (!ctx->saved_data["keepdim"].toBool() && !sizes.empty()) {
+      for (int64_t d : dims) g = g.unsqueeze(d);
+    }
+    return {g.expand(sizes), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+struct Sum : Reduce<Sum, op::sum, false> {};
+struct Mean : Reduce<Mean, op::mean, true> {};
 
 // ---- ReLU -------------------------------------------------------------------------------------
 
@@ -344,6 +524,18 @@ Tensor sub_autograd(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) 
   return autograd::Sub::apply(a, b, alpha);
 }
 Tensor mul_autograd(const Tensor& a, const Tensor& b) { return autograd::Mul::apply(a, b); }
+Tensor div_autograd(const Tensor& a, const Tensor& b, op::Rounding mode) { return autograd::Div::apply(a, b, mode); }
+Tensor neg_autograd(const Tensor& a) { return autograd::Neg::apply(a); }
+Tensor exp_autograd(const Tensor& a) { return autograd::Exp::apply(a); }
+Tensor log_autograd(const Tensor& a) { return autograd::Log::apply(a); }
+Tensor sqrt_autograd(const Tensor& a) { return autograd::Sqrt::apply(a); }
+Tensor pow_autograd(const Tensor& a, const c10::Scalar& e) { return autograd::Pow::apply(a, e); }
+Tensor sum_autograd(const Tensor& a, at::OptionalIntArrayRef dim, bool keepdim, std::optional<at::ScalarType> dtype) {
+  return autograd::Sum::apply(a, dim, keepdim, dtype);
+}
+Tensor mean_autograd(const Tensor& a, at::OptionalIntArrayRef dim, bool keepdim, std::optional<at::ScalarType> dtype) {
+  return autograd::Mean::apply(a, dim, keepdim, dtype);
+}
 Tensor relu_autograd(const Tensor& a) { return autograd::Relu::apply(a); }
 Tensor relu_backward_autograd(const Tensor& grad, const Tensor& result) {
   return autograd::ReluBackward::apply(grad, result);
@@ -371,6 +563,14 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("add", &add_autograd);
   m.impl("sub", &sub_autograd);
   m.impl("mul", &mul_autograd);
+  m.impl("div", &div_autograd);
+  m.impl("neg", &neg_autograd);
+  m.impl("exp", &exp_autograd);
+  m.impl("log", &log_autograd);
+  m.impl("sqrt", &sqrt_autograd);
+  m.impl("pow", &pow_autograd);
+  m.impl("sum", &sum_autograd);
+  m.impl("mean", &mean_autograd);
   m.impl("relu", &relu_autograd);
   m.impl("relu_backward", &relu_backward_autograd);
   m.impl("relu_and_mask", &relu_and_mask_autograd);

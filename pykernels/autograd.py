@@ -8,9 +8,9 @@ pair is registered on the raw op with ``torch.library.register_autograd``, so
 In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
 registered autograd.
 
-The ops a training step runs (mm, bmm, add, sub, mul, relu, relu_backward, mse_loss) carry their
-autograd in C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's
-overhead; their formulas here serve the Functions, which torch.func transforms use. relu_and_mask and
+Every functional op but matmul, mse_loss_backward and mse_loss_and_grad carries its autograd in
+C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's overhead; the
+formulas here serve the Functions, which torch.func transforms use. relu_and_mask and
 relu_mask_backward, what relu's C++ autograd runs on the CPU, have C++ autograd only.
 
 The Functions call each op through its typed binding in ``pykernels._C.direct`` (csrc/direct.cpp),
