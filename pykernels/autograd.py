@@ -130,11 +130,9 @@ def _register(name, setup_context, backward):
     def forward(*args):
         # Grad mode is off inside forward: the op's own autograd would only redispatch below it
         # (and its C++ autograd refuses to run under torch.func transforms).
-        if not _has_torch_function(args):
-            try:
-                return direct(True, *args)
-            except TypeError:
-                pass  # an argument the typed binding cannot take: torch.ops converts it or words the error
+        out = _try_direct(direct, True, args)
+        if out is not _NOT_TAKEN:
+            return out
         with _BelowAutograd():
             return call_op(*args)
 
@@ -148,12 +146,8 @@ def _register(name, setup_context, backward):
         return tuple(args) + tuple(kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):]))
 
     def call_op_with_autograd(*args):
-        if not _has_torch_function(args):
-            try:
-                return direct(False, *args)
-            except TypeError:
-                pass
-        return call_op(*args)
+        out = _try_direct(direct, False, args)
+        return call_op(*args) if out is _NOT_TAKEN else out
 
     cls_name = name.title().replace("_", "")
     record = call_op_with_autograd if cpp_autograd else _eager_function(cls_name, forward, setup_context, backward).apply
@@ -234,6 +228,19 @@ _BelowAutograd = torch._C._AutoDispatchBelowAutograd
 # Whether a __torch_function__ (a tensor subclass's or a mode's) applies to a call: then the
 # ops go through torch.ops, as __torch_function__ expects, rather than their typed bindings.
 _has_torch_function = torch._C._has_torch_function
+_NOT_TAKEN = object()
+
+
+def _try_direct(direct, below_autograd, args):
+    """``direct(below_autograd, *args)``, a typed binding's call, or _NOT_TAKEN where the caller
+    goes through torch.ops instead: a __torch_function__ applies, or the binding cannot take an
+    argument (TypeError), which torch.ops converts or words the error for."""
+    if _has_torch_function(args):
+        return _NOT_TAKEN
+    try:
+        return direct(below_autograd, *args)
+    except TypeError:
+        return _NOT_TAKEN
 
 
 def _save_inputs(ctx, inputs, output):
@@ -505,12 +512,8 @@ def _mutating(overload):
     direct = getattr(_C.direct, overload.replace(".", "_"))
 
     def call(*args):
-        if not _has_torch_function(args):
-            try:
-                return direct(False, *args)
-            except TypeError:
-                pass  # an argument the typed binding cannot take: torch.ops converts it or words the error
-        return op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
+        if _try_direct(direct, False, args) is _NOT_TAKEN:
+            op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
 
     return call
 
