@@ -28,6 +28,9 @@ using torch::autograd::variable_list;
 
 using Binary = Tensor(const Tensor&, const Tensor&);
 using BinaryAlpha = Tensor(const Tensor&, const Tensor&, const c10::Scalar&);
+using Unary = Tensor(const Tensor&);
+using Reduction = Tensor(const Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>);
+using Rounding = std::optional<c10::string_view>;
 
 // The pykernels ops, called through the dispatcher (qualified: at:: has functions of the same names).
 namespace op {
@@ -77,16 +80,7 @@ void mul_(const Tensor& a, const Tensor& b) {
   call(op, a, b);
 }
 
-using Unary = Tensor(const Tensor&);
-using Reduction = Tensor(const Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>);
-using Rounding = std::optional<c10::string_view>;
-
-Tensor div(const Tensor& a, const Tensor& b) {
-  static const auto op = op_handle<Tensor(const Tensor&, const Tensor&, Rounding)>("pykernels::div");
-  return call(op, a, b, std::nullopt);
-}
-
-Tensor div_rounded(const Tensor& a, const Tensor& b, Rounding mode) {
+Tensor div(const Tensor& a, const Tensor& b, Rounding mode = std::nullopt) {
   static const auto op = op_handle<Tensor(const Tensor&, const Tensor&, Rounding)>("pykernels::div");
   return call(op, a, b, mode);
 }
@@ -122,12 +116,12 @@ Tensor mean(const Tensor& a, at::OptionalIntArrayRef dims, bool keepdim, std::op
 }
 
 Tensor neg(const Tensor& a) {
-  static const auto op = op_handle<Tensor(const Tensor&)>("pykernels::neg");
+  static const auto op = op_handle<Unary>("pykernels::neg");
   return call(op, a);
 }
 
 Tensor relu(const Tensor& a) {
-  static const auto op = op_handle<Tensor(const Tensor&)>("pykernels::relu");
+  static const auto op = op_handle<Unary>("pykernels::relu");
   return call(op, a);
 }
 
@@ -277,11 +271,11 @@ struct Mul : torch::autograd::Function<Mul> {
 // d(a / b) = da / b - a db / b^2. Rounded quotients are piecewise constant: zero gradients, as
 // torch gives.
 struct Div : torch::autograd::Function<Div> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, op::Rounding mode) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, Rounding mode) {
     at::AutoDispatchBelowADInplaceOrView below;
     ctx->save_for_backward({a, b});
     ctx->saved_data["rounded"] = mode.has_value();
-    return op::div_rounded(a, b, mode);
+    return op::div(a, b, mode);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -310,11 +304,11 @@ struct Neg : torch::autograd::Function<Neg> {
 };
 
 // exp and sqrt keep their output, from which the derivative follows: exp(a), 1 / (2 sqrt(a)).
-template <typename Self, Binary* from_output>
+template <typename Self, Unary* function, Binary* from_output>
 struct FromOutput : torch::autograd::Function<Self> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
     at::AutoDispatchBelowADInplaceOrView below;
-    Tensor out = Self::op(a);
+    Tensor out = function(a);
     ctx->save_for_backward({out});
     return out;
   }
@@ -326,12 +320,8 @@ struct FromOutput : torch::autograd::Function<Self> {
 Tensor exp_grad(const Tensor& g, const Tensor& out) { return op::mul(g, out); }
 Tensor sqrt_grad(const Tensor& g, const Tensor& out) { return op::div(g, scaled(out, 2)); }
 
-struct Exp : FromOutput<Exp, exp_grad> {
-  static Tensor op(const Tensor& a) { return op::exp(a); }
-};
-struct Sqrt : FromOutput<Sqrt, sqrt_grad> {
-  static Tensor op(const Tensor& a) { return op::sqrt(a); }
-};
+struct Exp : FromOutput<Exp, op::exp, exp_grad> {};
+struct Sqrt : FromOutput<Sqrt, op::sqrt, sqrt_grad> {};
 
 struct Log : torch::autograd::Function<Log> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a) {
@@ -367,7 +357,7 @@ struct Pow : torch::autograd::Function<Pow> {
 // The gradient of a sum is the output's gradient broadcast back over the reduced dimensions (an
 // expanded view: nothing is copied); a mean's is divided by the count first.
 
-template <typename Self, op::Reduction* reduce, bool kMean>
+template <typename Self, Reduction* reduce, bool kMean>
 struct Reduce : torch::autograd::Function<Self> {
   static Tensor forward(AutogradContext* ctx, const Tensor& a, at::OptionalIntArrayRef dim, bool keepdim,
                         std::optional<at::ScalarType> dtype) {
@@ -524,7 +514,7 @@ Tensor sub_autograd(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) 
   return autograd::Sub::apply(a, b, alpha);
 }
 Tensor mul_autograd(const Tensor& a, const Tensor& b) { return autograd::Mul::apply(a, b); }
-Tensor div_autograd(const Tensor& a, const Tensor& b, op::Rounding mode) { return autograd::Div::apply(a, b, mode); }
+Tensor div_autograd(const Tensor& a, const Tensor& b, Rounding mode) { return autograd::Div::apply(a, b, mode); }
 Tensor neg_autograd(const Tensor& a) { return autograd::Neg::apply(a); }
 Tensor exp_autograd(const Tensor& a) { return autograd::Exp::apply(a); }
 Tensor log_autograd(const Tensor& a) { return autograd::Log::apply(a); }

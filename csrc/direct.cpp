@@ -97,9 +97,10 @@ struct Direct<Return(Args...)> {
                         .findSchemaOrThrow((std::string("pykernels::") + name).c_str(), overload)
                         .typed<Return(Args...)>();
     const std::string py_name = *overload ? std::string(name) + "_" + overload : std::string(name);
+    // HANDLE_TH_ERRORS: torch's exception types and Python warnings, as torch.ops gives them.
     m.def(py_name.c_str(), [op](bool below_autograd, typename FromPython<Args>::type... args) -> Return {
-      HANDLE_TH_ERRORS  // torch's exception types and Python warnings, as torch.ops gives them
-          py::gil_scoped_release no_gil;
+      HANDLE_TH_ERRORS
+      py::gil_scoped_release no_gil;
       if (below_autograd) {
         at::AutoDispatchBelowAutograd guard;
         return op.call(FromPython<Args>::get(args)...);
