@@ -1,6 +1,7 @@
 // Autograd in C++ for the functional ops: mm and bmm, the elementwise ops, sum and mean, the
-// ReLU ops and mse_loss. (matmul, mse_loss_backward and mse_loss_and_grad keep their Python
-// formulas.)
+// ReLU ops and mse_loss (matmul, mse_loss_backward and mse_loss_and_grad keep their Python
+// formulas); and for the in-place and out= ops, which check torch's autograd rules for a write
+// before anything is written.
 //
 // A Python autograd formula costs about 20 µs per op in interpreter and dispatch time (forward
 // and backward together), as much as the kernels of a small layer: the two-layer net spent a
@@ -11,6 +12,7 @@
 // Forwards run below autograd. Backwards call the pykernels ops through the dispatcher, with
 // autograd, so create_graph=True gives a differentiable backward.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
@@ -138,6 +140,46 @@ std::tuple<Tensor, Tensor> relu_and_mask(const Tensor& a) {
 Tensor relu_mask_backward(const Tensor& grad, const Tensor& mask) {
   static const auto op = op_handle<Binary>("pykernels::relu_mask_backward");
   return call(op, grad, mask);
+}
+
+// The in-place ops below autograd: they write, and recording the write is their caller's business.
+template <typename Signature, typename... Args>
+void write(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {
+  at::AutoDispatchBelowAutograd below;
+  op.call(std::forward<Args>(args)...);
+}
+
+using InplaceAlpha = void(const Tensor&, const Tensor&, const c10::Scalar&);
+using InplaceUnary = void(const Tensor&);
+
+void add_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  static const auto op = op_handle<InplaceAlpha>("pykernels::add_");
+  write(op, a, b, alpha);
+}
+
+void sub_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  static const auto op = op_handle<InplaceAlpha>("pykernels::sub_");
+  write(op, a, b, alpha);
+}
+
+void mul_below(const Tensor& a, const Tensor& b) {
+  static const auto op = op_handle<void(const Tensor&, const Tensor&)>("pykernels::mul_");
+  write(op, a, b);
+}
+
+void div_(const Tensor& a, const Tensor& b, Rounding mode) {
+  static const auto op = op_handle<void(const Tensor&, const Tensor&, Rounding)>("pykernels::div_");
+  write(op, a, b, mode);
+}
+
+void neg_(const Tensor& a) {
+  static const auto op = op_handle<InplaceUnary>("pykernels::neg_");
+  write(op, a);
+}
+
+void relu_(const Tensor& a) {
+  static const auto op = op_handle<InplaceUnary>("pykernels::relu_");
+  write(op, a);
 }
 
 Tensor sum_keepdim(const Tensor& a, at::IntArrayRef dims) { return op::sum(a, dims, true, std::nullopt); }
@@ -501,6 +543,100 @@ struct MseLoss : torch::autograd::Function<MseLoss> {
   }
 };
 
+// ---- in-place ---------------------------------------------------------------------------------
+// Each writes `a` and marks it dirty: `a` takes the node as its history. The gradients are the
+// functional op's, with `a`'s old value where a formula reads it (kept only when needed).
+
+template <typename Self, void (*write)(const Tensor&, const Tensor&, const c10::Scalar&), int kSign>
+struct AddOrSubInplace : torch::autograd::Function<Self> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+    ctx->saved_data["b_sizes"] = b.sizes().vec();
+    ctx->saved_data["alpha"] = alpha;
+    write(a, b, alpha);
+    ctx->mark_dirty({a});
+    return a;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor& g = grads[0];
+    Tensor gb;
+    if (ctx->needs_input_grad(1)) {
+      const c10::Scalar alpha = ctx->saved_data["alpha"].toScalar();
+      gb = sum_to_shape(scaled(g, kSign < 0 ? -alpha : alpha), ctx->saved_data["b_sizes"].toIntVector());
+    }
+    return {ctx->needs_input_grad(0) ? g : Tensor(), gb, Tensor()};
+  }
+};
+
+struct AddInplace : AddOrSubInplace<AddInplace, op::add_, 1> {};
+struct SubInplace : AddOrSubInplace<SubInplace, op::sub_, -1> {};
+
+// d(a * b) and d(a / b) by b need a's old value: the caller passes a copy made before the write
+// (with autograd recording, so that a double backward reaches a's history through it), or an
+// undefined tensor when b needs no gradient.
+struct MulInplace : torch::autograd::Function<MulInplace> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const std::optional<Tensor>& old) {
+    ctx->save_for_backward({b, old.value_or(Tensor())});
+    op::mul_below(a, b);
+    ctx->mark_dirty({a});
+    return a;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &b = saved[0], &old = saved[1], &g = grads[0];
+    return {ctx->needs_input_grad(0) ? op::mul(g, b) : Tensor(),
+            ctx->needs_input_grad(1) ? sum_to_shape(op::mul(g, old), b.sizes()) : Tensor(), Tensor()};
+  }
+};
+
+struct DivInplace : torch::autograd::Function<DivInplace> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, Rounding mode,
+                        const std::optional<Tensor>& old) {
+    ctx->save_for_backward({b, old.value_or(Tensor())});
+    ctx->saved_data["a_sizes"] = a.sizes().vec();
+    ctx->saved_data["rounded"] = mode.has_value();
+    op::div_(a, b, mode);
+    ctx->mark_dirty({a});
+    return a;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor &b = saved[0], &old = saved[1], &g = grads[0];
+    Tensor ga, gb;
+    if (ctx->saved_data["rounded"].toBool()) {  // piecewise constant: zero gradients, as torch gives
+      if (ctx->needs_input_grad(0)) ga = at::zeros(ctx->saved_data["a_sizes"].toIntVector(), g.options());
+      if (ctx->needs_input_grad(1)) gb = at::zeros(b.sizes(), g.options());
+    } else {
+      if (ctx->needs_input_grad(0)) ga = op::div(g, b);
+      if (ctx->needs_input_grad(1)) gb = sum_to_shape(op::neg(op::div(op::mul(g, old), op::mul(b, b))), b.sizes());
+    }
+    return {ga, gb, Tensor(), Tensor()};
+  }
+};
+
+struct NegInplace : torch::autograd::Function<NegInplace> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a) {
+    op::neg_(a);
+    ctx->mark_dirty({a});
+    return a;
+  }
+  static variable_list backward(AutogradContext*, variable_list grads) { return {op::neg(grads[0])}; }
+};
+
+struct ReluInplace : torch::autograd::Function<ReluInplace> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a) {
+    op::relu_(a);
+    ctx->mark_dirty({a});
+    ctx->save_for_backward({a});  // the result: a's new value
+    return a;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {op::relu_backward(grads[0], ctx->get_saved_variables()[0])};
+  }
+};
+
 }  // namespace autograd
 
 namespace {
@@ -545,6 +681,74 @@ Tensor mse_loss_autograd(const Tensor& a, const Tensor& t, int64_t reduction) {
   return autograd::MseLoss::apply(a, t, reduction, keep);
 }
 
+
+// Whether autograd records a call on these tensors.
+bool records(std::initializer_list<Tensor> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  return std::any_of(tensors.begin(), tensors.end(), [](const Tensor& t) { return t.defined() && t.requires_grad(); });
+}
+
+// torch's checks for an in-place write, made before it: torch::autograd::Function makes them only
+// after its forward has written, and the autograd fallback of a custom op makes none. A leaf
+// that requires grad, or a view of one, may not be written while autograd records.
+template <typename Record, typename Write>
+void inplace(const Tensor& self, std::initializer_list<Tensor> inputs, Record record, Write write) {
+  const bool grad = records(inputs);
+  torch::autograd::check_inplace(self, grad);
+  if (grad) {
+    record();
+  } else {
+    write();
+  }
+}
+
+void add_autograd_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  inplace(a, {a, b}, [&] { autograd::AddInplace::apply(a, b, alpha); }, [&] { op::add_(a, b, alpha); });
+}
+void sub_autograd_(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
+  inplace(a, {a, b}, [&] { autograd::SubInplace::apply(a, b, alpha); }, [&] { op::sub_(a, b, alpha); });
+}
+// a's value before an in-place write, for a formula that reads it: copied with autograd recording.
+// Not an input of the node (its history is reached through the saved copy in a double backward).
+std::optional<Tensor> old_value(const Tensor& a, bool needed) {
+  return needed ? std::optional<Tensor>(a.clone()) : std::nullopt;
+}
+
+void mul_autograd_(const Tensor& a, const Tensor& b) {
+  inplace(
+      a, {a, b}, [&] { autograd::MulInplace::apply(a, b, old_value(a, b.requires_grad())); },
+      [&] { op::mul_below(a, b); });
+}
+void div_autograd_(const Tensor& a, const Tensor& b, Rounding mode) {
+  inplace(
+      a, {a, b}, [&] { autograd::DivInplace::apply(a, b, mode, old_value(a, b.requires_grad() && !mode)); },
+      [&] { op::div_(a, b, mode); });
+}
+void neg_autograd_(const Tensor& a) {
+  inplace(a, {a}, [&] { autograd::NegInplace::apply(a); }, [&] { op::neg_(a); });
+}
+void relu_autograd_(const Tensor& a) {
+  inplace(a, {a}, [&] { autograd::ReluInplace::apply(a); }, [&] { op::relu_(a); });
+}
+
+// out= forms are not differentiable, as torch's are not: with autograd recording, an argument
+// that requires grad is an error, raised before the op writes.
+void out_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  const size_t n = schema.arguments().size();
+  if (at::GradMode::is_enabled()) {
+    for (size_t i = stack->size() - n; i < stack->size(); ++i) {
+      const c10::IValue& v = (*stack)[i];
+      TORCH_CHECK(!(v.isTensor() && v.toTensor().requires_grad()), "pykernels.",
+                  schema.name().substr(schema.name().find("::") + 2),
+                  "(): functions with out=... arguments don't support automatic differentiation, but one of the "
+                  "arguments requires grad.");
+    }
+  }
+  at::AutoDispatchBelowAutograd below;
+  op.redispatchBoxed(keys & c10::after_autograd_keyset, stack);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
@@ -566,6 +770,15 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("relu_and_mask", &relu_and_mask_autograd);
   m.impl("relu_mask_backward", &relu_mask_backward_autograd);
   m.impl("mse_loss", &mse_loss_autograd);
+  m.impl("add_", &add_autograd_);
+  m.impl("sub_", &sub_autograd_);
+  m.impl("mul_", &mul_autograd_);
+  m.impl("div_", &div_autograd_);
+  m.impl("neg_", &neg_autograd_);
+  m.impl("relu_", &relu_autograd_);
+  for (const char* name : {"add.out", "sub.out", "mul.out", "div.out", "neg.out"}) {
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&out_autograd>());
+  }
 }
 
 namespace {

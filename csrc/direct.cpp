@@ -16,6 +16,7 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/Exceptions.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/utils/pybind.h>
 
 #include <optional>
@@ -143,6 +144,13 @@ void add_direct_calls(PyObject* module) {
   Direct<Pair(const Tensor&, const Tensor&, int64_t)>::def(m, "mse_loss_and_grad");
   using Reduce = Direct<Tensor(const Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>;
   for (const char* name : {"sum", "mean"}) Reduce::def(m, name);
+  // autograd's rules for an in-place write into `self`, for Python code that writes through a
+  // Function (which would check them only after writing).
+  m.def("check_inplace", [](const Tensor& self, bool requires_grad) {
+    HANDLE_TH_ERRORS
+    torch::autograd::check_inplace(self, requires_grad);
+    END_HANDLE_TH_ERRORS_PYBIND
+  });
 }
 
 }  // namespace pykernels

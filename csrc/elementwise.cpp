@@ -53,7 +53,8 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   const char* name = binary_name(op, kind);
   check_defined(name, self, "self");
   check_defined(name, other, "other");
-  check_same_device(name, self, other);
+  const Tensor& target = kind == OutKind::InPlace ? self : out_arg;
+  const at::Device device = common_device(name, {self, other}, kind == OutKind::Functional ? Tensor() : target);
   if (op == BinaryOp::Sub) {
     PK_CHECK_NOT_IMPLEMENTED(
         self.scalar_type() != at::kBool && other.scalar_type() != at::kBool, name,
@@ -71,10 +72,9 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
              "for integral input tensors, argument alpha must not be a floating point number.");
   }
   const auto shape = broadcast_shape(name, self.sizes(), other.sizes());
-  Tensor out = prepare_output(name, kind, kind == OutKind::InPlace ? self : out_arg, shape, compute, self.options(),
-                              {self, other});
+  Tensor out = prepare_output(name, kind, target, shape, compute, self.options().device(device), {self, other});
   // Converted operands must outlive the kernel: the iterator holds raw pointers only.
-  const Tensor a = operand(self, compute, shape), b = operand(other, compute, shape);
+  const Tensor a = operand(self, compute, shape, device), b = operand(other, compute, shape, device);
   return run_into(out, compute, [&](Tensor& result) {
     auto it = make_iter<3>(name, {result, a, b});
     PYKERNELS_DEVICE_CALL(result.device(), binary_kernel, op, it, compute, alpha);
@@ -117,6 +117,8 @@ void div_(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode
 Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, const c10::Scalar& exponent,
              const Tensor& out_arg) {
   check_defined(name, self, "self");
+  const Tensor& target = kind == OutKind::InPlace ? self : out_arg;
+  const at::Device device = common_device(name, {self}, kind == OutKind::Functional ? Tensor() : target);
   at::ScalarType compute = self.scalar_type();
   check_dtype_supported(name, compute);
   switch (op) {
@@ -145,9 +147,8 @@ Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, con
   // Unlike the binary ops, torch's unary out= variants take no cast: out must have the result dtype.
   PK_CHECK(kind != OutKind::Out || out_arg.scalar_type() == compute, name, "Found dtype ", out_arg.scalar_type(),
            " but expected ", compute);
-  Tensor out = prepare_output(name, kind, kind == OutKind::InPlace ? self : out_arg, self.sizes(), compute,
-                              self.options(), {self});
-  const Tensor a = operand(self, compute, self.sizes());  // outlives the kernel
+  Tensor out = prepare_output(name, kind, target, self.sizes(), compute, self.options().device(device), {self});
+  const Tensor a = operand(self, compute, self.sizes(), device);  // outlives the kernel
   return run_into(out, compute, [&](Tensor& result) {
     auto it = make_iter<2>(name, {result, a});
     PYKERNELS_DEVICE_CALL(result.device(), unary_kernel, op, it, compute, exponent);
@@ -177,7 +178,7 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool, name, "Boolean inputs not supported for relu");
   Tensor out = at::empty(grad.sizes(), grad.options().dtype(compute));
   if (out.numel() == 0) return out;
-  const Tensor g = operand(grad, compute, out.sizes()), r = operand(result, compute, out.sizes());
+  const Tensor g = operand(grad, compute, out.sizes(), out.device()), r = operand(result, compute, out.sizes(), out.device());
   auto it = make_iter<3>(name, {out, g, r});
   PYKERNELS_DEVICE_CALL(out.device(), relu_backward_kernel, it, compute);
   return out;

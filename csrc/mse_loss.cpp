@@ -20,10 +20,14 @@ void check_reduction(const char* name, int64_t reduction) {
            "1 ('mean') or 2 ('sum'), got ", reduction);
 }
 
-void check_inputs(const char* name, const Tensor& self, const Tensor& target) {
+// The device the loss is computed on. Unlike the elementwise ops, a 0-dim CPU tensor may not join
+// tensors on another device: torch's mse_loss broadcasts its operands first, and takes no
+// exception for them then.
+at::Device check_inputs(const char* name, const Tensor& self, const Tensor& target) {
   check_defined(name, self, "self");
   check_defined(name, target, "target");
   check_same_device(name, self, target);
+  return self.device();
 }
 
 at::ScalarType float_type(const char* name, at::ScalarType t) {
@@ -45,20 +49,21 @@ double grad_scale(int64_t reduction, int64_t n) { return reduction == Mean ? 2.0
 
 Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
   const char* name = "mse_loss";
-  check_inputs(name, self, target);
+  const at::Device device = check_inputs(name, self, target);
   check_reduction(name, reduction);
   const auto dtype = float_type(name, at::result_type(self, target));
   const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
-  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);
+  const Tensor a = operand(self, dtype, shape, device), b = operand(target, dtype, shape, device);
+  const auto options = self.options().device(device).dtype(dtype);
   if (reduction == None) {
-    Tensor out = at::empty(shape, self.options().dtype(dtype));
+    Tensor out = at::empty(shape, options);
     if (out.numel() > 0) {
       auto it = make_iter<3>(name, {out, a, b});
       PYKERNELS_DEVICE_CALL(out.device(), mse_loss_none_kernel, it, dtype);
     }
     return out;
   }
-  Tensor out = at::empty({}, self.options().dtype(dtype));
+  Tensor out = at::empty({}, options);
   const double scale = loss_scale(reduction, c10::multiply_integers(shape));
   auto it = make_iter<2>(name, {a, b});
   PYKERNELS_DEVICE_CALL(out.device(), mse_loss_reduce_kernel, it, dtype, out.data_ptr(), scale);
@@ -72,6 +77,7 @@ Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& t
   check_inputs(name, self, target);
   check_defined(name, grad, "grad_output");
   check_same_device(name, grad, self);
+  const at::Device device = self.device();
   check_reduction(name, reduction);
   const auto dtype = float_type(name, at::promote_types(at::result_type(self, target), grad.scalar_type()));
   const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
@@ -81,12 +87,13 @@ Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& t
   } else {
     PK_CHECK(grad.numel() == 1, name, "grad_output of a reduced loss must have one element, got shape ", grad.sizes());
   }
-  Tensor out = at::empty(shape, self.options().dtype(dtype));
+  Tensor out = at::empty(shape, self.options().device(device).dtype(dtype));
   const int64_t n = out.numel();
   if (n == 0) return out;
-  const Tensor g = reduction == None ? operand(grad, dtype, shape) : operand(grad.reshape({}), dtype, shape);
+  const Tensor g = operand(reduction == None ? grad : grad.reshape({}), dtype, shape, device);
   const double scale = grad_scale(reduction, n);
-  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);  // outlive the kernel
+  // outlive the kernel
+  const Tensor a = operand(self, dtype, shape, device), b = operand(target, dtype, shape, device);
   auto it = make_iter<4>(name, {out, a, b, g});
   PYKERNELS_DEVICE_CALL(out.device(), mse_loss_backward_kernel, it, dtype, scale);
   return out;
@@ -98,15 +105,15 @@ Tensor mse_loss_backward(const Tensor& grad, const Tensor& self, const Tensor& t
 // over as is: the backward then costs no pass over memory at all.
 std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& self, const Tensor& target, int64_t reduction) {
   const char* name = "mse_loss_and_grad";
-  check_inputs(name, self, target);
+  const at::Device device = check_inputs(name, self, target);
   check_reduction(name, reduction);
   PK_CHECK(reduction != None, name, "needs a reduced loss ('mean' or 'sum'); for reduction='none' the ",
            "gradient depends on grad_output (use mse_loss_backward)");
   const auto dtype = float_type(name, at::result_type(self, target));
   const auto shape = broadcast_shape(name, self.sizes(), target.sizes());
-  const Tensor a = operand(self, dtype, shape), b = operand(target, dtype, shape);
-  Tensor loss = at::empty({}, self.options().dtype(dtype));
-  Tensor grad = at::empty(shape, self.options().dtype(dtype));
+  const Tensor a = operand(self, dtype, shape, device), b = operand(target, dtype, shape, device);
+  Tensor loss = at::empty({}, self.options().device(device).dtype(dtype));
+  Tensor grad = at::empty(shape, self.options().device(device).dtype(dtype));
   const int64_t n = grad.numel();
   auto it = make_iter<3>(name, {grad, a, b});
   PYKERNELS_DEVICE_CALL(loss.device(), mse_loss_reduce_grad_kernel, it, dtype, loss.data_ptr(),

@@ -5,8 +5,8 @@ pykernels ops only: no torch compute, including the reduction of broadcast gradi
 pair is registered on the raw op with ``torch.library.register_autograd``, so
 ``torch.ops.pykernels.mm`` is differentiable by itself, and reused by a
 ``torch.autograd.Function`` of the same name, which is what the public API calls.
-In-place ops get Functions of their own (``ctx.mark_dirty``); mutable raw ops cannot carry
-registered autograd.
+The in-place and out= ops carry their autograd in C++ (csrc/autograd.cpp), which checks
+torch's rules for a write before anything is written.
 
 Every functional op but matmul, mse_loss_backward and mse_loss_and_grad carries its autograd in
 C++ instead (csrc/autograd.cpp), where it costs a fraction of a Python formula's overhead; the
@@ -18,7 +18,6 @@ which skips torch.ops' argument parsing, unless a ``__torch_function__`` applies
 torch.compile is tracing it: those see torch.ops.pykernels.<op>, as they expect.
 """
 import inspect
-from types import SimpleNamespace
 
 import torch
 
@@ -91,7 +90,8 @@ def _register(name, setup_context, backward):
     arguments (alpha, rounding_mode, dtype) separately and wants gradients for positional
     arguments only, so the registration adapts both ends.
     """
-    arguments = getattr(_ops, name).default._schema.arguments
+    schema = getattr(_ops, name).default._schema
+    arguments = schema.arguments
     n_positional = len([a for a in arguments if not a.kwarg_only])
     kwonly = [a.name for a in arguments if a.kwarg_only]
     # With C++ autograd, calling the op records the graph itself.
@@ -130,7 +130,7 @@ def _register(name, setup_context, backward):
     def forward(*args):
         # Grad mode is off inside forward: the op's own autograd would only redispatch below it
         # (and its C++ autograd refuses to run under torch.func transforms).
-        out = _try_direct(direct, True, args)
+        out = _try_direct(direct, True, args, schema)
         if out is not _NOT_TAKEN:
             return out
         with _BelowAutograd():
@@ -146,7 +146,7 @@ def _register(name, setup_context, backward):
         return tuple(args) + tuple(kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):]))
 
     def call_op_with_autograd(*args):
-        out = _try_direct(direct, False, args)
+        out = _try_direct(direct, False, args, schema)
         return call_op(*args) if out is _NOT_TAKEN else out
 
     cls_name = name.title().replace("_", "")
@@ -231,16 +231,27 @@ _has_torch_function = torch._C._has_torch_function
 _NOT_TAKEN = object()
 
 
-def _try_direct(direct, below_autograd, args):
+def _try_direct(direct, below_autograd, args, schema):
     """``direct(below_autograd, *args)``, a typed binding's call, or _NOT_TAKEN where the caller
     goes through torch.ops instead: a __torch_function__ applies, or the binding cannot take an
-    argument (TypeError), which torch.ops converts or words the error for."""
+    argument (TypeError), which torch.ops converts (a numpy number for a Scalar, ...). What
+    torch.ops cannot take either, a non-tensor where the schema wants a Tensor, is a TypeError
+    naming the op here rather than torch.ops' dump of the schema."""
     if _has_torch_function(args):
         return _NOT_TAKEN
     try:
         return direct(below_autograd, *args)
     except TypeError:
+        _check_tensor_arguments(schema, args)
         return _NOT_TAKEN
+
+
+def _check_tensor_arguments(schema, args):
+    for position, argument in enumerate(schema.arguments[: len(args)]):
+        value = args[position]
+        if str(argument.type) == "Tensor" and not isinstance(value, torch.Tensor):
+            raise TypeError(f"pykernels.{schema.name.split('::')[-1]}(): argument '{argument.name}' (position "
+                            f"{position + 1}) must be Tensor, not {type(value).__name__}")
 
 
 def _save_inputs(ctx, inputs, output):
@@ -512,13 +523,13 @@ def _mutating(overload):
     direct = getattr(_C.direct, overload.replace(".", "_"))
 
     def call(*args):
-        if _try_direct(direct, False, args) is _NOT_TAKEN:
+        if _try_direct(direct, False, args, op._schema) is _NOT_TAKEN:
             op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
 
     return call
 
 
-# In-place and out= ops as the public API and the Functions below call them; every argument positional.
+# In-place and out= ops as the public API calls them; every argument positional.
 run_mutating = {o: _mutating(o) for o in ("add_", "sub_", "mul_", "div_", "neg_", "relu_", "add.out", "sub.out",
                                           "mul.out", "div.out", "neg.out")}
 
@@ -529,54 +540,3 @@ def binary_inplace(name, a, b, extra):
         run_mutating["mul_"](a, b)
     else:
         run_mutating[name + "_"](a, b, extra)
-
-
-class BinaryInplace(torch.autograd.Function):
-    """add_/sub_/mul_/div_ on ``a``; backward matches the out-of-place op's."""
-
-    @staticmethod
-    def forward(ctx, name, a, b, extra):
-        ctx.name, ctx.extra, ctx.shapes = name, extra, (a.shape, b.shape)
-        # mul_ and div_ need self's old value for other's gradient: keep a copy only then.
-        keep_a = name in ("mul", "div") and ctx.needs_input_grad[2]
-        ctx.save_for_backward(a.clone() if keep_a else None, b)
-        binary_inplace(name, a, b, extra)
-        ctx.mark_dirty(a)
-        return a
-
-    @staticmethod
-    def backward(ctx, grad):
-        # The out-of-place formulas, seen through a context that lists just (a, b).
-        view = SimpleNamespace(saved_tensors=ctx.saved_tensors, needs_input_grad=ctx.needs_input_grad[1:3],
-                               shapes=ctx.shapes, extra=ctx.extra)
-        grads = _INPLACE_BACKWARD[ctx.name](view, grad)
-        return None, grads[0], grads[1], None
-
-
-_INPLACE_BACKWARD = {"add": _add_backward, "sub": _sub_backward, "mul": _mul_backward, "div": _div_backward}
-
-
-class NegInplace(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a):
-        run_mutating["neg_"](a)
-        ctx.mark_dirty(a)
-        return a
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _fops.neg(grad)
-
-
-class ReLUInplace(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a):
-        run_mutating["relu_"](a)
-        ctx.mark_dirty(a)
-        ctx.save_for_backward(a)
-        return a
-
-    @staticmethod
-    def backward(ctx, grad):
-        (result,) = ctx.saved_tensors
-        return _fops.relu_backward(grad, result)

@@ -34,6 +34,7 @@ import traceback
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
+from . import _C
 from . import nn as _nn
 from . import ops as pk
 from .autograd import scalar_like, sum_to
@@ -143,8 +144,11 @@ class _Assign(torch.autograd.Function):
 
 
 def _assign(self, result):
-    """Ends an in-place op computed out of place: ``self`` takes ``result``'s values."""
+    """Ends an in-place op computed out of place: ``self`` takes ``result``'s values. autograd's
+    rules for an in-place write are checked first: a Function checks them only after its forward
+    has written."""
     _need(result.dtype == self.dtype and result.shape == self.shape, "result does not fit in place")
+    _C.direct.check_inplace(self, self.requires_grad or result.requires_grad)
     _Assign.apply(self, result)
     return self
 

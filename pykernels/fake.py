@@ -18,12 +18,29 @@ def _broadcast(op, *shapes):
         raise RuntimeError(f"pykernels.{op}: {e}") from None
 
 
+def _device(op, *inputs, out=None, cpu_scalars=True):
+    """The device the op computes on, by the kernels' (and torch's) rule: every tensor on one
+    device, except that a 0-dim CPU input may join tensors on another device. ``out`` (an out=
+    tensor or an in-place self) takes no such exception. A meta tensor beside CPU ones would
+    otherwise send the call here and give a CPU result that was never computed."""
+    device = out.device if out is not None else None
+    for t in inputs:
+        if cpu_scalars and t.dim() == 0 and t.device.type == "cpu":
+            continue
+        if device is None:
+            device = t.device
+        _check(t.device == device, op, "expected all tensors to be on the same device, but found at least two "
+               f"devices, {device} and {t.device}")
+    return device if device is not None else inputs[0].device
+
+
 def _same_dtype(op, a, b):
     _check(a.dtype == b.dtype, op, f"expected both operands to have the same dtype, but got {a.dtype} and {b.dtype}")
 
 
 @register_fake("pykernels::mm")
 def _mm(a, b):
+    _device("mm", a, b, cpu_scalars=False)
     _same_dtype("mm", a, b)
     _check(a.dim() == 2 and b.dim() == 2, "mm", f"expected matrices, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     _check(a.shape[1] == b.shape[0], "mm", f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
@@ -32,6 +49,7 @@ def _mm(a, b):
 
 @register_fake("pykernels::bmm")
 def _bmm(a, b):
+    _device("bmm", a, b, cpu_scalars=False)
     _same_dtype("bmm", a, b)
     _check(a.dim() == 3 and b.dim() == 3, "bmm", f"expected 3-D tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
     _check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1], "bmm",
@@ -41,6 +59,7 @@ def _bmm(a, b):
 
 @register_fake("pykernels::matmul")
 def _matmul(a, b):
+    _device("matmul", a, b, cpu_scalars=False)
     _same_dtype("matmul", a, b)
     _check(a.dim() >= 1 and b.dim() >= 1, "matmul", "both arguments need to be at least 1D")
     a2 = a.unsqueeze(0) if a.dim() == 1 else a
@@ -65,27 +84,38 @@ def _binary_result(op, a, b, true_div=False):
     return _broadcast(op, a.shape, b.shape), dtype
 
 
+def _castable(op, dtype, out):
+    _check(torch.can_cast(dtype, out.dtype), op, f"result type {dtype} can't be cast to the desired output type "
+           f"{out.dtype}")
+
+
 def _functional(op, true_div=False):
     def fake(a, b, **kwargs):
+        device = _device(op, a, b)
         shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
-        return a.new_empty(shape, dtype=dtype)
+        return a.new_empty(shape, dtype=dtype, device=device)
 
     return fake
 
 
 def _out(op, true_div=False):
     def fake(a, b, out, **kwargs):
-        shape, _ = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
+        _device(op, a, b, out=out)
+        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
+        _castable(op, dtype, out)
         if tuple(out.shape) != tuple(shape):
             out.resize_(shape)
 
     return fake
 
 
-def _inplace(op):
+def _inplace(op, true_div=False):
     def fake(a, b, **kwargs):
-        _check(tuple(_broadcast(op, a.shape, b.shape)) == tuple(a.shape), op,
-               f"output with shape {tuple(a.shape)} doesn't match the broadcast shape")
+        _device(op, a, b, out=a)
+        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
+        _castable(op, dtype, a)
+        _check(tuple(shape) == tuple(a.shape), op,
+               f"output with shape {tuple(a.shape)} doesn't match the broadcast shape {tuple(shape)}")
 
     return fake
 
@@ -93,7 +123,7 @@ def _inplace(op):
 for _name in ("add", "sub", "mul", "div"):
     register_fake(f"pykernels::{_name}", _functional(_name, _name == "div"))
     register_fake(f"pykernels::{_name}.out", _out(_name, _name == "div"))
-    register_fake(f"pykernels::{_name}_", _inplace(_name + "_"))
+    register_fake(f"pykernels::{_name}_", _inplace(_name + "_", _name == "div"))
 
 
 # Functional outputs are contiguous, as the kernels allocate them (whatever the input's layout).
@@ -106,6 +136,8 @@ def _neg(a):
 
 @register_fake("pykernels::neg.out")
 def _neg_out(a, out):
+    _device("neg.out", a, out=out)
+    _check(out.dtype == a.dtype, "neg.out", f"Found dtype {out.dtype} but expected {a.dtype}")
     if out.shape != a.shape:
         out.resize_(a.shape)
 
@@ -167,6 +199,7 @@ def _relu_(a):
 
 @register_fake("pykernels::relu_backward")
 def _relu_backward(grad, result):
+    _device("relu_backward", grad, result, cpu_scalars=False)
     _check(grad.shape == result.shape, "relu_backward", "grad_output and result shapes differ")
     return grad.new_empty(grad.shape, dtype=torch.result_type(grad, result))
 
@@ -179,6 +212,7 @@ def _relu_and_mask(a):
 
 @register_fake("pykernels::relu_mask_backward")
 def _relu_mask_backward(grad, mask):
+    _device("relu_mask_backward", grad, mask, cpu_scalars=False)
     _check(grad.dtype.is_floating_point, "relu_mask_backward", f"needs a floating point grad_output, got {grad.dtype}")
     _check(mask.dtype == torch.uint8 and mask.dim() == 1, "relu_mask_backward",
            f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}")
@@ -189,19 +223,23 @@ def _relu_mask_backward(grad, mask):
 
 @register_fake("pykernels::mse_loss")
 def _mse_loss(a, target, reduction=1):
+    device = _device("mse_loss", a, target, cpu_scalars=False)
     _check(reduction in (0, 1, 2), "mse_loss", f"reduction must be 0, 1 or 2, got {reduction}")
     shape = _broadcast("mse_loss", a.shape, target.shape) if reduction == 0 else ()
-    return a.new_empty(shape, dtype=torch.result_type(a, target))
+    return a.new_empty(shape, dtype=torch.result_type(a, target), device=device)
 
 
 @register_fake("pykernels::mse_loss_and_grad")
 def _mse_loss_and_grad(a, target, reduction=1):
+    device = _device("mse_loss_and_grad", a, target, cpu_scalars=False)
     _check(reduction in (1, 2), "mse_loss_and_grad", f"needs reduction 1 ('mean') or 2 ('sum'), got {reduction}")
     dtype = torch.result_type(a, target)
-    return a.new_empty((), dtype=dtype), a.new_empty(_broadcast("mse_loss_and_grad", a.shape, target.shape), dtype=dtype)
+    shape = _broadcast("mse_loss_and_grad", a.shape, target.shape)
+    return a.new_empty((), dtype=dtype, device=device), a.new_empty(shape, dtype=dtype, device=device)
 
 
 @register_fake("pykernels::mse_loss_backward")
 def _mse_loss_backward(grad, a, target, reduction):
+    device = _device("mse_loss_backward", grad, a, target, cpu_scalars=False)
     dtype = torch.promote_types(torch.result_type(a, target), grad.dtype)
-    return a.new_empty(_broadcast("mse_loss_backward", a.shape, target.shape), dtype=dtype)
+    return a.new_empty(_broadcast("mse_loss_backward", a.shape, target.shape), dtype=dtype, device=device)

@@ -72,12 +72,6 @@ def _alpha(op, alpha):
     return alpha
 
 
-def _check_out(op, out, *tensors):
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        raise RuntimeError(f"pykernels.{op}(): functions with out=... arguments don't support automatic "
-                           "differentiation, but one of the arguments requires grad.")
-
-
 # ---- matmul family ----------------------------------------------------------------------------------
 
 
@@ -104,7 +98,6 @@ def add(input, other, *, alpha=1, out=None):
     a, b = _as_tensors("add", input, other)
     alpha = _alpha("add", alpha)
     if out is not None:
-        _check_out("add", out, a, b)
         F.run_mutating["add.out"](a, b, alpha, out)
         return out
     return F.Add.run(a, b, alpha)
@@ -115,7 +108,6 @@ def sub(input, other, *, alpha=1, out=None):
     a, b = _as_tensors("sub", input, other)
     alpha = _alpha("sub", alpha)
     if out is not None:
-        _check_out("sub", out, a, b)
         F.run_mutating["sub.out"](a, b, alpha, out)
         return out
     return F.Sub.run(a, b, alpha)
@@ -125,7 +117,6 @@ def mul(input, other, *, out=None):
     """Elementwise product, like ``torch.mul``."""
     a, b = _as_tensors("mul", input, other)
     if out is not None:
-        _check_out("mul", out, a, b)
         F.run_mutating["mul.out"](a, b, out)
         return out
     return F.Mul.run(a, b)
@@ -135,7 +126,6 @@ def div(input, other, *, rounding_mode=None, out=None):
     """Division like ``torch.div``: true division (integers give floats), or 'trunc' / 'floor'."""
     a, b = _as_tensors("div", input, other, true_div=rounding_mode is None)
     if out is not None:
-        _check_out("div", out, a, b)
         F.run_mutating["div.out"](a, b, rounding_mode, out)
         return out
     return F.Div.run(a, b, rounding_mode)
@@ -144,14 +134,9 @@ def div(input, other, *, rounding_mode=None, out=None):
 def neg(input, *, out=None):
     """``-input``, like ``torch.neg``."""
     if out is not None:
-        _check_out("neg", out, input)
         F.run_mutating["neg.out"](input, out)
         return out
     return F.Neg.run(input)
-
-
-def _records_grad(*tensors):
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _functorch_inplace(op, input, result):
@@ -188,10 +173,8 @@ def _inplace(op, input, other, extra, true_div=False):
         # copy_ is about to overwrite.
         a = input.clone()
         return _functorch_inplace(op, input, _FUNCTIONAL[op](a, a if other is input else other, extra))
-    if _records_grad(input, other):
-        return F.BinaryInplace.apply(op, input, other, extra)
-    # Outside autograd (e.g. an SGD step under no_grad) mutate and return the tensor itself,
-    # so a Parameter stays that Parameter.
+    # The op's C++ autograd records the write when it must; the tensor itself is returned, so a
+    # Parameter stays that Parameter.
     F.binary_inplace(op, input, other, extra)
     return input
 
@@ -220,8 +203,6 @@ def neg_(input):
     """In-place negation, like ``Tensor.neg_``."""
     if F._functorch_active():
         return _functorch_inplace("neg", input, F.Neg.run(input))
-    if _records_grad(input):
-        return F.NegInplace.apply(input)
     F.run_mutating["neg_"](input)
     return input
 
@@ -279,14 +260,15 @@ def relu_(input):
     """In-place ReLU, like ``torch.relu_``."""
     if F._functorch_active():
         return _functorch_inplace("relu", input, F.ReLU.run(input))
-    if _records_grad(input):
-        return F.ReLUInplace.apply(input)
     F.run_mutating["relu_"](input)
     return input
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error, like ``torch.nn.functional.mse_loss``."""
+    for argument, value in (("input", input), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"pykernels.mse_loss(): argument '{argument}' must be Tensor, not {type(value).__name__}")
     if size_average is not None or reduce is not None:
         reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
     if reduction not in _Reductions:

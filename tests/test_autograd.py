@@ -113,8 +113,39 @@ def test_gradcheck_inplace():
         pk.neg_(z)
         return pk.relu_(z)
 
-    assert torch.autograd.gradcheck(f, (make((3, 4), torch.float64, requires_grad=True),
-                                        make((4,), torch.float64, requires_grad=True)))
+    inputs = (make((3, 4), torch.float64, requires_grad=True), make((4,), torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(f, inputs)
+    # mul_ and div_ read self's old value in backward: a double backward must reach its history.
+    assert torch.autograd.gradgradcheck(f, inputs)
+
+
+def test_gradcheck_inplace_on_views():
+    """An in-place op on a view of a non-leaf rebases the base's history (torch's CopySlices)."""
+    def f(x, y):
+        z = pk.mul(x, 1.0)
+        pk.mul_(z[1:], y)
+        pk.div_(z[:, 0], y[0] + 3.0, rounding_mode=None)
+        pk.relu_(z[0])
+        return z
+
+    inputs = (make((3, 4), torch.float64, requires_grad=True), make((4,), torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(f, inputs)
+    assert torch.autograd.gradgradcheck(f, inputs)
+
+
+@pytest.mark.parametrize("name", ["add_", "sub_", "mul_", "div_", "neg_", "relu_"])
+def test_raw_inplace_op_records_its_write(name):
+    """torch.ops.pykernels.<op>_ is differentiable by itself: the write is recorded in C++."""
+    x = make((3, 4), torch.float64, requires_grad=True)
+    args = () if name in ("neg_", "relu_") else (make((4,), torch.float64, nonzero=True),)
+    ours, theirs = pk.mul(x, 1.0), x * 1.0
+    getattr(ops, name)(ours, *args)
+    getattr(theirs, name)(*args)
+    assert ours.grad_fn.name().startswith("torch::autograd::CppNode<pykernels::autograd::")
+    grad = make((3, 4), torch.float64)
+    (g_ours,) = torch.autograd.grad(ours, x, grad)
+    (g_theirs,) = torch.autograd.grad(theirs, x, grad)
+    assert_close(g_ours, g_theirs)
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE, ids=case_id)

@@ -20,9 +20,24 @@ std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntA
   return shape;
 }
 
-at::Tensor operand(const at::Tensor& t, at::ScalarType dtype, at::IntArrayRef shape) {
-  if (t.scalar_type() == dtype && t.sizes() == shape) return t;
-  return (t.scalar_type() == dtype ? t : t.to(dtype)).expand(shape);
+at::Device common_device(const char* op, std::initializer_list<at::Tensor> inputs, const at::Tensor& out) {
+  std::optional<at::Device> device;
+  if (out.defined()) device = out.device();
+  for (const auto& t : inputs) {
+    if (t.dim() == 0 && t.is_cpu()) continue;
+    if (!device) {
+      device = t.device();
+    } else {
+      PK_CHECK(t.device() == *device, op, "expected all tensors to be on the same device, but found at least two ",
+               "devices, ", *device, " and ", t.device());
+    }
+  }
+  return device.value_or(at::Device(at::kCPU));
+}
+
+at::Tensor operand(const at::Tensor& t, at::ScalarType dtype, at::IntArrayRef shape, at::Device device) {
+  if (t.scalar_type() == dtype && t.sizes() == shape && t.device() == device) return t;
+  return (t.scalar_type() == dtype && t.device() == device ? t : t.to(device, dtype)).expand(shape);
 }
 
 at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, at::IntArrayRef shape,
@@ -31,15 +46,19 @@ at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, a
   if (kind == OutKind::Functional) return at::empty(shape, options.dtype(result_type));
   PK_CHECK(at::canCast(result_type, out.scalar_type()), op, "result type ", result_type,
            " can't be cast to the desired output type ", out.scalar_type());
-  for (const auto& in : inputs) check_same_device(op, out, in);
   if (kind == OutKind::InPlace) {
     PK_CHECK(out.sizes() == shape, op, "output with shape ", out.sizes(), " doesn't match the broadcast shape ", shape);
   } else {
     at::native::resize_output(out, shape);
   }
-  at::assert_no_internal_overlap(out);
-  for (const auto& in : inputs)
-    if (!in.is_same(out)) at::assert_no_partial_overlap(out, in);
+  PK_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes, op, "unsupported operation: more than one element ",
+           "of the written-to tensor refers to a single memory location. Please clone() the tensor before ",
+           "performing the operation.");
+  for (const auto& in : inputs) {
+    PK_CHECK(in.is_same(out) || at::get_overlap_status(out, in) != at::MemOverlapStatus::Partial, op,
+             "unsupported operation: some elements of the input tensor and the written-to tensor refer to a single ",
+             "memory location. Please clone() the tensor before performing the operation.");
+  }
   return out;
 }
 
