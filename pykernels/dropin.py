@@ -23,7 +23,6 @@ other threads, and TorchScript code (``torch.compile`` with the mode on is untes
 and of those that fell through, with counts. ``python -m pykernels run SCRIPT [ARGS...]`` runs a
 script under the mode and prints that table to stderr.
 """
-import argparse
 import collections
 import inspect
 import os
@@ -40,7 +39,7 @@ from .autograd import scalar_like, sum_to
 
 _ops = torch.ops.pykernels
 
-__all__ = ["DropIn", "enable", "run_script", "run_main", "add_arguments", "run"]
+__all__ = ["DropIn", "enable", "run_script"]
 
 _T = torch.Tensor
 _F = torch.nn.functional
@@ -859,28 +858,3 @@ def run_script(target, argv=(), *, module=False, report=True, file=None):
         if report:
             print(mode.report(), file=file or sys.stderr, flush=True)
     return status
-
-
-def add_arguments(parser):
-    """The arguments of ``python -m pykernels run``."""
-    parser.add_argument("-m", dest="module", action="store_true",
-                        help="SCRIPT is a module name, run as `python -m SCRIPT` runs it")
-    parser.add_argument("--no-report", dest="report", action="store_false",
-                        help="do not print the routing report at exit")
-    parser.add_argument("target", metavar="SCRIPT", help="the script to run (or a module name, with -m)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's own arguments")
-
-
-def run(args):
-    """``python -m pykernels run`` with parsed arguments; returns the script's exit status."""
-    return run_script(args.target, args.args, module=args.module, report=args.report)
-
-
-RUN_HELP = "run a Python script with its torch calls routed to pykernels, then report the routing"
-
-
-def run_main(argv=None):
-    """``python -m pykernels run SCRIPT [ARGS...]`` on its own: parses ``argv``, returns the exit status."""
-    parser = argparse.ArgumentParser(prog="pykernels run", description=RUN_HELP)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

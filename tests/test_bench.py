@@ -5,10 +5,11 @@ import json
 import pytest
 
 from pykernels import bench
+from pykernels.__main__ import main
 
 
 def run(tmp_path, *argv):
-    status = bench.main(["--min-run-time", "0.01", "--out", str(tmp_path), *argv])
+    status = main(["bench", "--min-run-time", "0.01", "--out", str(tmp_path), *argv])
     assert status == 0
     (md,) = tmp_path.glob("*.md")
     (js,) = tmp_path.glob("*.json")
@@ -43,3 +44,10 @@ def test_mm_plot(tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (js,) = tmp_path.glob("*.json")
     assert [r["shape"] for r in json.loads(js.read_text())["mm_sweep"]] == ["8x8 @ 8x8", "16x16 @ 16x16", "33x33 @ 33x33"]
+
+
+def test_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.01", "--no-peak"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "| add |" in capsys.readouterr().out
