@@ -213,7 +213,9 @@ def _run_arguments(parser):
     parser.add_argument("-m", dest="module", action="store_true",
                         help="SCRIPT is a module name, run as `python -m SCRIPT` runs it")
     parser.add_argument("--no-report", dest="report", action="store_false",
-                        help="do not print the routing report at exit")
+                        help="do not print the routing report. It goes to stderr once the script has "
+                             "finished (returned, called sys.exit or raised), unless the script made no "
+                             "torch call at all, as when it stops at its own --help or a usage error")
     parser.add_argument("target", metavar="SCRIPT", help="the script to run (or a module name, with -m)")
     # argparse marks a REMAINDER positional required, and would name ARGS as missing beside SCRIPT.
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",

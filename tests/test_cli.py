@@ -1,18 +1,24 @@
 """The command line, ``python -m pykernels`` (pykernels/__main__.py), as a user meets it.
 
 - a mistake on the command line is caught before any work starts and ends the command with exit
-  status 2 and one line on stderr, ``pykernels <command>: error: ...``: no usage line, no traceback.
+  status 2 and one line on stderr, ``pykernels <command>: error: ...``: no usage line, no traceback;
+- ``run`` passes a script's exit status on; a script that raises gets its own traceback, without
+  the frames that ran it, and exit status 1; the routing report follows a script that made torch
+  calls, and not one that stopped at its own --help or usage error.
 """
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
+from pykernels import dropin
 from pykernels.__main__ import main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+SCRIPTS = os.path.join(HERE, "scripts")
 
 
 def _mistakes(tmp_path):
@@ -72,3 +78,79 @@ def test_mistakes_from_the_shell(argv, tmp_path):
     assert proc.stderr.startswith(f"pykernels {argv[0]}: error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stdout == ""
     assert not os.path.exists(os.path.join(ROOT, "no_such_script.py"))
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def _script(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_a_script_that_raises_shows_its_own_frames(tmp_path, capsys):
+    script = _script(tmp_path, "boom.py", """\
+        import torch
+
+
+        def inner():
+            raise ValueError("boom")
+
+
+        x = torch.ones(2) * 2
+        inner()
+        """)
+    assert main(["run", script]) == 1
+    err = capsys.readouterr().err
+    traceback_text = err.split("pykernels drop-in report")[0]
+    assert traceback_text.startswith("Traceback (most recent call last):\n")
+    files = [line.split('"')[1] for line in traceback_text.splitlines() if line.startswith('  File "')]
+    assert files == [script, script], traceback_text  # the module line, then inner()
+    assert "runpy" not in traceback_text and "pykernels" not in traceback_text
+    assert traceback_text.rstrip().endswith("ValueError: boom")
+    assert "torch.Tensor.mul" in err  # the report follows: the script did torch work before it raised
+
+
+def test_a_script_with_a_syntax_error(tmp_path, capsys):
+    script = _script(tmp_path, "broken.py", "x = (\n")
+    assert dropin.run_script(script, report=False) == 1
+    err = capsys.readouterr().err
+    assert "SyntaxError" in err and script in err and "runpy" not in err
+
+
+ARGPARSE_SCRIPT = """\
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(prog="count")
+    parser.add_argument("--n", type=int, required=True)
+    args = parser.parse_args()
+    print((torch.ones(args.n) * 2).sum().item())
+    """
+
+
+@pytest.mark.parametrize("args,status,stream,text", [
+    (["--help"], 0, "out", "usage: count"),
+    ([], 2, "err", "count: error: the following arguments are required: --n"),
+])
+def test_no_report_after_the_scripts_own_help_or_usage_error(tmp_path, capsys, args, status, stream, text):
+    script = _script(tmp_path, "count.py", ARGPARSE_SCRIPT)
+    assert main(["run", script, *args]) == status
+    captured = capsys.readouterr()
+    assert text in getattr(captured, stream)
+    assert "pykernels drop-in report" not in captured.err
+
+
+def test_report_after_a_script_that_ran(tmp_path, capsys):
+    script = _script(tmp_path, "count.py", ARGPARSE_SCRIPT)
+    assert main(["run", script, "--n", "3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "6.0\n"
+    assert "pykernels drop-in report" in captured.err and "torch.Tensor.mul" in captured.err
+
+
+def test_report_after_sys_exit(capsys):
+    assert main(["run", os.path.join(SCRIPTS, "argv_exit.py"), "4"]) == 4
+    assert "pykernels drop-in report" in capsys.readouterr().err
