@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import logging
 import math
 import os
 import platform
@@ -296,15 +297,25 @@ SUITES = {
 # ----------------------------------------------------------------------------- timing
 
 
+def _timer_class():
+    """torch.utils.benchmark.Timer, imported on first use: the import loads cpp_extension, slow to
+    import, and on a machine with a CUDA toolkit but no GPU its CUDA look-up logs "No CUDA runtime
+    is found", a warning about building extensions that timing has no use for, so it is muted."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.disabled = disabled
+    return Timer
+
+
 def _time_cpu(fns, min_run_time):
     """Median seconds per call of each fn, in rounds that alternate which fn goes first.
 
     Timer defaults to one thread; passing the current count times what users actually get.
-    It is imported here because torch.utils.benchmark loads cpp_extension, slow to import and
-    noisy where no CUDA runtime is installed, which ``pykernels info`` has no use for.
     """
-    from torch.utils.benchmark import Timer
-
+    Timer = _timer_class()
     timers = [Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()) for fn in fns]
     times = [[] for _ in fns]
     for r in range(ROUNDS):

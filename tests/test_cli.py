@@ -4,14 +4,18 @@
   status 2 and one line on stderr, ``pykernels <command>: error: ...``: no usage line, no traceback;
 - ``run`` passes a script's exit status on; a script that raises gets its own traceback, without
   the frames that ran it, and exit status 1; the routing report follows a script that made torch
-  calls, and not one that stopped at its own --help or usage error.
+  calls, and not one that stopped at its own --help or usage error;
+- on a machine with a CUDA toolkit and no GPU, no command prints torch's "No CUDA runtime is
+  found" warning.
 """
+import json
 import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
+import torch
 
 from pykernels import dropin
 from pykernels.__main__ import main
@@ -154,3 +158,34 @@ def test_report_after_a_script_that_ran(tmp_path, capsys):
 def test_report_after_sys_exit(capsys):
     assert main(["run", os.path.join(SCRIPTS, "argv_exit.py"), "4"]) == 4
     assert "pykernels drop-in report" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- no CUDA warning
+
+_COMMANDS = """\
+import sys
+from pykernels.__main__ import main
+
+script = sys.argv[1]
+assert main(["run", "--no-report", script, "0"]) == 0
+assert main(["train", "--variant", "manual", "--iters", "2"]) == 0
+assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.01", "--no-peak"]) == 0
+"""
+_WARNING = "No CUDA runtime is found"
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or not torch.version.cuda,
+                    reason="torch warns only where it is a CUDA build and no GPU is visible")
+def test_no_cuda_runtime_warning_without_a_gpu(tmp_path):
+    # CUDA_HOME pointing at any directory is, to torch, a CUDA toolkit: the warning's condition.
+    env = dict(os.environ, CUDA_HOME=str(tmp_path), OMP_NUM_THREADS="1")
+    probe = subprocess.run([sys.executable, "-c", "import torch.utils.cpp_extension"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    if _WARNING not in probe.stderr:
+        pytest.skip("this torch does not print the warning on importing cpp_extension")
+    proc = subprocess.run([sys.executable, "-c", _COMMANDS, os.path.join(SCRIPTS, "argv_exit.py")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert _WARNING not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["argv"][1:] == ["0"]  # the script ran, then train and bench
+    assert "pykernels train:" in proc.stdout and "| add |" in proc.stdout
