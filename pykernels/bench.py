@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -552,6 +553,24 @@ def result_stem(meta):
     return stem if meta["suite"] == "default" else f"{stem}-{meta['suite']}"
 
 
+def git_commit():
+    """``{"commit": hash, "dirty": tracked files changed}`` of the git checkout pykernels runs from,
+    or None where it runs from none (an installed wheel) or git is missing."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+
+    try:
+        # A repository around an installed copy (a virtual environment in some project) is not pykernels'.
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            return None
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def load_average():
     """The 1-minute load average, or None where the OS has none: above zero, something else competed."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
@@ -560,8 +579,9 @@ def load_average():
 def environment(device, suite, min_run_time, load_before, peak=None):
     info = build_info()
     return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "pykernels_version": pykernels.__version__,
+        "git": git_commit(),
         "torch_version": torch.__version__,
         "built_against_torch": info.get("torch_version"),
         "cpu_simd": info.get("cpu_simd"),
@@ -615,12 +635,15 @@ def _table_row(row, with_peak, with_target):
 def to_markdown(meta, rows):
     load = meta["load_average"]
     where = meta["device_name"] if meta["device"] == "cuda" else f"{meta['device_name']}, {meta['threads']} threads"
+    git = meta["git"]
     lines = [
         f"# pykernels vs torch: {meta['device']} ({where})",
         "",
         f"- date: {meta['date']}",
         f"- pykernels {meta['pykernels_version']} (built against torch {meta['built_against_torch'] or '?'}, "
         f"CPU SIMD {meta['cpu_simd'] or '?'}); torch {meta['torch_version']}",
+        "- git commit: " + (f"{git['commit']}" + (" with uncommitted changes" if git["dirty"] else "")
+                            if git else "none (not run from a git checkout of pykernels)"),
         f"- device: {meta['device']}, {meta['device_name']}"
         + ("" if meta["device"] == "cpu" else f"; host CPU: {meta['cpu']}") + f"; torch threads: {meta['threads']}",
         f"- suite: {meta['suite']}, {meta['min_run_time_s']} s of timing per implementation per case",

@@ -46,6 +46,21 @@ def test_mm_plot(tmp_path, monkeypatch):
     assert [r["shape"] for r in json.loads(js.read_text())["mm_sweep"]] == ["8x8 @ 8x8", "16x16 @ 16x16", "33x33 @ 33x33"]
 
 
+def test_provenance_in_json_and_markdown(tmp_path):
+    md, payload = run(tmp_path, "--suite", "quick", "--ops", "add", "--no-peak", "--no-plot")
+    meta = payload["meta"]
+    assert meta["torch_version"] and meta["threads"] >= 1 and meta["date"].endswith("+00:00")  # UTC
+    assert set(meta["load_average"]) == {"before", "after"}
+    assert f"- date: {meta['date']}" in md and f"torch {meta['torch_version']}" in md
+    assert f"torch threads: {meta['threads']}" in md and "load average:" in md
+    git = meta["git"]
+    if git is None:  # not run from a git checkout of pykernels
+        assert "- git commit: none" in md
+    else:
+        assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)
+        assert f"- git commit: {git['commit']}" in md
+
+
 def test_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.01", "--no-peak"]) == 0
