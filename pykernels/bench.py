@@ -4,6 +4,12 @@ Both implementations run in one process on equal copies of the same inputs, and 
 measurements are interleaved, so machine drift (shared hosts, turbo, thermals) hits both alike
 and the ratio between them stays meaningful even when the absolute times wander.
 
+Each implementation is timed in ``ROUNDS`` rounds; the ratio of each round (torch time over
+pykernels time) is a repeated measurement of the case's ratio, and a case whose rounds disagree,
+spreading by more than ``NOISY_SPREAD`` of its ratio, is flagged noisy (say, one round caught a
+stall of a shared machine): its ratio should not be trusted without a rerun. As the rounds
+interleave the libraries, drift that slows both alike leaves the ratio, and the flag, alone.
+
 Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--help``.
 Add a suite by adding a list of cases to ``SUITES``.
 """
@@ -30,6 +36,8 @@ import pykernels
 
 # Each implementation's timing is split into this many rounds, alternating which goes first.
 ROUNDS = 4
+# A ratio is noisy when its rounds' ratios spread (max - min) by more than this fraction of it.
+NOISY_SPREAD = 0.1
 GFLOPS, GBS = "GFLOP/s", "GB/s"
 F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are all float32
 
@@ -312,18 +320,19 @@ def _timer_class():
 
 
 def _time_cpu(fns, min_run_time):
-    """Median seconds per call of each fn, in rounds that alternate which fn goes first.
+    """Seconds per call of each fn, in ``ROUNDS`` rounds that alternate which fn goes first: for each
+    fn, one list per round of the per-call times of its blocks of calls.
 
     Timer defaults to one thread; passing the current count times what users actually get.
     """
     Timer = _timer_class()
     timers = [Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()) for fn in fns]
-    times = [[] for _ in fns]
+    times = [[None] * ROUNDS for _ in fns]
     for r in range(ROUNDS):
         order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for i in order:
-            times[i] += timers[i].blocked_autorange(min_run_time=min_run_time / ROUNDS).times
-    return [statistics.median(t) for t in times]
+            times[i][r] = timers[i].blocked_autorange(min_run_time=min_run_time / ROUNDS).times
+    return times
 
 
 def _cuda_seconds_per_call(fn, calls=5):
@@ -337,7 +346,8 @@ def _cuda_seconds_per_call(fn, calls=5):
 
 
 def _time_cuda(fns, min_run_time, warmup=3):
-    """Median seconds per call of each fn from CUDA events, calls alternating between the fns.
+    """Seconds per call of each fn from CUDA events, calls alternating between the fns: for each fn,
+    its calls' times split into ``ROUNDS`` rounds in the order they ran.
 
     Host timers would measure launch latency for asynchronous kernels, events measure the GPU.
     """
@@ -356,7 +366,18 @@ def _time_cuda(fns, min_run_time, warmup=3):
             fns[i]()
             end.record()
     torch.cuda.synchronize()
-    return [statistics.median(s.elapsed_time(e) for s, e in pairs) / 1e3 for pairs in events]
+    seconds = [[s.elapsed_time(e) / 1e3 for s, e in pairs] for pairs in events]
+    return [[times[r * iters // ROUNDS:(r + 1) * iters // ROUNDS] for r in range(ROUNDS)] for times in seconds]
+
+
+def _median(rounds):
+    """The median per-call time over all of one fn's rounds."""
+    return statistics.median(t for times in rounds for t in times)
+
+
+def _round_ratios(pykernels_rounds, torch_rounds):
+    """Each round's ratio, torch's median time over pykernels': the repeated measurements of a ratio."""
+    return [statistics.median(th) / statistics.median(pk) for pk, th in zip(pykernels_rounds, torch_rounds)]
 
 
 # ----------------------------------------------------------------------------- running cases
@@ -401,12 +422,15 @@ def run_case(case, device, min_run_time, copy_reference=False):
     row["mismatch"] = _mismatch(outputs["pykernels"], outputs["torch"])
     timer = _time_cuda if device.type == "cuda" else _time_cpu
     try:
-        pk, th = timer(list(fns.values()), min_run_time)
+        pk_rounds, th_rounds = timer(list(fns.values()), min_run_time)
     except Exception as exc:  # noqa: BLE001 - e.g. a kernel that fails only on repeated calls
         row["error"] = f"timing: {type(exc).__name__}: {exc}"
         return row
-    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk,
-               pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
+    pk, th = _median(pk_rounds), _median(th_rounds)
+    rounds = _round_ratios(pk_rounds, th_rounds)
+    spread = (max(rounds) - min(rounds)) / (th / pk)
+    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk, round_ratios=rounds, ratio_spread=spread,
+               noisy=spread > NOISY_SPREAD, pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
     if copy_reference and case.unit == GBS:
         row["copy_gbs"] = _copy_bandwidth(device, min_run_time, nbytes=case.work / 2)
     return row
@@ -427,8 +451,8 @@ def _copy_bandwidth(device, min_run_time, nbytes=1 << 28):
     src = torch.ones(max(int(nbytes) // F32, 1), device=device)
     dst = torch.empty_like(src)
     timer = _time_cuda if device.type == "cuda" else _time_cpu
-    (seconds,) = timer([lambda: dst.copy_(src)], min_run_time)
-    return 2 * nbytes / seconds / 1e9
+    (rounds,) = timer([lambda: dst.copy_(src)], min_run_time)
+    return 2 * nbytes / _median(rounds) / 1e9
 
 
 def measure_peak(device, min_run_time, before=None):
@@ -621,7 +645,7 @@ def _table_row(row, with_peak, with_target):
     head = [row["op"], row["shape"], row["dtype"], row["device"]]
     if "error" in row:
         return head + ["error"] + [""] * (4 + 2 * with_peak + with_target)
-    ratio = f"{row['ratio']:.2f}" + (" ⚠" if row["mismatch"] else "")
+    ratio = f"{row['ratio']:.2f}" + (" noisy" if row["noisy"] else "") + (" ⚠" if row["mismatch"] else "")
     cells = head + [_fmt_time(row["pykernels_s"]), _fmt_time(row["torch_s"]), ratio]
     if with_target:
         target = row.get("target")
@@ -666,6 +690,8 @@ def to_markdown(meta, rows):
         "Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
         "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
         "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
+        f"**noisy** marks a ratio whose {ROUNDS} repeated measurements (rounds of both libraries, "
+        f"interleaved) spread by more than {NOISY_SPREAD:.0%} of it: rerun it before trusting it. "
         "⚠ marks a pykernels result that differs from torch's (see notes).",
         "",
     ]

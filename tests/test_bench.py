@@ -66,3 +66,23 @@ def test_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.01", "--no-peak"]) == 0
     assert list(tmp_path.iterdir()) == []
     assert "| add |" in capsys.readouterr().out
+
+
+def _rounds(*medians):
+    return [[m] for m in medians]
+
+
+@pytest.mark.parametrize("torch_rounds,noisy", [
+    (_rounds(2.0, 2.1, 1.95, 2.0), False),  # the rounds agree within NOISY_SPREAD
+    (_rounds(2.0, 2.0, 2.0, 60.0), True),  # one round of torch's caught a stall
+])
+def test_a_ratio_whose_rounds_disagree_is_flagged_noisy(monkeypatch, torch_rounds, noisy):
+    monkeypatch.setattr(bench, "_time_cpu", lambda fns, min_run_time: [_rounds(1.0, 1.0, 1.0, 1.0), torch_rounds])
+    row = bench.run_case(bench.SUITES["quick"][0], bench.torch.device("cpu"), 0.01)
+    assert row["ratio"] == pytest.approx(2.0, rel=0.05) and len(row["round_ratios"]) == bench.ROUNDS
+    assert row["noisy"] is noisy
+    meta = {"device": "cpu", "device_name": "cpu", "threads": 1, "date": "", "pykernels_version": "", "git": None,
+            "built_against_torch": "", "cpu_simd": "", "torch_version": "", "cpu": "", "suite": "quick",
+            "min_run_time_s": 0.01, "cpu_count": 1, "load_average": {"before": 0, "after": 0}}
+    table_row = next(line for line in bench.to_markdown(meta, [row]).splitlines() if line.startswith("| mm |"))
+    assert (f"| {row['ratio']:.2f} noisy |" in table_row) is noisy
