@@ -111,7 +111,7 @@ def _check_device(parser, name):
     if device.type == "cuda":
         if not torch.cuda.is_available():
             parser.error(f"--device {name}: no CUDA device is visible to torch")
-        if "cuda" not in _names(pykernels.build_info().get("backends")).lower().split(", "):
+        if "cuda" not in {backend.lower() for backend in pykernels.build_info().get("backends", [])}:
             parser.error(f"--device {name}: this pykernels build has no CUDA kernels")
 
 
