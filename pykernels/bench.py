@@ -4,19 +4,26 @@ Both implementations run in one process on equal copies of the same inputs, and 
 measurements are interleaved, so machine drift (shared hosts, turbo, thermals) hits both alike
 and the ratio between them stays meaningful even when the absolute times wander.
 
+Each implementation is timed in ``ROUNDS`` rounds; the ratio of each round (torch time over
+pykernels time) is a repeated measurement of the case's ratio, and a case whose rounds disagree,
+spreading by more than ``NOISY_SPREAD`` of its ratio, is flagged noisy (say, one round caught a
+stall of a shared machine): its ratio should not be trusted without a rerun. As the rounds
+interleave the libraries, drift that slows both alike leaves the ratio, and the flag, alone.
+
 Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--help``.
 Add a suite by adding a list of cases to ``SUITES``.
 """
-import argparse
 import dataclasses
 import datetime
 import functools
 import json
+import logging
 import math
 import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +34,10 @@ import torch.nn.functional as F
 
 import pykernels
 
-DEFAULT_OUT = Path("benchmarks") / "results"
 # Each implementation's timing is split into this many rounds, alternating which goes first.
 ROUNDS = 4
+# A ratio is noisy when its rounds' ratios spread (max - min) by more than this fraction of it.
+NOISY_SPREAD = 0.1
 GFLOPS, GBS = "GFLOP/s", "GB/s"
 F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are all float32
 
@@ -298,22 +306,33 @@ SUITES = {
 # ----------------------------------------------------------------------------- timing
 
 
+def _timer_class():
+    """torch.utils.benchmark.Timer, imported on first use: the import loads cpp_extension, slow to
+    import, and on a machine with a CUDA toolkit but no GPU its CUDA look-up logs "No CUDA runtime
+    is found", a warning about building extensions that timing has no use for, so it is muted."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        logger.disabled = disabled
+    return Timer
+
+
 def _time_cpu(fns, min_run_time):
-    """Median seconds per call of each fn, in rounds that alternate which fn goes first.
+    """Seconds per call of each fn, in ``ROUNDS`` rounds that alternate which fn goes first: for each
+    fn, one list per round of the per-call times of its blocks of calls.
 
     Timer defaults to one thread; passing the current count times what users actually get.
-    It is imported here because torch.utils.benchmark loads cpp_extension, slow to import and
-    noisy where no CUDA runtime is installed, which ``pykernels info`` has no use for.
     """
-    from torch.utils.benchmark import Timer
-
+    Timer = _timer_class()
     timers = [Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()) for fn in fns]
-    times = [[] for _ in fns]
+    times = [[None] * ROUNDS for _ in fns]
     for r in range(ROUNDS):
         order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for i in order:
-            times[i] += timers[i].blocked_autorange(min_run_time=min_run_time / ROUNDS).times
-    return [statistics.median(t) for t in times]
+            times[i][r] = timers[i].blocked_autorange(min_run_time=min_run_time / ROUNDS).times
+    return times
 
 
 def _cuda_seconds_per_call(fn, calls=5):
@@ -327,7 +346,8 @@ def _cuda_seconds_per_call(fn, calls=5):
 
 
 def _time_cuda(fns, min_run_time, warmup=3):
-    """Median seconds per call of each fn from CUDA events, calls alternating between the fns.
+    """Seconds per call of each fn from CUDA events, calls alternating between the fns: for each fn,
+    its calls' times split into ``ROUNDS`` rounds in the order they ran.
 
     Host timers would measure launch latency for asynchronous kernels, events measure the GPU.
     """
@@ -346,7 +366,18 @@ def _time_cuda(fns, min_run_time, warmup=3):
             fns[i]()
             end.record()
     torch.cuda.synchronize()
-    return [statistics.median(s.elapsed_time(e) for s, e in pairs) / 1e3 for pairs in events]
+    seconds = [[s.elapsed_time(e) / 1e3 for s, e in pairs] for pairs in events]
+    return [[times[r * iters // ROUNDS:(r + 1) * iters // ROUNDS] for r in range(ROUNDS)] for times in seconds]
+
+
+def _median(rounds):
+    """The median per-call time over all of one fn's rounds."""
+    return statistics.median(t for times in rounds for t in times)
+
+
+def _round_ratios(pykernels_rounds, torch_rounds):
+    """Each round's ratio, torch's median time over pykernels': the repeated measurements of a ratio."""
+    return [statistics.median(th) / statistics.median(pk) for pk, th in zip(pykernels_rounds, torch_rounds)]
 
 
 # ----------------------------------------------------------------------------- running cases
@@ -391,12 +422,15 @@ def run_case(case, device, min_run_time, copy_reference=False):
     row["mismatch"] = _mismatch(outputs["pykernels"], outputs["torch"])
     timer = _time_cuda if device.type == "cuda" else _time_cpu
     try:
-        pk, th = timer(list(fns.values()), min_run_time)
+        pk_rounds, th_rounds = timer(list(fns.values()), min_run_time)
     except Exception as exc:  # noqa: BLE001 - e.g. a kernel that fails only on repeated calls
         row["error"] = f"timing: {type(exc).__name__}: {exc}"
         return row
-    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk,
-               pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
+    pk, th = _median(pk_rounds), _median(th_rounds)
+    rounds = _round_ratios(pk_rounds, th_rounds)
+    spread = (max(rounds) - min(rounds)) / (th / pk)
+    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk, round_ratios=rounds, ratio_spread=spread,
+               noisy=spread > NOISY_SPREAD, pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
     if copy_reference and case.unit == GBS:
         row["copy_gbs"] = _copy_bandwidth(device, min_run_time, nbytes=case.work / 2)
     return row
@@ -404,12 +438,7 @@ def run_case(case, device, min_run_time, copy_reference=False):
 
 def select_cases(suite, ops):
     """The suite's cases whose op is in ``ops`` (all of them when ops is empty)."""
-    cases = SUITES[suite]
-    unknown = set(ops) - {c.op for c in cases}
-    if unknown:
-        known = ", ".join(sorted({c.op for c in cases}))
-        raise SystemExit(f"--ops: {', '.join(sorted(unknown))} not in suite '{suite}' (it has: {known})")
-    return [c for c in cases if not ops or c.op in ops]
+    return [c for c in SUITES[suite] if not ops or c.op in ops]
 
 
 # ----------------------------------------------------------------------------- machine peak
@@ -422,8 +451,8 @@ def _copy_bandwidth(device, min_run_time, nbytes=1 << 28):
     src = torch.ones(max(int(nbytes) // F32, 1), device=device)
     dst = torch.empty_like(src)
     timer = _time_cuda if device.type == "cuda" else _time_cpu
-    (seconds,) = timer([lambda: dst.copy_(src)], min_run_time)
-    return 2 * nbytes / seconds / 1e9
+    (rounds,) = timer([lambda: dst.copy_(src)], min_run_time)
+    return 2 * nbytes / _median(rounds) / 1e9
 
 
 def measure_peak(device, min_run_time, before=None):
@@ -548,6 +577,24 @@ def result_stem(meta):
     return stem if meta["suite"] == "default" else f"{stem}-{meta['suite']}"
 
 
+def git_commit():
+    """``{"commit": hash, "dirty": tracked files changed}`` of the git checkout pykernels runs from,
+    or None where it runs from none (an installed wheel) or git is missing."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+
+    try:
+        # A repository around an installed copy (a virtual environment in some project) is not pykernels'.
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            return None
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def load_average():
     """The 1-minute load average, or None where the OS has none: above zero, something else competed."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
@@ -556,8 +603,9 @@ def load_average():
 def environment(device, suite, min_run_time, load_before, peak=None):
     info = build_info()
     return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "pykernels_version": pykernels.__version__,
+        "git": git_commit(),
         "torch_version": torch.__version__,
         "built_against_torch": info.get("torch_version"),
         "cpu_simd": info.get("cpu_simd"),
@@ -597,7 +645,7 @@ def _table_row(row, with_peak, with_target):
     head = [row["op"], row["shape"], row["dtype"], row["device"]]
     if "error" in row:
         return head + ["error"] + [""] * (4 + 2 * with_peak + with_target)
-    ratio = f"{row['ratio']:.2f}" + (" ⚠" if row["mismatch"] else "")
+    ratio = f"{row['ratio']:.2f}" + (" noisy" if row["noisy"] else "") + (" ⚠" if row["mismatch"] else "")
     cells = head + [_fmt_time(row["pykernels_s"]), _fmt_time(row["torch_s"]), ratio]
     if with_target:
         target = row.get("target")
@@ -611,12 +659,15 @@ def _table_row(row, with_peak, with_target):
 def to_markdown(meta, rows):
     load = meta["load_average"]
     where = meta["device_name"] if meta["device"] == "cuda" else f"{meta['device_name']}, {meta['threads']} threads"
+    git = meta["git"]
     lines = [
         f"# pykernels vs torch: {meta['device']} ({where})",
         "",
         f"- date: {meta['date']}",
         f"- pykernels {meta['pykernels_version']} (built against torch {meta['built_against_torch'] or '?'}, "
         f"CPU SIMD {meta['cpu_simd'] or '?'}); torch {meta['torch_version']}",
+        "- git commit: " + (f"{git['commit']}" + (" with uncommitted changes" if git["dirty"] else "")
+                            if git else "none (not run from a git checkout of pykernels)"),
         f"- device: {meta['device']}, {meta['device_name']}"
         + ("" if meta["device"] == "cpu" else f"; host CPU: {meta['cpu']}") + f"; torch threads: {meta['threads']}",
         f"- suite: {meta['suite']}, {meta['min_run_time_s']} s of timing per implementation per case",
@@ -639,6 +690,8 @@ def to_markdown(meta, rows):
         "Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
         "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
         "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
+        f"**noisy** marks a ratio whose {ROUNDS} repeated measurements (rounds of both libraries, "
+        f"interleaved) spread by more than {NOISY_SPREAD:.0%} of it: rerun it before trusting it. "
         "⚠ marks a pykernels result that differs from torch's (see notes).",
         "",
     ]
@@ -679,43 +732,24 @@ def save(out_dir, meta, rows, markdown, sweep=None):
 # ----------------------------------------------------------------------------- command line
 
 
-def add_arguments(parser, default_out=DEFAULT_OUT):
-    parser.add_argument("--suite", choices=sorted(SUITES), default="default",
-                        help="which list of cases to run; 'quick' is a smoke test (default: %(default)s)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where the inputs live and the kernels run (default: %(default)s)")
-    parser.add_argument("--ops", type=lambda s: [op for op in s.split(",") if op], default=[],
-                        help="comma-separated ops to keep, e.g. mm,add (default: all in the suite)")
-    parser.add_argument("--min-run-time", type=float, default=0.5, metavar="SECONDS",
-                        help="timing per implementation per case (default: %(default)s)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads before timing (default: torch's)")
-    parser.add_argument("--out", type=Path, default=default_out,
-                        help="directory for the .md and .json results (default: %(default)s)")
-    parser.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure the FMA peak and copy bandwidth first, and show each rate as a %% of "
-                             "them (default: on for --suite cpu)")
-    parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
-                             "beside the table, as <name>-mm.png (needs matplotlib; default: on for --suite cpu)")
-
-
 def run(args):
-    """Run the selected cases, print the table, save it; exit status 1 if pykernels failed or differed."""
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible to torch")
+    """``python -m pykernels bench`` with parsed arguments (pykernels/__main__.py): run the selected
+    cases and print the table; with ``--out``, save it there too. Exit status 1 if pykernels failed
+    or differed from torch."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cases = select_cases(args.suite, args.ops)
     load_before, rows, peak = load_average(), [], None
     want_peak = args.peak if args.peak is not None else args.suite == "cpu"
+    want_plot = args.plot if args.plot is not None else args.suite == "cpu" and args.out is not None
     if want_peak:
         print("[peak] FMA throughput and copy bandwidth", file=sys.stderr, flush=True)
         peak = measure_peak(device, args.min_run_time)
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape} {case.dtype}", file=sys.stderr, flush=True)
         rows.append(run_case(case, device, args.min_run_time, copy_reference=want_peak))
-    sweep = mm_sweep(device, args.min_run_time) if (args.plot if args.plot is not None else args.suite == "cpu") else None
+    sweep = mm_sweep(device, args.min_run_time) if want_plot else None
     if peak:
         print("[peak] again, after the cases", file=sys.stderr, flush=True)
         peak = measure_peak(device, args.min_run_time, before=peak)
@@ -723,19 +757,10 @@ def run(args):
     meta = environment(device, args.suite, args.min_run_time, load_before, peak)
     markdown = to_markdown(meta, rows)
     print(markdown)
-    written = save(args.out, meta, rows, markdown, sweep)
-    if sweep is not None:
-        written.append(save_plot(args.out / (result_stem(meta) + "-mm.png"), meta, sweep, peak))
-    for path in filter(None, written):
-        print(f"wrote {path}", file=sys.stderr)
+    if args.out is not None:
+        written = save(args.out, meta, rows, markdown, sweep)
+        if sweep is not None:
+            written.append(save_plot(args.out / (result_stem(meta) + "-mm.png"), meta, sweep, peak))
+        for path in filter(None, written):
+            print(f"wrote {path}", file=sys.stderr)
     return int(any(r.get("error") or r.get("mismatch") for r in rows))
-
-
-def main(argv=None, default_out=DEFAULT_OUT):
-    parser = argparse.ArgumentParser(prog="pykernels bench", description=__doc__.split("\n\n")[0])
-    add_arguments(parser, default_out)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,6 @@ other threads, and TorchScript code (``torch.compile`` with the mode on is untes
 and of those that fell through, with counts. ``python -m pykernels run SCRIPT [ARGS...]`` runs a
 script under the mode and prints that table to stderr.
 """
-import argparse
 import collections
 import inspect
 import os
@@ -41,7 +40,7 @@ from .autograd import scalar_like, sum_to
 
 _ops = torch.ops.pykernels
 
-__all__ = ["DropIn", "enable", "run_script", "run_main", "add_arguments", "run"]
+__all__ = ["DropIn", "enable", "run_script"]
 
 _T = torch.Tensor
 _F = torch.nn.functional
@@ -828,30 +827,47 @@ def _exit_status(exc):
     return 1
 
 
+# Where the frames of the machinery that runs a script come from.
+_LAUNCHER_FILES = {__file__, runpy.__file__, "<frozen runpy>"}
+
+
+def _print_script_traceback(exc):
+    """Print ``exc`` as ``python script.py`` would: from the script's frames on, without the frames
+    of this module and of runpy that ran it (none are left for a SyntaxError in the script)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in _LAUNCHER_FILES:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+
+
 def run_script(target, argv=(), *, module=False, report=True, file=None):
     """Run a script (or, with ``module=True``, a module as ``python -m`` does) under the drop-in
-    mode, as its own ``__main__`` with ``sys.argv = [target, *argv]``; then print the routing report
-    (to ``file``, default stderr) unless ``report=False``. Returns the script's exit status."""
+    mode, as its own ``__main__`` with ``sys.argv = [target, *argv]``; returns its exit status, as
+    ``python`` would give it (1 after an uncaught exception, whose traceback shows the script's frames).
+
+    Then, unless ``report=False``, print the routing report (to ``file``, default stderr), whether the
+    script returned, called ``sys.exit`` or raised; but not when it made no torch call at all, as when
+    it stopped at its own ``--help`` or a usage error: there is nothing to report then.
+    """
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     mode = DropIn()
     status = 0
     try:
+        sys.argv = [target, *argv]  # for a module, runpy puts the module's file in argv[0]
         if module:
-            sys.argv = [target, *argv]  # runpy puts the module's file in argv[0]
             run = lambda: runpy.run_module(target, run_name="__main__", alter_sys=True)  # noqa: E731
         else:
-            sys.argv = [target, *argv]
             sys.path.insert(0, os.path.dirname(os.path.abspath(target)))
             run = lambda: runpy.run_path(target, run_name="__main__")  # noqa: E731
         with mode:
             run()
     except SystemExit as exc:
         status = _exit_status(exc)
-    except KeyboardInterrupt:
-        traceback.print_exc()
+    except KeyboardInterrupt as exc:
+        _print_script_traceback(exc)
         status = 130
-    except BaseException:  # noqa: BLE001 - reported as python reports an uncaught exception
-        traceback.print_exc()
+    except BaseException as exc:  # noqa: BLE001 - reported as python reports an uncaught exception
+        _print_script_traceback(exc)
         status = 1
     finally:
         sys.argv[:] = saved_argv
@@ -860,31 +876,6 @@ def run_script(target, argv=(), *, module=False, report=True, file=None):
             sys.stdout.flush()  # the script's output first
         except (OSError, ValueError):  # the script closed or broke stdout
             pass
-        if report:
+        if report and (mode.routed or mode.fell_through):
             print(mode.report(), file=file or sys.stderr, flush=True)
     return status
-
-
-def add_arguments(parser):
-    """The arguments of ``python -m pykernels run``."""
-    parser.add_argument("-m", dest="module", action="store_true",
-                        help="SCRIPT is a module name, run as `python -m SCRIPT` runs it")
-    parser.add_argument("--no-report", dest="report", action="store_false",
-                        help="do not print the routing report at exit")
-    parser.add_argument("target", metavar="SCRIPT", help="the script to run (or a module name, with -m)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's own arguments")
-
-
-def run(args):
-    """``python -m pykernels run`` with parsed arguments; returns the script's exit status."""
-    return run_script(args.target, args.args, module=args.module, report=args.report)
-
-
-RUN_HELP = "run a Python script with its torch calls routed to pykernels, then report the routing"
-
-
-def run_main(argv=None):
-    """``python -m pykernels run SCRIPT [ARGS...]`` on its own: parses ``argv``, returns the exit status."""
-    parser = argparse.ArgumentParser(prog="pykernels run", description=RUN_HELP)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -28,7 +28,6 @@ optimizer's arithmetic is pykernels' too; or, with ``--dropin``, the torch code 
 ``pykernels.dropin.enable()``), and on native torch. The two runs advance in lockstep, so the
 losses are printed side by side as they come.
 """
-import argparse
 import math
 import sys
 import time
@@ -351,44 +350,7 @@ def run_variant(name, iters=ITERS, seed=SEED, device="cpu", dtype=torch.float32,
     return Result(name, losses[0], losses[1], seconds[0], seconds[1])
 
 
-# ---- command line ----------------------------------------------------------------------------------
-
-HELP = "train the tutorials' two-layer net on pykernels and on torch, and compare the loss curves"
-
-
-def add_arguments(parser):
-    parser.add_argument("--variant", action="append", choices=list(VARIANTS) + ["all"],
-                        help="variant to run (repeatable; default: all)")
-    parser.add_argument("--iters", type=int, default=ITERS, help=f"iterations (default {ITERS})")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"random seed for data and weights (default {SEED})")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default float32")
-    parser.add_argument("--dropin", action="store_true",
-                        help="run the torch code under pykernels.dropin.enable() instead of the pykernels API")
-    parser.add_argument("--plot", metavar="FILE.png", help="save the loss curves (log scale); needs matplotlib")
-
-
-def _check_args(parser, args):
-    if args.iters < 1:
-        parser.error("--iters must be at least 1")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install matplotlib (or pykernels[plot])")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        parser.error(f"--device: {exc}")
-    if device.type == "cuda":
-        from . import build_info
-
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: no CUDA device is available")
-        if "cuda" not in {b.lower() for b in build_info().get("backends", [])}:
-            parser.error("--device cuda: this pykernels build has no CUDA kernels")
-    elif device.type != "cpu":
-        parser.error(f"--device {args.device}: only cpu and cuda are supported")
+# ---- command line (arguments: pykernels/__main__.py) ---------------------------------------------
 
 
 def _threads():
@@ -482,9 +444,8 @@ def plot(results, path):
     plt.close(fig)
 
 
-def run(args, parser=None):
+def run(args):
     """``python -m pykernels train`` with parsed arguments; 0 when every criterion checked holds, else 1."""
-    _check_args(parser or argparse.ArgumentParser(prog="pykernels train"), args)
     names = list(VARIANTS) if not args.variant or "all" in args.variant else list(dict.fromkeys(args.variant))
     dtype = getattr(torch, args.dtype)
     out = sys.stdout
@@ -497,19 +458,3 @@ def run(args, parser=None):
         plot(results, args.plot)
         print(f"\nloss curves saved to {args.plot}", file=out)
     return 1 if any(r.failures() for r in results) else 0
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="pykernels train", description=HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None):
-    """``python -m pykernels train [options]`` on its own; returns the exit status."""
-    parser = build_parser()
-    return run(parser.parse_args(argv), parser)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from pykernels import bench
+from pykernels.__main__ import main
 
 
 def run(tmp_path, *argv):
-    status = bench.main(["--min-run-time", "0.01", "--out", str(tmp_path), *argv])
+    status = main(["bench", "--min-run-time", "0.01", "--out", str(tmp_path), *argv])
     assert status == 0
     (md,) = tmp_path.glob("*.md")
     (js,) = tmp_path.glob("*.json")
@@ -43,3 +44,45 @@ def test_mm_plot(tmp_path, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (js,) = tmp_path.glob("*.json")
     assert [r["shape"] for r in json.loads(js.read_text())["mm_sweep"]] == ["8x8 @ 8x8", "16x16 @ 16x16", "33x33 @ 33x33"]
+
+
+def test_provenance_in_json_and_markdown(tmp_path):
+    md, payload = run(tmp_path, "--suite", "quick", "--ops", "add", "--no-peak", "--no-plot")
+    meta = payload["meta"]
+    assert meta["torch_version"] and meta["threads"] >= 1 and meta["date"].endswith("+00:00")  # UTC
+    assert set(meta["load_average"]) == {"before", "after"}
+    assert f"- date: {meta['date']}" in md and f"torch {meta['torch_version']}" in md
+    assert f"torch threads: {meta['threads']}" in md and "load average:" in md
+    git = meta["git"]
+    if git is None:  # not run from a git checkout of pykernels
+        assert "- git commit: none" in md
+    else:
+        assert len(git["commit"]) == 40 and isinstance(git["dirty"], bool)
+        assert f"- git commit: {git['commit']}" in md
+
+
+def test_writes_no_file_without_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.01", "--no-peak"]) == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "| add |" in capsys.readouterr().out
+
+
+def _rounds(*medians):
+    return [[m] for m in medians]
+
+
+@pytest.mark.parametrize("torch_rounds,noisy", [
+    (_rounds(2.0, 2.1, 1.95, 2.0), False),  # the rounds agree within NOISY_SPREAD
+    (_rounds(2.0, 2.0, 2.0, 60.0), True),  # one round of torch's caught a stall
+])
+def test_a_ratio_whose_rounds_disagree_is_flagged_noisy(monkeypatch, torch_rounds, noisy):
+    monkeypatch.setattr(bench, "_time_cpu", lambda fns, min_run_time: [_rounds(1.0, 1.0, 1.0, 1.0), torch_rounds])
+    row = bench.run_case(bench.SUITES["quick"][0], bench.torch.device("cpu"), 0.01)
+    assert row["ratio"] == pytest.approx(2.0, rel=0.05) and len(row["round_ratios"]) == bench.ROUNDS
+    assert row["noisy"] is noisy
+    meta = {"device": "cpu", "device_name": "cpu", "threads": 1, "date": "", "pykernels_version": "", "git": None,
+            "built_against_torch": "", "cpu_simd": "", "torch_version": "", "cpu": "", "suite": "quick",
+            "min_run_time_s": 0.01, "cpu_count": 1, "load_average": {"before": 0, "after": 0}}
+    table_row = next(line for line in bench.to_markdown(meta, [row]).splitlines() if line.startswith("| mm |"))
+    assert (f"| {row['ratio']:.2f} noisy |" in table_row) is noisy

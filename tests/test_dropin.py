@@ -23,6 +23,7 @@ import torch
 
 import pykernels
 from pykernels import dropin
+from pykernels.__main__ import main
 from conftest import accum_tol, assert_close, make
 
 F = torch.nn.functional
@@ -511,9 +512,9 @@ def test_enable_is_exported_from_the_package():
 # ---------------------------------------------------------------------------------------------- python -m pykernels run
 
 
-def test_run_main_gives_the_script_its_argv_main_and_exit_status(capsys):
+def test_run_gives_the_script_its_argv_main_and_exit_status(capsys):
     script = os.path.join(SCRIPTS, "argv_exit.py")
-    status = dropin.run_main([script, "3", "a", "--flag", "-x"])
+    status = main(["run", script, "3", "a", "--flag", "-x"])
     captured = capsys.readouterr()
     seen = json.loads(captured.out.strip().splitlines()[-1])
     assert status == 3
@@ -552,9 +553,9 @@ def test_python_dash_m_pykernels_run():
     assert "pykernels drop-in report" not in proc.stdout
 
 
-def test_run_main_on_a_tutorial_prints_torchs_losses(capsys):
+def test_run_on_a_tutorial_prints_torchs_losses(capsys):
     expected = run_tutorial("tutorial_nn.py", [])
-    assert dropin.run_main([os.path.join(SCRIPTS, "tutorial_nn.py"), str(TUTORIAL_ITERS)]) == 0
+    assert main(["run", os.path.join(SCRIPTS, "tutorial_nn.py"), str(TUTORIAL_ITERS)]) == 0
     captured = capsys.readouterr()
     losses = [float(line.split()[1]) for line in captured.out.splitlines()]
     assert len(losses) == len(expected)

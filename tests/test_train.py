@@ -17,6 +17,7 @@ import torch
 
 import pykernels
 from pykernels import train
+from pykernels.__main__ import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,7 +71,7 @@ def test_default_settings_on_the_command_line():
 
 
 def test_main_in_process_prints_side_by_side_and_summary(capsys):
-    assert train.main(["--variant", "sgd", "--variant", "adam", "--iters", "52", "--seed", "3"]) == 0
+    assert main(["train", "--variant", "sgd", "--variant", "adam", "--iters", "52", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "[sgd]" in out and "[adam]" in out and "52 iterations, seed 3" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("  ") and line.split()[0].isdigit()]
@@ -106,22 +107,22 @@ def test_plot_needs_matplotlib_or_saves_a_png(tmp_path):
     args = ["--variant", "manual", "--variant", "adam", "--iters", "3", "--plot", str(path)]
     if importlib.util.find_spec("matplotlib") is None:
         with pytest.raises(SystemExit) as exit_info:
-            train.main(args)
+            main(["train", *args])
         assert exit_info.value.code == 2  # an argparse error, before any training
         assert not path.exists()
     else:
-        assert train.main(args) == 0
+        assert main(["train", *args]) == 0
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bad_arguments():
     for args in (["--variant", "nope"], ["--iters", "0"], ["--device", "tpu"]):
         with pytest.raises(SystemExit) as exit_info:
-            train.main(args)
+            main(["train", *args])
         assert exit_info.value.code == 2
     if not _HAS_CUDA:
         with pytest.raises(SystemExit):
-            train.main(["--device", "cuda", "--iters", "1"])
+            main(["train", "--device", "cuda", "--iters", "1"])
 
 
 def test_console_script_declared():
