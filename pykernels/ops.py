@@ -9,6 +9,7 @@ import warnings
 
 import torch
 
+from . import _compat
 from . import autograd as F
 
 
@@ -288,7 +289,7 @@ def relu_(input):
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error, like ``torch.nn.functional.mse_loss``."""
     if size_average is not None or reduce is not None:
-        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
+        reduction = _compat.legacy_reduction(size_average, reduce)
     if reduction not in _Reductions:
         raise ValueError(f"pykernels.mse_loss: {reduction} is not a valid value for reduction")
     if input.shape != target.shape:
