@@ -15,6 +15,8 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
+#include "common/torch_compat.h"
+
 #include <algorithm>
 #include <tuple>
 #include <utility>
@@ -586,9 +588,9 @@ void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet ke
   }
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+    op.redispatchBoxed(keys & compat::after_ad_inplace_or_view_keyset, stack);
   }
-  for (const Tensor& t : written) torch::autograd::impl::bump_version(t);
+  for (const Tensor& t : written) compat::bump_version(t);
 }
 
 }  // namespace

@@ -15,13 +15,13 @@
 // Python API's _AutoDispatchBelowAutograd does, and the recording path goes through it.
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/csrc/Exceptions.h>
-#include <torch/csrc/utils/pybind.h>
 
 #include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "common/torch_compat.h"
 
 namespace pykernels::direct {
 
@@ -97,16 +97,16 @@ struct Direct<Return(Args...)> {
                         .findSchemaOrThrow((std::string("pykernels::") + name).c_str(), overload)
                         .typed<Return(Args...)>();
     const std::string py_name = *overload ? std::string(name) + "_" + overload : std::string(name);
-    // HANDLE_TH_ERRORS: torch's exception types and Python warnings, as torch.ops gives them.
+    // PK_TRANSLATE_ERRORS_*: torch's exception types and Python warnings, as torch.ops gives them.
     m.def(py_name.c_str(), [op](bool below_autograd, typename FromPython<Args>::type... args) -> Return {
-      HANDLE_TH_ERRORS
+      PK_TRANSLATE_ERRORS_BEGIN
       py::gil_scoped_release no_gil;
       if (below_autograd) {
         at::AutoDispatchBelowAutograd guard;
         return op.call(FromPython<Args>::get(args)...);
       }
       return op.call(FromPython<Args>::get(args)...);
-      END_HANDLE_TH_ERRORS_PYBIND
+      PK_TRANSLATE_ERRORS_END
     });
   }
 };
