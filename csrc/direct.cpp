@@ -78,6 +78,15 @@ struct FromPython<const c10::Scalar&> {
   using type = PyScalar;
   static const c10::Scalar& get(const PyScalar& s) { return s.value; }
 };
+// pybind11 loads a str as a std::string_view, which c10::string_view is in newer torch releases but
+// not in torch 2.4 (a class of its own there): the binding takes a std::string and passes a view.
+template <>
+struct FromPython<std::optional<c10::string_view>> {
+  using type = std::optional<std::string>;
+  static std::optional<c10::string_view> get(const type& v) {
+    return v ? std::optional<c10::string_view>(c10::string_view(v->data(), v->size())) : std::nullopt;
+  }
+};
 template <>
 struct FromPython<at::OptionalIntArrayRef> {  // a view: the list lives in the binding's argument
   using type = std::optional<std::vector<int64_t>>;
