@@ -277,6 +277,10 @@ needs_compile = pytest.mark.skipif(
     not hasattr(torch, "compile") or not (shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")),
     reason="torch.compile (inductor) is unavailable or has no C compiler",
 )
+if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 5):
+    # torch 2.4's dynamo stops on the public API's checks of an argument's type (`alpha.__class__ in
+    # (int, float, bool)`: "Unsupported: builtin: eq"); 2.14.1 traces them.
+    needs_compile = pytest.mark.skip(reason="torch 2.4's torch.compile cannot trace the public API's type checks")
 
 
 def assert_compiled_matches_eager(fn, inputs, *, grad=False):
