@@ -4,14 +4,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+# The torch to build and test against: the newest release by default.
+TORCH  ?= torch>=2.4.1
+# The oldest torch pykernels supports (pyproject.toml's floor), which test-floor builds against.
+FLOOR_TORCH := torch==2.4.1
+FLOOR_DIR   := build/floor
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f)
 
-.PHONY: install test train bench info clean
+.PHONY: install test test-floor train bench info clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel ninja
-	$(PY) -m pip install "torch>=2.4"
+	$(PY) -m pip install "$(TORCH)"
 	$(PY) -m pip install --no-build-isolation -e ".[test]"
 	touch $@
 
@@ -19,6 +24,16 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The suite against the oldest supported torch, CPU-only, from a fresh virtual environment in a
+# fresh copy of the sources: its in-place build would otherwise replace this checkout's own,
+# which is built against another torch.
+test-floor:
+	rm -rf $(FLOOR_DIR)
+	mkdir -p $(FLOOR_DIR)
+	cp -R setup.py pyproject.toml MANIFEST.in README.md Makefile csrc pykernels tests tools benchmarks $(FLOOR_DIR)
+	rm -f $(FLOOR_DIR)/pykernels/*.so $(FLOOR_DIR)/pykernels/_build_config.py
+	PYKERNELS_NO_CUDA=1 $(MAKE) -C $(FLOOR_DIR) test TORCH="$(FLOOR_TORCH)"
 
 train: install
 	$(PY) -m pykernels train

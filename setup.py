@@ -5,6 +5,7 @@ kernels always; the CUDA kernels too when torch is a CUDA build and a CUDA toolk
 (the decision never depends on a GPU being visible, so GPU-less build hosts compile them).
 """
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -24,6 +25,18 @@ except ImportError:  # pragma: no cover - exercised by users without torch
     )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_compat():
+    """pykernels/_compat.py, loaded on its own: importing the package would load the extension
+    that this script builds."""
+    spec = importlib.util.spec_from_file_location("_pykernels_compat", os.path.join(HERE, "pykernels", "_compat.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compat = _load_compat()
 
 
 def sources(pattern):
@@ -113,28 +126,78 @@ def cuda_gencode_flags():
     and setmaxnreg are what the Hopper GEMM (csrc/cuda/gemm_sm90.cu) needs. Replacing sm_90 rather
     than adding sm_90a keeps one machine-code compile per arch; PTX for newer GPUs stays
     compute_90. sm_90a needs CUDA 12.0 or newer; older toolkits keep sm_90."""
-    flags = cpp_extension._get_cuda_arch_flags()
+    flags = compat.cuda_arch_flags()
     if SM90 in flags and nvcc_version() >= (12, 0):
         flags = [SM90A if f == SM90 else f for f in flags]
     return sorted(set(flags))
 
 
-def want_cuda():
+def nvcc_targets():
+    """The virtual (compute_XY) and real (sm_XY) architectures the toolkit's nvcc can compile
+    for, or None if it cannot list them."""
+    targets = set()
+    for option in ("--list-gpu-arch", "--list-gpu-code"):
+        try:
+            out = subprocess.run([os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), option],
+                                 capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode != 0:
+            return None
+        targets.update(out.stdout.split())
+    return targets
+
+
+def unsupported_targets():
+    """The targets of TORCH_CUDA_ARCH_LIST that this torch or this toolkit cannot compile for."""
+    try:
+        gencode = cuda_gencode_flags()
+    except ValueError as e:  # torch knows no such architecture
+        return [str(e)]
+    known = nvcc_targets()
+    if known is None:
+        return []
+    wanted = {t for f in gencode for t in re.findall(r"(?:compute|sm)_\d+", f)}  # sm_90a is listed as sm_90
+    return sorted(wanted - known)
+
+
+def cuda_absent_reason():
+    """None when the CUDA kernels are to be built, else why not, in words. A reason the user may
+    not expect (a toolkit that does not fit this torch) is also printed as a warning: the build
+    goes on CPU-only rather than stopping on torch's own error."""
     if os.environ.get("PYKERNELS_NO_CUDA", "0") == "1":
-        return False
-    if not torch.version.cuda or not sources("csrc/cuda/*.cu"):
-        return False
+        return "disabled with PYKERNELS_NO_CUDA=1 at build time"
+    if not torch.version.cuda:
+        return "torch %s is a CPU-only build" % torch.__version__
+    if not sources("csrc/cuda/*.cu"):
+        return "the CUDA sources were not found at build time"
     home = find_cuda_home()
     if home is None:
         print("pykernels: no CUDA toolkit found (set CUDA_HOME); building the CPU kernels only", file=sys.stderr)
-        return False
+        return "no CUDA toolkit was found at build time (set CUDA_HOME)"
     # cpp_extension guessed its CUDA_HOME at import time; use ours for nvcc, includes and libs.
     cpp_extension.CUDA_HOME = home
     os.environ["CUDA_HOME"] = home
-    return True
+    toolkit = nvcc_version()
+    problem = None
+    # torch refuses to build with a toolkit of another major version than its own.
+    if toolkit[0] != int(torch.version.cuda.split(".")[0]):
+        problem = "the CUDA toolkit at %s is CUDA %d.%d, but torch %s was built for CUDA %s" % (
+            home, toolkit[0], toolkit[1], torch.__version__, torch.version.cuda)
+    else:
+        arches = cuda_arch_list()
+        unsupported = unsupported_targets()
+        if unsupported:
+            problem = "TORCH_CUDA_ARCH_LIST=%s asks for %s, which the CUDA %d.%d toolkit at %s cannot target" % (
+                arches, ", ".join(unsupported), toolkit[0], toolkit[1], home)
+    if problem:
+        print("pykernels: WARNING: %s; building the CPU kernels only. For the CUDA kernels, build with a CUDA "
+              "toolkit that matches (CUDA_HOME=...); to build CPU-only without this warning, set "
+              "PYKERNELS_NO_CUDA=1." % problem, file=sys.stderr)
+    return problem
 
 
-def extension():
+def extension(cuda_absent):
     cpu_sources = sources("csrc/*.cpp") + sources("csrc/common/*.cpp") + sources("csrc/cpu/*.cpp")
     # -fno-math-errno: sqrt need not set errno (torch never reads it); -fno-trapping-math: no
     # floating-point trap is ever enabled. Together they let the compiler vectorize sqrt and the
@@ -142,7 +205,7 @@ def extension():
     cxx = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-DPYKERNELS_TORCH_VERSION=\"%s\"" % torch.__version__]
     link = ["-fopenmp"]
     kwargs = dict(name="pykernels._C", include_dirs=[os.path.join(HERE, "csrc")], extra_link_args=link)
-    if want_cuda():
+    if cuda_absent is None:
         arches = cuda_arch_list()
         gencode = cuda_gencode_flags()
         # what each .cu file is compiled to: sm_XY machine code, compute_XY PTX
@@ -159,7 +222,24 @@ def extension():
     return cpp_extension.CppExtension(sources=cpu_sources, extra_compile_args={"cxx": cxx}, **kwargs)
 
 
+class BuildExtension(cpp_extension.BuildExtension):
+    """torch's build_ext, which also writes the build's facts into pykernels/_build_config.py next
+    to the extension (in the source tree for an in-place or editable build, in the wheel
+    otherwise): the torch it was built against, which `import pykernels` compares with the
+    running torch before loading the extension, and why the CUDA kernels are absent, for
+    `python -m pykernels info`."""
+
+    def run(self):
+        super().run()
+        path = os.path.join(os.path.dirname(self.get_ext_fullpath("pykernels._C")), "_build_config.py")
+        with open(path, "w") as f:
+            f.write("# Written by setup.py when it built the extension next to this file.\n")
+            f.write("TORCH_VERSION = %r\n" % torch.__version__)
+            f.write("CUDA_ABSENT_REASON = %r\n" % CUDA_ABSENT)
+
+
+CUDA_ABSENT = cuda_absent_reason()
 setup(
-    ext_modules=[extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    ext_modules=[extension(CUDA_ABSENT)],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

@@ -12,10 +12,11 @@
 // Forwards run below autograd. Backwards call the pykernels ops through the dispatcher, with
 // autograd, so create_graph=True gives a differentiable backward.
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
+
+#include "common/torch_compat.h"
 
 #include <algorithm>
 #include <tuple>
@@ -694,7 +695,7 @@ bool records(std::initializer_list<Tensor> tensors) {
 template <typename Record, typename Write>
 void inplace(const Tensor& self, std::initializer_list<Tensor> inputs, Record record, Write write) {
   const bool grad = records(inputs);
-  torch::autograd::check_inplace(self, grad);
+  compat::check_inplace(self, grad);
   if (grad) {
     record();
   } else {
@@ -746,7 +747,7 @@ void out_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch
     }
   }
   at::AutoDispatchBelowAutograd below;
-  op.redispatchBoxed(keys & c10::after_autograd_keyset, stack);
+  op.redispatchBoxed(keys & compat::after_autograd_keyset, stack);
 }
 
 }  // namespace
@@ -799,9 +800,9 @@ void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet ke
   }
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    op.redispatchBoxed(keys & c10::after_ADInplaceOrView_keyset, stack);
+    op.redispatchBoxed(keys & compat::after_ad_inplace_or_view_keyset, stack);
   }
-  for (const Tensor& t : written) torch::autograd::impl::bump_version(t);
+  for (const Tensor& t : written) compat::bump_version(t);
 }
 
 }  // namespace

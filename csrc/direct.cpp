@@ -15,14 +15,13 @@
 // Python API's _AutoDispatchBelowAutograd does, and the recording path goes through it.
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/csrc/Exceptions.h>
-#include <torch/csrc/autograd/VariableTypeUtils.h>
-#include <torch/csrc/utils/pybind.h>
 
 #include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "common/torch_compat.h"
 
 namespace pykernels::direct {
 
@@ -79,6 +78,15 @@ struct FromPython<const c10::Scalar&> {
   using type = PyScalar;
   static const c10::Scalar& get(const PyScalar& s) { return s.value; }
 };
+// pybind11 loads a str as a std::string_view, which c10::string_view is in newer torch releases but
+// not in torch 2.4 (a class of its own there): the binding takes a std::string and passes a view.
+template <>
+struct FromPython<std::optional<c10::string_view>> {
+  using type = std::optional<std::string>;
+  static std::optional<c10::string_view> get(const type& v) {
+    return v ? std::optional<c10::string_view>(c10::string_view(v->data(), v->size())) : std::nullopt;
+  }
+};
 template <>
 struct FromPython<at::OptionalIntArrayRef> {  // a view: the list lives in the binding's argument
   using type = std::optional<std::vector<int64_t>>;
@@ -98,16 +106,16 @@ struct Direct<Return(Args...)> {
                         .findSchemaOrThrow((std::string("pykernels::") + name).c_str(), overload)
                         .typed<Return(Args...)>();
     const std::string py_name = *overload ? std::string(name) + "_" + overload : std::string(name);
-    // HANDLE_TH_ERRORS: torch's exception types and Python warnings, as torch.ops gives them.
+    // PK_TRANSLATE_ERRORS_*: torch's exception types and Python warnings, as torch.ops gives them.
     m.def(py_name.c_str(), [op](bool below_autograd, typename FromPython<Args>::type... args) -> Return {
-      HANDLE_TH_ERRORS
+      PK_TRANSLATE_ERRORS_BEGIN
       py::gil_scoped_release no_gil;
       if (below_autograd) {
         at::AutoDispatchBelowAutograd guard;
         return op.call(FromPython<Args>::get(args)...);
       }
       return op.call(FromPython<Args>::get(args)...);
-      END_HANDLE_TH_ERRORS_PYBIND
+      PK_TRANSLATE_ERRORS_END
     });
   }
 };
@@ -147,9 +155,9 @@ void add_direct_calls(PyObject* module) {
   // autograd's rules for an in-place write into `self`, for Python code that writes through a
   // Function (which would check them only after writing).
   m.def("check_inplace", [](const Tensor& self, bool requires_grad) {
-    HANDLE_TH_ERRORS
-    torch::autograd::check_inplace(self, requires_grad);
-    END_HANDLE_TH_ERRORS_PYBIND
+    PK_TRANSLATE_ERRORS_BEGIN
+    compat::check_inplace(self, requires_grad);
+    PK_TRANSLATE_ERRORS_END
   });
 }
 

@@ -7,6 +7,7 @@ matching modules, and ``with pykernels.enable():`` routes unmodified torch code 
 """
 import torch  # noqa: F401  (the extension links against torch's libraries)
 
+from . import _build  # noqa: F401  first: it raises ImportError if _C was built against another torch
 from . import _C  # noqa: F401  registers the ops
 from . import fake as _fake  # noqa: F401
 from . import autograd as _autograd  # noqa: F401

@@ -22,6 +22,7 @@ import inspect
 import torch
 
 from . import _C
+from . import _compat
 
 _ops = torch.ops.pykernels
 
@@ -90,12 +91,12 @@ def _register(name, setup_context, backward):
     arguments (alpha, rounding_mode, dtype) separately and wants gradients for positional
     arguments only, so the registration adapts both ends.
     """
-    schema = getattr(_ops, name).default._schema
+    schema = _compat.op_schema(getattr(_ops, name).default)
     arguments = schema.arguments
     n_positional = len([a for a in arguments if not a.kwarg_only])
     kwonly = [a.name for a in arguments if a.kwarg_only]
     # With C++ autograd, calling the op records the graph itself.
-    cpp_autograd = torch._C._dispatch_has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
+    cpp_autograd = _compat.has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
     if not cpp_autograd:
         _register_formula(name, setup_context, backward, n_positional, kwonly)
     op = getattr(_ops, name).default
@@ -221,13 +222,13 @@ class OpFunction(torch.autograd.Function):
 
 # Looked up once: run() is on every public call's path.
 _is_compiling = torch.compiler.is_compiling
-_functorch_active = torch._C._are_functorch_transforms_active
-_grad_enabled = torch._C.is_grad_enabled
-_any_requires_grad = torch._C._any_requires_grad
-_BelowAutograd = torch._C._AutoDispatchBelowAutograd
+_functorch_active = _compat.functorch_transforms_active
+_grad_enabled = torch.is_grad_enabled
+_any_requires_grad = _compat.any_requires_grad
+_BelowAutograd = _compat.AutoDispatchBelowAutograd
 # Whether a __torch_function__ (a tensor subclass's or a mode's) applies to a call: then the
 # ops go through torch.ops, as __torch_function__ expects, rather than their typed bindings.
-_has_torch_function = torch._C._has_torch_function
+_has_torch_function = _compat.has_torch_function
 _NOT_TAKEN = object()
 
 
@@ -517,13 +518,14 @@ def _mutating(overload):
     of tensors that require grad), else the torch.ops overload with keyword-only arguments."""
     name, _, variant = overload.partition(".")
     op = getattr(getattr(_ops, name), variant or "default")
-    arguments = op._schema.arguments
+    schema = _compat.op_schema(op)
+    arguments = schema.arguments
     n_positional = len([a for a in arguments if not a.kwarg_only])
     kwonly = [a.name for a in arguments if a.kwarg_only]
     direct = getattr(_C.direct, overload.replace(".", "_"))
 
     def call(*args):
-        if _try_direct(direct, False, args, op._schema) is _NOT_TAKEN:
+        if _try_direct(direct, False, args, schema) is _NOT_TAKEN:
             op(*args[:n_positional], **dict(zip(kwonly, args[n_positional:])))
 
     return call

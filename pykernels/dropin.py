@@ -33,7 +33,7 @@ import traceback
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
-from . import _C
+from . import _C, _compat
 from . import nn as _nn
 from . import ops as pk
 from .autograd import scalar_like, sum_to
@@ -672,7 +672,7 @@ def _name(func):
 
 
 def _is_pykernels_op(func):
-    return isinstance(func, (torch._ops.OpOverload, torch._ops.OpOverloadPacket)) and str(func).startswith(
+    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith(
         "pykernels.")
 
 

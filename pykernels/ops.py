@@ -9,6 +9,7 @@ import warnings
 
 import torch
 
+from . import _compat
 from . import autograd as F
 
 
@@ -270,7 +271,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"pykernels.mse_loss(): argument '{argument}' must be Tensor, not {type(value).__name__}")
     if size_average is not None or reduce is not None:
-        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
+        reduction = _compat.legacy_reduction(size_average, reduce)
     if reduction not in _Reductions:
         raise ValueError(f"pykernels.mse_loss: {reduction} is not a valid value for reduction")
     if input.shape != target.shape:

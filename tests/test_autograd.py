@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import pykernels as pk
+from pykernels import _compat
 from conftest import assert_close, check_like_torch, make
 
 ops = torch.ops.pykernels
@@ -167,7 +168,7 @@ def test_training_step_ops_record_cpp_nodes(name, node, call):
     Python formula on the way, and with their autograd nowhere else."""
     x = make((3, 4), requires_grad=True)
     assert call(x).grad_fn.name() == f"torch::autograd::CppNode<pykernels::autograd::{node}>"
-    assert torch._C._dispatch_has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
+    assert _compat.has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
 
 
 def test_raw_mm_has_grad_fn():
@@ -251,7 +252,7 @@ def overload(qualname):
 
 
 def is_mutating(op):
-    return any(a.alias_info is not None and a.alias_info.is_write for a in op._schema.arguments)
+    return any(a.alias_info is not None and a.alias_info.is_write for a in _compat.op_schema(op).arguments)
 
 
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["no_grad", "requires_grad"])
@@ -287,7 +288,7 @@ def test_opcheck_transposed_inputs():
 
 def registered_overloads():
     names = set()
-    for qualified in torch._C._dispatch_get_all_op_names():
+    for qualified in _compat.all_op_names():
         if qualified.startswith("pykernels::"):
             name, _, overload_name = qualified[len("pykernels::"):].partition(".")
             names.add(f"{name}.{overload_name or 'default'}")
@@ -307,11 +308,15 @@ needs_compile = pytest.mark.skipif(
     not hasattr(torch, "compile") or not (shutil.which("gcc") or shutil.which("cc") or shutil.which("clang")),
     reason="torch.compile (inductor) is unavailable or has no C compiler",
 )
+if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 5):
+    # torch 2.4's dynamo stops on the public API's checks of an argument's type (`alpha.__class__ in
+    # (int, float, bool)`: "Unsupported: builtin: eq"); 2.14.1 traces them.
+    needs_compile = pytest.mark.skip(reason="torch 2.4's torch.compile cannot trace the public API's type checks")
 
 
 def assert_compiled_matches_eager(fn, inputs, *, grad=False):
     """torch.compile(fn, fullgraph=True) gives eager's result (and input gradients when grad)."""
-    torch._dynamo.reset()
+    torch.compiler.reset()
     compiled = torch.compile(fn, fullgraph=True)
     eager_in = [x.clone().requires_grad_(grad) for x in inputs]
     compiled_in = [x.clone().requires_grad_(grad) for x in inputs]
@@ -389,7 +394,7 @@ def test_direct_binding_matches_torch_ops(name, shapes, args, below_autograd):
     tensors = [make(s, positive=True) for s in shapes]
     direct = getattr(pk._C.direct, name)
     n_tensor_args = len(shapes)
-    schema = getattr(ops, name).default._schema.arguments
+    schema = _compat.op_schema(getattr(ops, name).default).arguments
     kwonly = {a.name for a in schema if a.kwarg_only}
     trailing = [a.name for a in schema[n_tensor_args:]]
     positional = [v for n, v in zip(trailing, args) if n not in kwonly]
@@ -460,9 +465,7 @@ def test_public_api_on_a_torch_function_subclass():
 
 
 def test_public_api_on_fake_tensors():
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    with FakeTensorMode():
+    with _compat.fake_tensor_mode():
         x, w, t = torch.empty(64, 1000), torch.empty(100, 1000), torch.empty(64, 100)
         h = pk.relu(pk.add(pk.mm(x, w.t()), 1))
         loss = pk.mse_loss(pk.div(h, 2, rounding_mode="floor"), t)

@@ -2,8 +2,9 @@
 
 #include <ATen/ExpandUtils.h>
 #include <ATen/MemoryOverlap.h>
-#include <ATen/native/Resize.h>
 #include <ATen/ops/empty.h>
+
+#include "common/torch_compat.h"
 
 namespace pykernels {
 
@@ -49,7 +50,7 @@ at::Tensor prepare_output(const char* op, OutKind kind, const at::Tensor& out, a
   if (kind == OutKind::InPlace) {
     PK_CHECK(out.sizes() == shape, op, "output with shape ", out.sizes(), " doesn't match the broadcast shape ", shape);
   } else {
-    at::native::resize_output(out, shape);
+    compat::resize_output(out, shape);
   }
   PK_CHECK(at::has_internal_overlap(out) != at::MemOverlap::Yes, op, "unsupported operation: more than one element ",
            "of the written-to tensor refers to a single memory location. Please clone() the tensor before ",

@@ -9,15 +9,25 @@
 // |r| <= ln2/2, log as e * ln2 + log(m) with m in [sqrt(1/2), sqrt(2)).
 #pragma once
 
-#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace pykernels {
 namespace vmath {
 
+// std::bit_cast is C++20, and older torch releases (2.4 among them) build extensions as C++17: this is
+// its C++17 form, which the compiler turns into a register move (it still vectorizes).
+template <typename To, typename From>
+inline To bit_cast(const From& from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast needs types of the same size");
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
+}
+
 // 2^n as a float, for integer-valued n in [-126, 127].
-inline float pow2i(float n) { return std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23); }
+inline float pow2i(float n) { return bit_cast<float>((static_cast<int32_t>(n) + 127) << 23); }
 
 inline float exp(float x) {
   constexpr float kHi = 88.8f;    // e^x overflows above 88.7228...
@@ -51,10 +61,10 @@ inline float log(float x) {
   const bool subnormal = x < kMinNormal;
   const float scaled = x * 8388608.0f;
   const float v = subnormal ? scaled : x;
-  const int32_t bits = std::bit_cast<int32_t>(v);
+  const int32_t bits = bit_cast<int32_t>(v);
   const float e_adjust = subnormal ? 23.0f : 0.0f;
   float e = static_cast<float>((bits >> 23) - 127) - e_adjust;
-  float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f800000);  // in [1, 2)
+  float m = bit_cast<float>((bits & 0x007fffff) | 0x3f800000);  // in [1, 2)
   const bool big = m > 1.41421356237f;
   const float m_half = m * 0.5f, e_next = e + 1.0f;
   m = big ? m_half : m;
