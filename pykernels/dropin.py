@@ -616,6 +616,12 @@ def _foreach(name):
             except TypeError:
                 raise _FallThrough("arguments") from None
             calls.append(bound)
+        if in_place and torch.is_grad_enabled():
+            # autograd's rules for every element before the first write, as torch's own foreach
+            # ops check them (other errors, such as a shape mismatch, surface per element there too).
+            for bound in calls:
+                values = (*bound.args, *bound.kwargs.values())
+                _C.direct.check_inplace(bound.args[0], any(_is_tensor(v) and v.requires_grad for v in values))
         results = []
         for i, bound in enumerate(calls):
             try:

@@ -139,6 +139,19 @@ def test_rejected_inplace_writes_nothing(name, bad, mode):
         assert name.rstrip("_") in str(info.value), f"the message does not name the op: {info.value}"
 
 
+@pytest.mark.parametrize("name", ["add_", "mul_", "sub_", "div_"])
+def test_rejected_foreach_inplace_writes_nothing(name):
+    """A torch._foreach_*_ call under the mode checks every element's autograd rules before its
+    first write, as torch does: a leaf that requires grad in second place leaves the first alone."""
+    first, leaf = f(3), _leaf()
+    others = [f(3), f(4, 3)]
+    snapshot = Snapshot(first, leaf, *others)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        with pk.enable():
+            getattr(torch, f"_foreach_{name}")([first, leaf], others)
+    snapshot.assert_unchanged()
+
+
 # ---- out= ---------------------------------------------------------------------------------------
 
 OUT = {
