@@ -13,9 +13,11 @@ interleave the libraries, drift that slows both alike leaves the ratio, and the 
 Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--help``.
 Add a suite by adding a list of cases to ``SUITES``.
 """
+import contextlib
 import dataclasses
 import datetime
 import functools
+import io
 import json
 import logging
 import math
@@ -309,11 +311,13 @@ SUITES = {
 def _timer_class():
     """torch.utils.benchmark.Timer, imported on first use: the import loads cpp_extension, slow to
     import, and on a machine with a CUDA toolkit but no GPU its CUDA look-up logs "No CUDA runtime
-    is found", a warning about building extensions that timing has no use for, so it is muted."""
+    is found", a warning about building extensions that timing has no use for, so it is muted:
+    torch 2.4 prints it to stderr, newer releases log it."""
     logger = logging.getLogger("torch.utils.cpp_extension")
     disabled, logger.disabled = logger.disabled, True
     try:
-        from torch.utils.benchmark import Timer
+        with contextlib.redirect_stderr(io.StringIO()):
+            from torch.utils.benchmark import Timer
     finally:
         logger.disabled = disabled
     return Timer
