@@ -214,6 +214,9 @@ def extension(cuda_absent):
               % (cpp_extension.CUDA_HOME, arches, targets), file=sys.stderr)
         cuda_sources = sources("csrc/cuda/*.cu")
         defines = ["-DPYKERNELS_WITH_CUDA"] + (["-DPYKERNELS_WITH_SM90A"] if SM90A in gencode else [])
+        # PYKERNELS_DEBUG=1: device-side checks that turn hangs into traps (the Hopper pipeline's waits)
+        if os.environ.get("PYKERNELS_DEBUG", "0") == "1":
+            defines.append("-DPYKERNELS_DEBUG")
         nvcc = ["-O3", "-lineinfo", "-std=c++20"] + defines + gencode  # torch adds no arch flags of its own then
         cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
         return cpp_extension.CUDAExtension(

@@ -30,10 +30,15 @@ PyObject* build_info(PyObject*, PyObject*) {
 #else
   const long sm90_gemm = 0;
 #endif
-  // "N" hands our references to backends and the bool over to the dict.
-  return Py_BuildValue("{s:s,s:N,s:s,s:s,s:N}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends,
+#ifdef PYKERNELS_DEBUG
+  const long debug = 1;  // built with PYKERNELS_DEBUG=1: device-side hang checks (see setup.py)
+#else
+  const long debug = 0;
+#endif
+  // "N" hands our references to backends and the bools over to the dict.
+  return Py_BuildValue("{s:s,s:N,s:s,s:s,s:N,s:N}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends,
                        "cpu_simd", pykernels::cpu_simd_level(), "cuda_arches", PYKERNELS_CUDA_ARCHES, "sm90_gemm",
-                       PyBool_FromLong(sm90_gemm));
+                       PyBool_FromLong(sm90_gemm), "debug", PyBool_FromLong(debug));
 }
 
 // A record, not a measurement: which GEMM kernel the selection rule picked for this thread's last
