@@ -1,7 +1,7 @@
 // The Python module `pykernels._C`. Importing it runs the static TORCH_LIBRARY registrations
-// of this shared library; its functions report what was compiled in, which CUDA GEMM kernel ran
-// last (for the tests) and measure the CPU's FMA peak (for the benchmarks), and its submodule `direct` holds the ops' typed bindings
-// (direct.cpp).
+// of this shared library; its functions report what was compiled in and which CUDA GEMM kernel
+// ran last (for the tests) and measure the CPU's FMA peak (for the benchmarks), and its
+// submodule `direct` holds the ops' typed bindings (direct.cpp).
 #include <Python.h>
 
 #include <exception>
