@@ -14,7 +14,7 @@
 #   racecheck     30 s  compute-sanitizer racecheck over the GEMM tiles and a split reduction
 #   bench         50 s  the CUDA benchmarks (default suite, shorter timing runs), into $OUT/bench
 #
-# At most 485 s in all, 305 s when the build is reused. Stages run in this order, each under its own
+# At most 485 s in all (and 30 s for `pykernels info` after the build), 305 s when the build is reused. Stages run in this order, each under its own
 # `timeout`, printing as they go; a failed stage does not stop the next, and the script exits 1 if
 # any failed. Logs go to $OUT (default ./gpu-check): STAGE.log per stage and summary.txt with each
 # stage's exit status and time.
@@ -109,7 +109,7 @@ for s in $STAGES; do
         # the visible GPU's architecture only (setup.py's default with a GPU visible)
         stage build 180 env PYKERNELS_DEBUG=1 MAX_JOBS="$(nproc)" "$PY" setup.py build_ext --inplace
       fi
-      [ $DRY = 1 ] || "$PY" -m pykernels info 2>&1 | tee -a "$SUMMARY" ;;
+      [ $DRY = 1 ] || timeout 30 "$PY" -m pykernels info 2>&1 | tee -a "$SUMMARY" ;;
     hopper)
       stage hopper 30 "$PY" tools/gpu_smoke.py hopper ;;
     edges)
