@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 import torch
@@ -81,3 +82,28 @@ def test_reduce_tolerance_rejects_wrong_kernels(dtype, shape, dim, keepdim):
             except AssertionError:
                 continue
             pytest.fail(f"the {what} tolerance accepts a kernel that returns {mutant}")
+
+
+def test_gpu_check_reuses_only_a_build_of_these_sources(tmp_path):
+    """gpu_check.sh's reuse test computes the digest setup.py records (sources_digest): a record of these
+    sources is reused, any other is rebuilt."""
+    import ast
+    import glob
+    import hashlib
+
+    ns = {"glob": glob, "hashlib": hashlib, "os": os, "HERE": ROOT}
+    for node in ast.parse(open(os.path.join(ROOT, "setup.py")).read()).body:
+        if isinstance(node, ast.FunctionDef) and node.name in ("sources", "sources_digest"):
+            exec(compile(ast.Module([node], []), "setup.py", "exec"), ns)
+    script = open(os.path.join(ROOT, "tools", "gpu_check.sh")).read()
+    check = script[script.index("<< 'EOF'\n") + len("<< 'EOF'\n"):script.index("\nEOF\n")]
+    check = check.replace('if built["CUDA_ABSENT_REASON"]', "if False")  # a CPU-only build here is fine
+    (tmp_path / "pykernels").mkdir()
+    (tmp_path / "pykernels" / ("_C" + sysconfig.get_config_var("EXT_SUFFIX"))).write_bytes(b"")
+    os.symlink(os.path.join(ROOT, "csrc"), tmp_path / "csrc")
+    (tmp_path / "setup.py").write_bytes(open(os.path.join(ROOT, "setup.py"), "rb").read())
+    for digest, reused in [(ns["sources_digest"](), True), ("0" * 64, False)]:
+        (tmp_path / "pykernels" / "_build_config.py").write_text(
+            f"TORCH_VERSION = {torch.__version__!r}\nCUDA_ABSENT_REASON = None\nSOURCES_SHA256 = {digest!r}\n")
+        done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert (done.returncode == 0) == reused, done.stdout + done.stderr

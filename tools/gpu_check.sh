@@ -66,11 +66,12 @@ stage() {
   tail -5 "$OUT/$name.log" | sed 's/^/   | /' | tee -a "$SUMMARY"
 }
 
-# Whether pykernels/ holds an extension built against the torch and Python that run here, with CUDA
-# kernels: then it is reused (a carried build). Reads the build's record; imports nothing of it.
+# Whether pykernels/ holds an extension built from these sources against the torch and Python that run
+# here, with CUDA kernels: then it is reused (a carried build). Reads the build's record; imports nothing
+# of it.
 build_matches() {
   "$PY" - << 'EOF'
-import os, runpy, sys, sysconfig
+import glob, hashlib, os, runpy, sys, sysconfig
 import torch
 so = os.path.join("pykernels", "_C" + sysconfig.get_config_var("EXT_SUFFIX"))
 cfg = os.path.join("pykernels", "_build_config.py")
@@ -79,9 +80,19 @@ if not (os.path.exists(so) and os.path.exists(cfg)):
 built = runpy.run_path(cfg)
 if built["TORCH_VERSION"] != torch.__version__:
     sys.exit("the extension was built against torch %s, this is torch %s" % (built["TORCH_VERSION"], torch.__version__))
+# the digest setup.py records (sources_digest there): the build must come from these very sources
+digest = hashlib.sha256()
+files = ["setup.py"] + sorted(os.path.relpath(p) for p in glob.glob("csrc/**/*", recursive=True))
+for rel in files:
+    if os.path.isfile(rel):
+        with open(rel, "rb") as f:
+            digest.update(rel.replace(os.sep, "/").encode() + b"\0" + f.read())
+if built.get("SOURCES_SHA256") != digest.hexdigest():
+    sys.exit("the extension was built from other sources than these (or did not record them)")
 if built["CUDA_ABSENT_REASON"]:
     sys.exit("the extension has no CUDA kernels: %s" % built["CUDA_ABSENT_REASON"])
-print("the extension was built against torch %s for this Python: reusing it" % torch.__version__)
+print("the extension was built from these sources against torch %s for this Python: reusing it"
+      % torch.__version__)
 EOF
 }
 
