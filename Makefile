@@ -11,7 +11,7 @@ FLOOR_TORCH := torch==2.4.1
 FLOOR_DIR   := build/floor
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f)
 
-.PHONY: install test test-floor train bench info clean
+.PHONY: install test test-floor emu train bench info clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test-floor:
 	cp -R setup.py pyproject.toml MANIFEST.in README.md Makefile csrc pykernels tests tools benchmarks $(FLOOR_DIR)
 	rm -f $(FLOOR_DIR)/pykernels/*.so $(FLOOR_DIR)/pykernels/_build_config.py
 	PYKERNELS_NO_CUDA=1 $(MAKE) -C $(FLOOR_DIR) test TORCH="$(FLOOR_TORCH)"
+
+# The CUDA kernels on the CPU emulator (tools/cuda_emu), then again under AddressSanitizer: needs
+# the CUDA toolkit's headers, not a GPU.
+emu: install
+	PYTHON=$(PY) sh tools/cuda_emu/run.sh
+	PYTHON=$(PY) SANITIZE=1 sh tools/cuda_emu/run.sh
 
 train: install
 	$(PY) -m pykernels train

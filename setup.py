@@ -5,6 +5,7 @@ kernels always; the CUDA kernels too when torch is a CUDA build and a CUDA toolk
 (the decision never depends on a GPU being visible, so GPU-less build hosts compile them).
 """
 import glob
+import hashlib
 import importlib.util
 import os
 import re
@@ -214,6 +215,9 @@ def extension(cuda_absent):
               % (cpp_extension.CUDA_HOME, arches, targets), file=sys.stderr)
         cuda_sources = sources("csrc/cuda/*.cu")
         defines = ["-DPYKERNELS_WITH_CUDA"] + (["-DPYKERNELS_WITH_SM90A"] if SM90A in gencode else [])
+        # PYKERNELS_DEBUG=1: device-side checks that turn hangs into traps (the Hopper pipeline's waits)
+        if os.environ.get("PYKERNELS_DEBUG", "0") == "1":
+            defines.append("-DPYKERNELS_DEBUG")
         nvcc = ["-O3", "-lineinfo", "-std=c++20"] + defines + gencode  # torch adds no arch flags of its own then
         cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
         return cpp_extension.CUDAExtension(
@@ -222,12 +226,24 @@ def extension(cuda_absent):
     return cpp_extension.CppExtension(sources=cpu_sources, extra_compile_args={"cxx": cxx}, **kwargs)
 
 
+def sources_digest():
+    """SHA-256 over setup.py and every file under csrc/ (relative path and contents, in sorted
+    order): which sources a build was made from. tools/gpu_check.sh computes the same digest to
+    decide whether an extension brought along can be reused."""
+    digest = hashlib.sha256()
+    for rel in ["setup.py"] + sorted(sources("csrc/**/*")):
+        if os.path.isfile(os.path.join(HERE, rel)):
+            with open(os.path.join(HERE, rel), "rb") as f:
+                digest.update(rel.replace(os.sep, "/").encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
 class BuildExtension(cpp_extension.BuildExtension):
     """torch's build_ext, which also writes the build's facts into pykernels/_build_config.py next
     to the extension (in the source tree for an in-place or editable build, in the wheel
     otherwise): the torch it was built against, which `import pykernels` compares with the
-    running torch before loading the extension, and why the CUDA kernels are absent, for
-    `python -m pykernels info`."""
+    running torch before loading the extension, why the CUDA kernels are absent, for
+    `python -m pykernels info`, and which sources it was built from."""
 
     def run(self):
         super().run()
@@ -236,6 +252,7 @@ class BuildExtension(cpp_extension.BuildExtension):
             f.write("# Written by setup.py when it built the extension next to this file.\n")
             f.write("TORCH_VERSION = %r\n" % torch.__version__)
             f.write("CUDA_ABSENT_REASON = %r\n" % CUDA_ABSENT)
+            f.write("SOURCES_SHA256 = %r\n" % sources_digest())
 
 
 CUDA_ABSENT = cuda_absent_reason()

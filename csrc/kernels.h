@@ -9,6 +9,8 @@
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/Scalar.h>
 
+#include <string>
+
 #include "common/strided.h"
 
 namespace pykernels {
@@ -55,6 +57,11 @@ void relu_mask_backward_kernel_cpu(const StridedIter<2>& it, const uint8_t* mask
 
 #ifdef PYKERNELS_WITH_CUDA
 PYKERNELS_DECLARE_KERNELS(cuda)
+
+// The GEMM kernel that the calling thread's last CUDA mm/bmm/matmul launched, as
+// "<kernel> <tile> a:<k|m>[+vec] b:<k|n>[+vec]" (which dimension each operand's loads run along,
+// and whether they are 16-byte vector loads), or "sm90 128x256"; "" before the first launch.
+std::string gemm_last_kernel_cuda();
 #endif
 #undef PYKERNELS_DECLARE_KERNELS
 

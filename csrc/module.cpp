@@ -1,13 +1,14 @@
 // The Python module `pykernels._C`. Importing it runs the static TORCH_LIBRARY registrations
-// of this shared library; its functions report what was compiled in and measure the CPU's
-// FMA peak (for the benchmarks), and its submodule `direct` holds the ops' typed bindings
-// (direct.cpp).
+// of this shared library; its functions report what was compiled in and which CUDA GEMM kernel
+// ran last (for the tests) and measure the CPU's FMA peak (for the benchmarks), and its
+// submodule `direct` holds the ops' typed bindings (direct.cpp).
 #include <Python.h>
 
 #include <exception>
 
 #include "cpu/peak.h"
 #include "cpu/simd.h"
+#include "kernels.h"
 
 #ifndef PYKERNELS_TORCH_VERSION
 #define PYKERNELS_TORCH_VERSION "unknown"
@@ -29,10 +30,30 @@ PyObject* build_info(PyObject*, PyObject*) {
 #else
   const long sm90_gemm = 0;
 #endif
-  // "N" hands our references to backends and the bool over to the dict.
-  return Py_BuildValue("{s:s,s:N,s:s,s:s,s:N}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends,
+#ifdef PYKERNELS_DEBUG
+  const long debug = 1;  // built with PYKERNELS_DEBUG=1: device-side hang checks (see setup.py)
+#else
+  const long debug = 0;
+#endif
+  // "N" hands our references to backends and the bools over to the dict.
+  return Py_BuildValue("{s:s,s:N,s:s,s:s,s:N,s:N}", "torch_version", PYKERNELS_TORCH_VERSION, "backends", backends,
                        "cpu_simd", pykernels::cpu_simd_level(), "cuda_arches", PYKERNELS_CUDA_ARCHES, "sm90_gemm",
-                       PyBool_FromLong(sm90_gemm));
+                       PyBool_FromLong(sm90_gemm), "debug", PyBool_FromLong(debug));
+}
+
+// A record, not a measurement: which GEMM kernel the selection rule picked for this thread's last
+// CUDA product, so tests can assert that their shape reaches the kernel it was chosen for.
+PyObject* gemm_last_kernel(PyObject*, PyObject*) {
+#ifdef PYKERNELS_WITH_CUDA
+  try {
+    return PyUnicode_FromString(pykernels::gemm_last_kernel_cuda().c_str());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+#else
+  Py_RETURN_NONE;
+#endif
 }
 
 PyObject* fma_peak(PyObject*, PyObject* args) {
@@ -48,6 +69,8 @@ PyMethodDef methods[] = {
     {"build_info", build_info, METH_NOARGS, "What this build of pykernels contains."},
     {"fma_peak", fma_peak, METH_VARARGS,
      "fma_peak(seconds) -> (GFLOP/s, isa): measured float32 FMA throughput over torch's threads."},
+    {"gemm_last_kernel", gemm_last_kernel, METH_NOARGS,
+     "The CUDA GEMM kernel this thread's last CUDA mm/bmm/matmul launched ('' before any; None without CUDA)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -1,6 +1,8 @@
 """CUDA-only tests: parity with torch's own CUDA ops for every pykernels op on the GPU (dtypes,
 layouts, broadcasting, sizes), gradients, gradcheck and opcheck on CUDA inputs, cross-device
-errors, non-default streams, CUDA-graph capture and a second GPU.
+errors, non-default streams, CUDA-graph capture and a second GPU. GEMM cases check which kernel
+ran (pykernels._C.gemm_last_kernel) as well as the values; sums and means are judged against the
+exact result with tolerances that a kernel dropping one element fails.
 
 Everything is skipped with "no CUDA device" when no GPU is visible, except that a visible GPU with
 a pykernels built without its CUDA kernels is a failure, not a skip.
@@ -13,6 +15,7 @@ import sys
 
 import pytest
 import torch
+from conftest import accum_tol
 
 import pykernels as pk
 
@@ -38,21 +41,20 @@ def tol(dtype):
     return TOL.get(dtype, dict(atol=0, rtol=0))
 
 
-def accum_tol(dtype, n):
-    """A result accumulating n O(1) terms: the dtype's tolerance plus a summation-order allowance
-    (float32 accumulation, float64 for float64) and, for float16/bfloat16, output rounding of
-    values of size ~sqrt(n)."""
+def reduce_tol(dtype, n, *, mean=False):
+    """A sum (mean=True: a mean) of n O(1) terms against the exact float64 result rounded to dtype.
+
+    The accumulator's rounding errors (float32 for float16/bfloat16/float32, float64 for float64)
+    add up like a random walk over partial sums of size ~sqrt(n): about eps(acc) * sqrt(n), given
+    a margin of 16. The result's own rounding is relative: 2 eps(dtype). A mean divides the
+    absolute part by n. Unlike accum_tol, nothing grows with n itself, so a kernel that drops
+    one term of size >= 0.5 (the inputs below) fails a float32 or float64 sum at every tested n."""
     if not dtype.is_floating_point:
-        return tol(dtype)
+        return dict(atol=0, rtol=0)
     n = max(int(n), 1)
-    acc_eps = torch.finfo(torch.float64 if dtype == torch.float64 else torch.float32).eps
-    t = dict(TOL[dtype])
-    t["atol"] += 2 * acc_eps * n
-    t["rtol"] += acc_eps * math.sqrt(n)
-    if dtype in (torch.float16, torch.bfloat16):
-        t["atol"] += 2 * torch.finfo(dtype).eps * math.sqrt(n)
-        t["rtol"] *= 2
-    return t
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    atol = 16 * torch.finfo(acc).eps * math.sqrt(n)
+    return dict(atol=atol / n if mean else atol, rtol=2 * torch.finfo(dtype).eps)
 
 
 def close(actual, expected, **tolerance):
@@ -190,7 +192,8 @@ def test_integer_division_edge_cases():
     close(pk.div(x, y, rounding_mode="trunc"), torch.div(x, y, rounding_mode="trunc"))
     # INT_MIN // -1 overflows; torch's CUDA floor division returns INT_MIN (its trunc division
     # leaves it to the hardware, so it is not compared)
-    x, y = torch.tensor([-(2**31)], dtype=torch.int32, device="cuda"), torch.tensor([-1], dtype=torch.int32, device="cuda")
+    x = torch.tensor([-(2**31)], dtype=torch.int32, device="cuda")
+    y = torch.tensor([-1], dtype=torch.int32, device="cuda")
     close(pk.div(x, y, rounding_mode="floor"), torch.div(x, y, rounding_mode="floor"))
 
 
@@ -267,34 +270,41 @@ SUM_CASES = [
 ]
 
 
+def check_sum_mean(x, **kw):
+    """pk.sum and pk.mean of x against the exact (float64) results rounded to x's dtype, within
+    reduce_tol for the number of reduced elements (integers: exactly torch's int64 sum)."""
+    dim = kw.get("dim")
+    dims = range(x.dim()) if dim is None else ((dim,) if isinstance(dim, int) else dim)
+    n = math.prod(x.shape[d] for d in dims)
+    if not x.dtype.is_floating_point:
+        close(pk.sum(x, **kw), torch.sum(x, **kw), atol=0, rtol=0)
+        return
+    close(pk.sum(x, **kw), torch.sum(x.double(), **kw).to(x.dtype), **reduce_tol(x.dtype, n))
+    close(pk.mean(x, **kw), torch.mean(x.double(), **kw).to(x.dtype), **reduce_tol(x.dtype, n, mean=True))
+
+
+# Floating inputs have |x| >= 0.5, so every element moves a sum by more than the tolerance
+# (float32/float64); the long cases take the path that splits a reduction across blocks.
 @pytest.mark.parametrize("dtype", FLOATS + INTS, ids=str)
 @pytest.mark.parametrize("shape,dim,keepdim", SUM_CASES, ids=str)
 def test_sum_mean(dtype, shape, dim, keepdim):
-    x = make(shape, dtype)
-    if dim is None:
-        kw, n = {}, x.numel()
-    else:
-        kw, n = dict(dim=dim, keepdim=keepdim), math.prod(x.shape[d] for d in ((dim,) if isinstance(dim, int) else dim))
-    close(pk.sum(x, **kw), torch.sum(x, **kw), **accum_tol(dtype, n))
-    if dtype.is_floating_point:
-        close(pk.mean(x, **kw), torch.mean(x, **kw), **accum_tol(dtype, n))
+    x = make(shape, dtype, nonzero=True)
+    check_sum_mean(x, **({} if dim is None else dict(dim=dim, keepdim=keepdim)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64], ids=str)
 @pytest.mark.parametrize("kind", ["transposed", "strided", "offset"])
 @pytest.mark.parametrize("dim", [None, 0, 1, (0, 1)])
 def test_sum_layouts(dtype, kind, dim):
-    x = layout(make((67, 45), dtype), kind)
-    kw = {} if dim is None else dict(dim=dim)
-    close(pk.sum(x, **kw), torch.sum(x, **kw), **accum_tol(dtype, x.numel()))
-    close(pk.mean(x, **kw), torch.mean(x, **kw), **accum_tol(dtype, x.numel()))
+    x = layout(make((67, 45), dtype, nonzero=True), kind)
+    check_sum_mean(x, **({} if dim is None else dict(dim=dim)))
 
 
 def test_sum_expanded_and_dtype():
-    x = make((1, 9)).expand(500, 9)
-    close(pk.sum(x, dim=0), torch.sum(x, dim=0), **accum_tol(torch.float32, 500))
+    check_sum_mean(make((1, 9), nonzero=True).expand(500, 9), dim=0)
     h = make((50, 40), torch.float16)
-    close(pk.sum(h, dim=1, dtype=torch.float32), torch.sum(h, dim=1, dtype=torch.float32), **accum_tol(torch.float32, 40))
+    expected = torch.sum(h.double(), dim=1).float()
+    close(pk.sum(h, dim=1, dtype=torch.float32), expected, **reduce_tol(torch.float32, 40))
 
 
 # ---- relu / mse_loss ----------------------------------------------------------------------------------
@@ -324,7 +334,8 @@ def test_mse_loss(dtype, reduction, shapes):
     a, b = make(shapes[0], dtype), make(shapes[1], dtype)
     n = max(torch.broadcast_shapes(a.shape, b.shape).numel(), 1)
     expected = torch.nn.functional.mse_loss(a, b, reduction=reduction)
-    close(pk.mse_loss(a, b, reduction=reduction), expected, **(tol(dtype) if reduction == "none" else accum_tol(dtype, n)))
+    tolerance = tol(dtype) if reduction == "none" else accum_tol(dtype, n, mean=reduction == "mean")
+    close(pk.mse_loss(a, b, reduction=reduction), expected, **tolerance)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
@@ -333,7 +344,7 @@ def test_mse_loss_layouts(dtype, kind):
     a, b = layout(make((40, 30), dtype), kind), make((40, 30), dtype)
     for reduction in ("none", "mean", "sum"):
         close(pk.mse_loss(a, b, reduction=reduction), torch.nn.functional.mse_loss(a, b, reduction=reduction),
-              **accum_tol(dtype, a.numel()))
+              **accum_tol(dtype, a.numel(), mean=reduction == "mean"))
 
 
 # ---- matmul ------------------------------------------------------------------------------------------------
@@ -397,6 +408,108 @@ def test_mm_integer_raises_like_torch(dtype):
         pk.mm(a, a)
 
 
+# ---- which GEMM kernel runs ------------------------------------------------------------------------------------
+#
+# csrc/cuda/gemm.cu picks the kernel from the dtype, the device and the shape: float32 takes 128x128 tiles when the
+# output has at least as many of them as the GPU has SMs, else 64x64; float64 64x64; float16/bfloat16 the mma.sync
+# kernel from sm_80. Per operand, loads run along its contiguous dimension and are 16-byte vectors when the
+# alignment allows. pk._C.gemm_last_kernel() reports what the last product on this thread launched, so each case
+# below checks that its shape reaches the kernel it was chosen for as well as the values.
+
+
+def sm_count():
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+
+
+def float32_tile(batch, m, n):
+    """The float32 tile gemm.cu's rule picks on this GPU."""
+    return "128x128" if batch * -(-m // 128) * -(-n // 128) >= sm_count() else "64x64"
+
+
+def expected_loads(la, lb, m, k, n, vec_elems):
+    """gemm.cu's description of row-major ("contiguous") or column-major ("transposed") operands of fresh
+    allocations: A's loads run along k or m, B's along n or k; they are 16-byte vectors when the operand's other
+    stride is a multiple of 16 bytes (vec_elems elements)."""
+    a_dim, a_stride = ("k", k) if la == "contiguous" else ("m", m)
+    b_dim, b_stride = ("n", n) if lb == "contiguous" else ("k", k)
+    a = "a:" + a_dim + ("+vec" if a_stride % vec_elems == 0 else "")
+    b = "b:" + b_dim + ("+vec" if b_stride % vec_elems == 0 else "")
+    return f"{a} {b}"
+
+
+def product_and_kernel(op, a, b):
+    out = getattr(pk, op)(a, b)
+    return out, pk._C.gemm_last_kernel()
+
+
+# (m, k, n): 256 tiles of 128x128; 156 with partial tiles on both edges and a k that is no multiple of 4 or 8
+FLOAT32_128 = [(2048, 100, 2048), (1537, 67, 1531)]
+
+
+@pytest.mark.parametrize("la", ["contiguous", "transposed"])
+@pytest.mark.parametrize("lb", ["contiguous", "transposed"])
+@pytest.mark.parametrize("m,k,n", FLOAT32_128 + [(1000, 67, 1000)])
+def test_float32_gemm_tiles(m, k, n, la, lb):
+    tile = "128x128" if (m, k, n) in FLOAT32_128 else "64x64"
+    assert float32_tile(1, m, n) == tile, f"on a GPU with {sm_count()} SMs, {m}x{n} does not select {tile} tiles"
+    a, b = matrix(m, k, torch.float32, la), matrix(k, n, torch.float32, lb)
+    out, kernel = product_and_kernel("mm", a, b)
+    assert kernel == f"simt {tile} {expected_loads(la, lb, m, k, n, 4)}"
+    close(out, gemm_ref(a, b), **accum_tol(torch.float32, k))
+
+
+@pytest.mark.parametrize("tile", ["128x128", "64x64"])
+def test_float32_bmm_tiles(tile):
+    m, k, n = 700, 50, 600  # 6 x 5 tiles of 128x128 per batch, the last row and column partial
+    per_batch = 6 * 5
+    batch = -(-sm_count() // per_batch) if tile == "128x128" else max(1, (sm_count() - 1) // per_batch)
+    assert float32_tile(batch, m, n) == tile, f"a GPU with {sm_count()} SMs has too few SMs for {tile} bmm tiles"
+    a, b = make((batch, m, k)), make((batch, k, n))
+    out, kernel = product_and_kernel("bmm", a, b)
+    assert kernel == f"simt {tile} a:k b:n+vec"
+    close(out, gemm_ref(a, b), **accum_tol(torch.float32, k))
+
+
+def test_float64_gemm_kernel():
+    a, b = make((129, 67), torch.float64), make((67, 131), torch.float64)
+    out, kernel = product_and_kernel("mm", a, b)
+    assert kernel == "simt 64x64 a:k b:n"  # float64 loads are scalar
+    close(out, gemm_ref(a, b), **accum_tol(torch.float64, 67))
+
+
+def assert_low_precision_product(ours, a, b):
+    """A float16/bfloat16 product against the exact float64 one, judged by torch's own error on the same inputs:
+    at most twice torch's largest error, or one ulp of the largest output where torch is that exact."""
+    exact = torch.matmul(a.double(), b.double())
+    assert ours.dtype == a.dtype and ours.device == a.device
+    torch_error = (torch.matmul(a, b).double() - exact).abs().max().item()
+    ulp = torch.finfo(a.dtype).eps * exact.abs().max().item()
+    close(ours.double(), exact, atol=2 * max(torch_error, ulp), rtol=0)
+
+
+def sm90_active():
+    return (torch.cuda.get_device_capability()[0] == 9 and pk.build_info().get("sm90_gemm")
+            and os.environ.get("PYKERNELS_GEMM_SM90") == "1")
+
+
+# Edge tiles in m, k and n with an aligned row-major B (N a multiple of 8), whose cp.async chunks are whole
+# except the last k-slice and the last n-chunks; with each operand layout in turn (all four mma.sync variants).
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("la", ["contiguous", "transposed"])
+@pytest.mark.parametrize("lb", ["contiguous", "transposed"])
+@pytest.mark.parametrize("m,k,n", [(136, 200, 264), (300, 200, 104)])
+def test_half_gemm_edges(dtype, m, k, n, la, lb):
+    if torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("the mma.sync kernel needs compute capability 8.0; older GPUs take the SIMT kernel")
+    a, b = matrix(m, k, dtype, la), matrix(k, n, dtype, lb)
+    out, kernel = product_and_kernel("mm", a, b)
+    if sm90_active() and min(m, n) >= 128:
+        assert kernel == "sm90 128x256"
+    else:
+        assert kernel == f"mma.sync 128x128 {expected_loads(la, lb, m, k, n, 8)}"
+    assert_low_precision_product(out, a, b)
+
+
 # ---- Hopper GEMM -----------------------------------------------------------------------------------------------
 #
 # The wgmma + TMA kernel (csrc/cuda/gemm_sm90.cu) runs only with PYKERNELS_GEMM_SM90=1, which is read once per
@@ -433,13 +546,14 @@ for case in json.loads(sys.argv[1]):
         out = getattr(pk, case["op"])(a, b)
         torch.cuda.synchronize()
     ran = any("gemm_sm90" in e.name for e in prof.events())
+    record = pk._C.gemm_last_kernel()
     exact = torch.matmul(a.double(), b.double()).to(dtype)
     try:
         torch.testing.assert_close(out, exact, atol=case["atol"], rtol=case["rtol"])
         error = ""
     except AssertionError as e:
         error = str(e)
-    results[case["id"]] = {"sm90": ran, "error": error}
+    results[case["id"]] = {"sm90": ran, "record": record, "error": error}
 print(json.dumps(results))
 """
 
@@ -475,11 +589,14 @@ SM90_CASES = _sm90_cases()
 def sm90_results():
     if torch.cuda.get_device_capability()[0] != 9:
         pytest.skip("the Hopper GEMM needs a GPU of compute capability 9.x")
-    if not pk.build_info().get("sm90_gemm"):
-        pytest.skip("pykernels was built without an sm_90a target")
+    # on a Hopper GPU a build without the Hopper kernel is a failure, not a skip: the kernel would go untested
+    assert pk.build_info().get("sm90_gemm"), (
+        "a compute capability 9.x GPU is visible but pykernels was built without an sm_90a target "
+        f"(cuda_arches: {pk.build_info()['cuda_arches']!r}); rebuild with TORCH_CUDA_ARCH_LIST including 9.0"
+    )
     env = dict(os.environ, PYKERNELS_GEMM_SM90="1")
     done = subprocess.run([sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)], env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -489,6 +606,7 @@ def test_sm90_gemm(sm90_results, case):
     result = sm90_results[case["id"]]
     assert not result["error"], result["error"]
     assert result["sm90"] == case["sm90"], "the Hopper kernel " + ("did not run" if case["sm90"] else "ran")
+    assert result["record"].startswith("sm90") == case["sm90"], f"the last launch was {result['record']!r}"
 
 
 # ---- autograd -------------------------------------------------------------------------------------------------
@@ -606,6 +724,25 @@ def test_out_on_another_device_raises():
     x = make((4,))
     with pytest.raises(RuntimeError, match="add"):
         pk.add(x, x, out=torch.empty(4))
+
+
+# A 0-dim CPU tensor beside CUDA tensors acts as a scalar, as in torch: the result stays on the GPU.
+@pytest.mark.parametrize("scalar_dtype", [None, torch.float64], ids=["same dtype", "float64"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+def test_zero_dim_cpu_tensor_beside_cuda(name, dtype, scalar_dtype):
+    a = make((5, 7), dtype)
+    s = make((), scalar_dtype or dtype, device="cpu", nonzero=True)
+    expected = getattr(torch, name)(a, s)
+    close(getattr(pk, name)(a, s), expected, **tol(expected.dtype))
+    close(getattr(pk, name)(s, a), getattr(torch, name)(s, a), **tol(expected.dtype))
+    out = torch.empty_like(expected)
+    assert getattr(pk, name)(a, s, out=out) is out
+    close(out, expected, **tol(expected.dtype))
+    if expected.dtype == a.dtype:  # in place keeps a's dtype (true division of integers cannot)
+        ours = a.clone()
+        assert getattr(pk, name + "_")(ours, s) is ours
+        close(ours, expected, **tol(expected.dtype))
 
 
 def _busy(stream):

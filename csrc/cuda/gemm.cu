@@ -25,9 +25,12 @@
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 
+#include <c10/util/StringUtil.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
 #include "cuda/common.cuh"
@@ -464,17 +467,32 @@ GemmArgs make_args(const GemmProblem& p, int64_t bm, int64_t bn, int64_t elem_si
   return g;
 }
 
+// The kernel the calling thread launched last, for gemm_last_kernel_cuda(): tests cannot see the
+// selection rule's outcome (tile size, load direction, vector loads) from the result alone.
+struct LaunchRecord {
+  const char* kernel = nullptr;
+  int bm = 0, bn = 0;
+  bool a_kmajor = false, b_kmajor = false, a_vec = false, b_vec = false;
+};
+thread_local LaunchRecord last_launch;
+
+void record_launch(const char* kernel, int bm, int bn, const GemmArgs& g) {
+  last_launch = LaunchRecord{kernel, bm, bn, g.a_kmajor, g.b_kmajor, g.a_vec, g.b_vec};
+}
+
 unsigned int tile_grid(int64_t tiles) { return static_cast<unsigned int>(std::min<int64_t>(tiles, 0x7fffffff)); }
 
 template <typename T, typename acc_t, int BM, int BN, int TM, int TN>
 void launch_simt(const GemmProblem& p, bool vectorize) {
   GemmArgs g = make_args(p, BM, BN, sizeof(T), vectorize ? 16 : 0);
   g.c_vec = vectorize && p.c_cs == 1 && aligned(p, 0, p.c_rs, p.m, sizeof(T), 16);
+  record_launch("simt", BM, BN, g);
   cuda::launch(gemm_simt_kernel<T, acc_t, BM, BN, 8, TM, TN>, tile_grid(g.tiles), 256, 0, g);
 }
 
 template <typename T, bool A_K, bool B_K>
 void launch_mma(const GemmArgs& g) {
+  record_launch("mma.sync", MmaTile::BM, MmaTile::BN, g);
   cuda::launch(gemm_mma_kernel<T, A_K, B_K>, tile_grid(g.tiles), 256, MmaTile::smem_bytes<A_K, B_K>(), g);
 }
 
@@ -500,7 +518,10 @@ void gemm_half(const GemmProblem& p) {
   }
 #ifdef PYKERNELS_WITH_SM90A
   // gemm_sm90 launches nothing and returns false for problems it does not take.
-  if (cc == 9 && sm90_gemm_requested() && cuda::gemm_sm90(p)) return;
+  if (cc == 9 && sm90_gemm_requested() && cuda::gemm_sm90(p)) {
+    last_launch = LaunchRecord{"sm90", 128, 256};
+    return;
+  }
 #endif
   GemmArgs g = make_args(p, MmaTile::BM, MmaTile::BN, sizeof(T), 16);
   g.c_vec = p.c_cs == 1 && aligned(p, 0, p.c_rs, p.m, sizeof(T), 4);
@@ -512,6 +533,14 @@ void gemm_half(const GemmProblem& p) {
 }
 
 }  // namespace
+
+std::string gemm_last_kernel_cuda() {
+  const LaunchRecord& r = last_launch;
+  if (r.kernel == nullptr) return "";
+  if (std::strcmp(r.kernel, "sm90") == 0) return c10::str(r.kernel, " ", r.bm, "x", r.bn);  // TMA loads only
+  return c10::str(r.kernel, " ", r.bm, "x", r.bn, " a:", r.a_kmajor ? "k" : "m", r.a_vec ? "+vec" : "",
+                  " b:", r.b_kmajor ? "k" : "n", r.b_vec ? "+vec" : "");
+}
 
 void gemm_kernel_cuda(const GemmProblem& p) {
   if (p.m == 0 || p.n == 0 || p.batch.numel == 0) return;

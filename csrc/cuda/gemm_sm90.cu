@@ -48,6 +48,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <type_traits>
 
 #include "cuda/common.cuh"
@@ -100,8 +101,24 @@ __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t byt
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
+#ifdef PYKERNELS_DEBUG
+// A wait that never completes is a pipeline fault (a lost arrival, a wrong transaction byte count,
+// a bad tensor map); debug builds trap once a wait has lasted this long, so the fault surfaces as
+// a launch error naming the barrier instead of a hang. No healthy wait comes near it.
+constexpr uint64_t kWaitLimitNs = 10ull * 1000 * 1000 * 1000;
+
+__device__ __forceinline__ uint64_t globaltimer_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+#endif
+
 // Waits until the phase with parity `parity` has completed (acquire: the data it guards is visible).
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#ifdef PYKERNELS_DEBUG
+  const uint64_t start = globaltimer_ns();
+#endif
   uint32_t done;
   do {
     asm volatile(
@@ -113,6 +130,13 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
         : "=r"(done)
         : "r"(bar), "r"(parity)
         : "memory");
+#ifdef PYKERNELS_DEBUG
+    if (!done && globaltimer_ns() - start > kWaitLimitNs) {
+      printf("pykernels gemm_sm90: block %d thread %d waited over 10 s on the mbarrier at %u for parity %u\n",
+             static_cast<int>(blockIdx.x), static_cast<int>(threadIdx.x), bar, parity);
+      __trap();
+    }
+#endif
   } while (!done);
 }
 
@@ -390,7 +414,15 @@ bool make_operand(Operand& op, CUtensorMapDataType type, const void* base, int64
   const CUresult r = encode_tiled()(&op.map, type, op.batched ? 3 : 2, const_cast<void*>(base), dims, strides, box,
                                     unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS;
+  if (r != CUDA_SUCCESS) {
+    // Operands that pass the checks above should always encode: a failure here is a bug or a
+    // driver limit, and the mma.sync fallback would otherwise hide it.
+    TORCH_WARN_ONCE("pykernels: cuTensorMapEncodeTiled failed with CUresult ", static_cast<int>(r),
+                    " for an operand of ", mn, " x ", k, " (strides ", s_mn, ", ", s_k, "; ", batches,
+                    " batches); the Hopper GEMM falls back to the mma.sync kernel");
+    return false;
+  }
+  return true;
 }
 
 template <typename T>

@@ -10,6 +10,17 @@
 
 #include "check.h"
 
+// The bit-mask ReLU has CPU kernels only (csrc/cpu/elementwise.cpp, which the emulator does not
+// build); the wrappers above name them, so they are defined here and fail loudly if reached.
+namespace pykernels {
+void relu_mask_kernel_cpu(const StridedIter<2>&, uint8_t*, at::ScalarType) {
+  EMU_CHECK(false, "relu_mask_kernel_cpu is a CPU kernel, not part of the emulator");
+}
+void relu_mask_backward_kernel_cpu(const StridedIter<2>&, const uint8_t*, at::ScalarType) {
+  EMU_CHECK(false, "relu_mask_backward_kernel_cpu is a CPU kernel, not part of the emulator");
+}
+}  // namespace pykernels
+
 using namespace emu_test;
 using at::Tensor;
 

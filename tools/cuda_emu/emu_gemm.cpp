@@ -1,7 +1,8 @@
 // mm / bmm / matmul through the real wrapper (csrc/gemm.cpp) with the CUDA kernels
 // (csrc/cuda/gemm.cu) on the emulator: every dtype path (SIMT float32 in both tile sizes,
 // float64, tensor-core float16/bfloat16 in all four operand layouts, the pre-sm_80 fallback),
-// edge tiles, transposed / sliced / unaligned operands, broadcast batches.
+// edge tiles, transposed / sliced / unaligned operands, broadcast batches; and the kernel each of
+// the CUDA tests' selection shapes launches.
 #include "emu.h"
 
 #include "cuda/gemm.cu"
@@ -96,9 +97,53 @@ void random_values() {
   }
 }
 
+// The shapes tests/test_cuda.py uses to reach each kernel, at the SM count of an H100/H200 (132),
+// with the kernel that gemm_last_kernel_cuda() must then report.
+void selection() {
+  emu::g_cc_major = 8;
+  emu::g_sm_count = 132;
+  struct Case {
+    at::ScalarType t;
+    int64_t batch, m, k, n;
+    const char* la;
+    const char* lb;
+    const char* kernel;
+  };
+  const Case cases[] = {
+      {at::kFloat, 1, 2048, 100, 2048, "contiguous", "contiguous", "simt 128x128 a:k+vec b:n+vec"},
+      {at::kFloat, 1, 1537, 67, 1531, "contiguous", "contiguous", "simt 128x128 a:k b:n"},
+      {at::kFloat, 1, 1537, 67, 1531, "transposed", "transposed", "simt 128x128 a:m b:k"},
+      {at::kFloat, 1, 1000, 67, 1000, "contiguous", "contiguous", "simt 64x64 a:k b:n+vec"},
+      {at::kFloat, 5, 700, 50, 600, "contiguous", "contiguous", "simt 128x128 a:k b:n+vec"},
+      {at::kFloat, 4, 700, 50, 600, "contiguous", "contiguous", "simt 64x64 a:k b:n+vec"},
+      {at::kDouble, 1, 129, 67, 131, "contiguous", "contiguous", "simt 64x64 a:k b:n"},
+      {at::kHalf, 1, 136, 200, 264, "contiguous", "contiguous", "mma.sync 128x128 a:k+vec b:n+vec"},
+      {at::kBFloat16, 1, 300, 200, 104, "contiguous", "contiguous", "mma.sync 128x128 a:k+vec b:n+vec"},
+      {at::kHalf, 1, 300, 200, 104, "transposed", "transposed", "mma.sync 128x128 a:m b:k+vec"},
+      {at::kBFloat16, 1, 136, 200, 264, "transposed", "contiguous", "mma.sync 128x128 a:m+vec b:n+vec"},
+  };
+  for (const Case& c : cases) {
+    const std::string id = c10::str(name(c.t), " ", c.batch, "x", c.m, "x", c.k, "x", c.n, " ", c.la, " @ ", c.lb);
+    Tensor a = matrix(c.batch * c.m, c.k, c.t, c.la), b = matrix(c.batch * c.k, c.n, c.t, c.lb);
+    if (c.batch > 1) {
+      a = a.contiguous().view({c.batch, c.m, c.k});
+      b = b.contiguous().view({c.batch, c.k, c.n});
+    }
+    const Tensor expected = at::matmul(a.to(at::kDouble), b.to(at::kDouble)).to(c.t);
+    expect_equal(c.batch > 1 ? pykernels::bmm(a, b) : pykernels::mm(a, b), expected, "selection " + id);
+    const std::string kernel = pykernels::gemm_last_kernel_cuda();
+    ++g_checks;
+    if (kernel != c.kernel) {
+      ++g_failures;
+      std::printf("FAIL selection %s: launched \"%s\", expected \"%s\"\n", id.c_str(), kernel.c_str(), c.kernel);
+    }
+  }
+}
+
 }  // namespace
 
 void test_gemm() {
+  selection();
   layouts(at::kFloat, 8, 4);  // 64x64 tiles (few tiles for 4 SMs)
   layouts(at::kFloat, 8, 1);  // 128x128 tiles
   layouts(at::kDouble, 8, 4);

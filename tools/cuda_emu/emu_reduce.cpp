@@ -1,7 +1,10 @@
 // sum / mean through the real wrapper (csrc/reduce.cpp) with the CUDA kernels
 // (csrc/cuda/reduce.cu) on the emulator: inner and outer reductions, reductions split across
-// blocks, every layout, empty and size-1 cases.
+// blocks, every layout, empty and size-1 cases; and the summation error of the CUDA tests' long
+// cases against their tolerance.
 #include "emu.h"
+
+#include <cmath>
 
 #include "cuda/reduce.cu"
 
@@ -77,9 +80,31 @@ void run(int sms) {
                "sum dtype=float32 of float16");
 }
 
+// The long float32 cases of tests/test_cuda.py in the kernel's own summation order at the SM
+// count of an H100/H200: their error must stay inside that test's reduce_tol,
+// 16 * eps(float32) * sqrt(n) for a sum of n terms with |x| >= 0.5.
+void summation_error() {
+  emu::g_sm_count = 132;
+  struct Case {
+    std::vector<int64_t> shape;
+    std::vector<int64_t> dims;
+  };
+  for (const Case& c : {Case{{(1 << 22) + 1}, {}}, Case{{4, 100000}, {1}}, Case{{5000, 3}, {0}}}) {
+    Tensor x = at::randn(c.shape, at::kDouble);
+    x = at::where(x >= 0, x + 0.5, x - 0.5).to(at::kFloat);
+    const at::OptionalIntArrayRef dims = c.dims.empty() ? at::OptionalIntArrayRef() : at::IntArrayRef(c.dims);
+    const double n = static_cast<double>(c.dims.empty() ? x.numel() : x.size(c.dims[0]));
+    const Tensor exact = at::sum(x.to(at::kDouble), dims, false);
+    const double atol = 16 * 1.1920928955078125e-07 * std::sqrt(n);
+    expect_close(pykernels::sum(x, dims, false, c10::nullopt).to(at::kDouble), exact, atol, 2.4e-7,
+                 c10::str("sum error within 16 eps sqrt(n), shape ", c10::IntArrayRef(c.shape)));
+  }
+}
+
 }  // namespace
 
 void test_reduce() {
   run(4);
   run(132);
+  summation_error();
 }

@@ -7,6 +7,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PYTHON=${PYTHON:-python}
 TORCH=$($PYTHON -c "import os, torch; print(os.path.dirname(torch.__file__))")
+# The wrappers' torch headers include pybind11, whose inline functions name Python's C API: hence
+# Python's headers, and libpython to link.
+PYINC=$($PYTHON -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+PYLIB=$($PYTHON -c "import sysconfig as s; v = s.get_config_var; print('-L%s -Wl,-rpath,%s -lpython%s %s %s' % (
+  v('LIBDIR'), v('LIBDIR'), v('LDVERSION'), v('LIBS') or '', v('SYSLIBS') or ''))")
 CUDA=${CUDA_HOME:-${CUDA_PATH:-}}
 if [ -z "$CUDA" ]; then  # ask nvcc where it lives (it may be a wrapper script)
   CUDA=$(nvcc --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's|^#\$ _HERE_=\(.*\)/bin$|\1|p' | head -1)
@@ -19,11 +24,11 @@ if [ "${SANITIZE:-0}" = 1 ]; then
 fi
 mkdir -p "$OUT"
 FLAGS="$EXTRA -std=c++20 -O1 -g -fPIC -Wno-attributes -DPYKERNELS_WITH_CUDA -I$ROOT/csrc -I$HERE \
-  -I$TORCH/include -I$TORCH/include/torch/csrc/api/include -I$CUDA/include"
+  -I$TORCH/include -I$TORCH/include/torch/csrc/api/include -I$PYINC -I$CUDA/include"
 cat > "$OUT/Makefile" <<MK
 OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o strided.o checks.o ops.o
 emu_tests: \$(OBJS)
-	g++ $EXTRA -o \$@ \$(OBJS) -L$TORCH/lib -Wl,-rpath,$TORCH/lib -ltorch -ltorch_cpu -lc10
+	g++ $EXTRA -o \$@ \$(OBJS) -L$TORCH/lib -Wl,-rpath,$TORCH/lib -ltorch -ltorch_cpu -lc10 $PYLIB
 %.o: $HERE/%.cpp $HERE/emu.h $HERE/check.h \$(wildcard $ROOT/csrc/cuda/*) \$(wildcard $ROOT/csrc/*.cpp) $ROOT/csrc/kernels.h
 	g++ $FLAGS -c \$< -o \$@
 %.o: $ROOT/csrc/common/%.cpp
