@@ -25,8 +25,11 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
   at::ScalarType out_type;
   if (mean) {
     out_type = dtype.value_or(self.scalar_type());
-    PK_CHECK(at::isFloatingType(out_type), name, "could not infer output dtype. ",
-             dtype ? "Optional dtype" : "Input dtype", " must be a floating point dtype. Got: ", out_type);
+    // NotImplementedError, as torch 2.15 raises; a RuntimeError to older torch's callers, since
+    // Python's NotImplementedError derives from RuntimeError.
+    PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(out_type), name, "could not infer output dtype. ",
+                             dtype ? "Optional dtype" : "Input dtype", " must be a floating point dtype. Got: ",
+                             out_type);
   } else {
     out_type =
         dtype.value_or(at::isIntegralType(self.scalar_type(), /*includeBool=*/true) ? at::kLong : self.scalar_type());

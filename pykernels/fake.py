@@ -180,7 +180,7 @@ def _sum(a, dim=None, keepdim=False, dtype=None):
 @register_fake("pykernels::mean")
 def _mean(a, dim=None, keepdim=False, dtype=None):
     dtype = dtype or a.dtype
-    _check(dtype.is_floating_point, "mean", f"could not infer output dtype; got {dtype}")
+    torch._check_not_implemented(dtype.is_floating_point, lambda: f"pykernels.mean: could not infer output dtype; got {dtype}")
     return a.new_empty(_reduced_shape(a, dim, keepdim), dtype=dtype)
 
 
