@@ -7,9 +7,9 @@ import shutil
 import subprocess
 
 import pytest
+from handwritten import forbidden_symbols
 
 import pykernels
-from handwritten import forbidden_symbols
 
 
 def extension_path():
