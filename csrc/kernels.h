@@ -55,6 +55,10 @@ PYKERNELS_DECLARE_KERNELS(cpu)
 void relu_mask_kernel_cpu(const StridedIter<2>& it, uint8_t* mask, at::ScalarType dtype);
 void relu_mask_backward_kernel_cpu(const StridedIter<2>& it, const uint8_t* mask, at::ScalarType dtype);
 
+// out = a (op) other for a float16/bfloat16 `a` and a single-element `other` read at float
+// precision, as torch's CPU kernels for mul and the divisions do (CPU only): (out, a).
+void binary_scalar_kernel_cpu(BinaryOp op, const StridedIter<2>& it, at::ScalarType dtype, const c10::Scalar& other);
+
 #ifdef PYKERNELS_WITH_CUDA
 PYKERNELS_DECLARE_KERNELS(cuda)
 

@@ -77,6 +77,65 @@ def _matmul(a, b):
 # ---- elementwise ------------------------------------------------------------------------------------
 
 
+def _dense(t):
+    """Whether t's elements fill a block of memory exactly once (torch's non-overlapping and dense)."""
+    dims = sorted((d for d in range(t.dim()) if t.shape[d] != 1), key=lambda d: t.stride(d))
+    expected = 1
+    for d in dims:
+        if t.stride(d) != expected:
+            return False
+        expected *= t.shape[d]
+    return True
+
+
+def _like_inputs(shape, dtype, device, *inputs):
+    """A new output laid out as the kernels lay it out, which is torch's layout for elementwise
+    outputs (csrc/common/checks.cpp, empty_like_inputs)."""
+    shape = tuple(shape)
+    a = inputs[0]
+    full = all(tuple(t.shape) == shape for t in inputs)
+    if full and all(t.is_contiguous() for t in inputs):
+        return a.new_empty(shape, dtype=dtype, device=device)
+    if full and all(t.is_contiguous(memory_format=torch.channels_last) for t in inputs):
+        return a.new_empty(shape, dtype=dtype, device=device).to(memory_format=torch.channels_last)
+    if full and shape and all(_dense(t) and t.stride() == a.stride() for t in inputs):
+        return a.new_empty_strided(shape, a.stride(), dtype=dtype, device=device)
+    nd = len(shape)
+    strides = []
+    for t in inputs:
+        offset = nd - t.dim()
+        s = [0] * nd
+        for d in range(t.dim()):
+            s[offset + d] = 0 if t.shape[d] == 1 and shape[offset + d] != 1 else t.stride(d)
+        strides.append(s)
+
+    def should_swap(d0, d1):
+        for s in strides:
+            if s[d0] == 0 or s[d1] == 0:
+                continue
+            if s[d0] != s[d1]:
+                return -1 if s[d0] < s[d1] else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(nd - 1, -1, -1))  # perm[0]: the innermost dimension
+    for i in range(1, nd):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            cmp = should_swap(perm[d0], perm[d1])
+            if cmp > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif cmp < 0:
+                break
+    out_strides, step = [0] * nd, 1
+    for d in perm:
+        out_strides[d] = step
+        step *= max(shape[d], 1)
+    return a.new_empty_strided(shape, out_strides, dtype=dtype, device=device)
+
+
 def _binary_result(op, a, b, true_div=False):
     dtype = torch.result_type(a, b)
     if true_div and not (dtype.is_floating_point or dtype.is_complex):
@@ -93,7 +152,7 @@ def _functional(op, true_div=False):
     def fake(a, b, **kwargs):
         device = _device(op, a, b)
         shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
-        return a.new_empty(shape, dtype=dtype, device=device)
+        return _like_inputs(shape, dtype, device, a, b)
 
     return fake
 
@@ -126,12 +185,12 @@ for _name in ("add", "sub", "mul", "div"):
     register_fake(f"pykernels::{_name}_", _inplace(_name + "_", _name == "div"))
 
 
-# Functional outputs are contiguous, as the kernels allocate them (whatever the input's layout).
+# Functional outputs are laid out like torch's (_like_inputs).
 
 
 @register_fake("pykernels::neg")
 def _neg(a):
-    return a.new_empty(a.shape)
+    return _like_inputs(a.shape, a.dtype, a.device, a)
 
 
 @register_fake("pykernels::neg.out")
@@ -149,12 +208,12 @@ def _neg_(a):
 
 @register_fake("pykernels::pow")
 def _pow(a, exponent):
-    return a.new_empty(a.shape, dtype=torch.result_type(a, exponent))
+    return _like_inputs(a.shape, torch.result_type(a, exponent), a.device, a)
 
 
 def _float_unary(a):
     dtype = a.dtype if a.dtype.is_floating_point else torch.get_default_dtype()
-    return a.new_empty(a.shape, dtype=dtype)
+    return _like_inputs(a.shape, dtype, a.device, a)
 
 
 for _name in ("exp", "log", "sqrt"):
@@ -189,7 +248,7 @@ def _mean(a, dim=None, keepdim=False, dtype=None):
 
 @register_fake("pykernels::relu")
 def _relu(a):
-    return a.new_empty(a.shape)
+    return _like_inputs(a.shape, a.dtype, a.device, a)
 
 
 @register_fake("pykernels::relu_")

@@ -6,10 +6,25 @@ random inputs (``torch.randn`` / ``torch.randint``, a fixed seed per test) using
 pick tolerances per dtype, and check "same result as torch, or the same exception type as torch".
 """
 import math
+import os
 import zlib
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
+
+# ----------------------------------------------------------------------------------------------
+# Hypothesis profiles (tests/test_properties.py). "ci", the default: the same examples on every
+# run (derandomized, no example database), enough of them to reach shapes of ~70 per side.
+# "dev": fewer examples, random each run, for a quick look. HYPOTHESIS_PROFILE=dev selects it.
+
+_HYPOTHESIS_COMMON = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("ci", max_examples=200, derandomize=True, database=None, **_HYPOTHESIS_COMMON)
+settings.register_profile("dev", max_examples=40, **_HYPOTHESIS_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # ----------------------------------------------------------------------------------------------
 # dtypes and devices
@@ -44,10 +59,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def seed_key(request):
+    """The key a test's seed comes from: its module's file name and its name with parameters,
+    not the path it was collected from, so a test sees the same inputs however it is invoked."""
+    return f"{request.node.path.name}::{request.node.name}"
+
+
 @pytest.fixture(autouse=True)
 def _fixed_seed(request):
-    """A fixed seed per test, derived from its node id, so every test sees its own fresh inputs."""
-    torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
+    """A fixed seed per test, derived from seed_key, so every test sees its own fresh inputs."""
+    torch.manual_seed(zlib.crc32(seed_key(request).encode()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,10 +148,10 @@ def clone_args(args):
 # ----------------------------------------------------------------------------------------------
 # tolerances
 
-# Elementwise results. float32/float64: torch.testing's defaults. float16/bfloat16: about two
-# units in the last place, with an absolute floor near 1 ulp of O(1) operands: torch rounds some
-# intermediates (e.g. alpha) to the tensor dtype while a kernel computing in float32 does not, which
-# after cancellation shows up as absolute (not relative) differences.
+# Results of compound computations (gradients, the base of accum_tol). float32/float64:
+# torch.testing's defaults. float16/bfloat16: about two units in the last place, with an absolute
+# floor near 1 ulp of O(1) operands. Single elementwise ops have their own, tighter tolerances
+# (op_tol).
 TOL = {
     torch.float16: dict(atol=1e-3, rtol=2e-3),
     torch.bfloat16: dict(atol=1e-2, rtol=1.6e-2),
@@ -146,6 +167,83 @@ def tol(dtype):
 
 def _eps(dtype):
     return torch.finfo(dtype).eps
+
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+# float16/bfloat16 elementwise ops: how many units in the last place of the result pykernels may
+# differ from torch, relative only. Both compute in float32 and round once to the dtype, so:
+#   0  neg and relu (no arithmetic);
+#   1  a float32 value that may differ from torch's in its last float32 bits (pykernels' own
+#      exp/log, a different operation order) can round to the neighbouring value of the dtype;
+#      mul and div: torch reads a single-element float32/float64 operand (a Python float, a
+#      0-dim tensor) in float32, pykernels in the dtype, a relative difference of half an ulp;
+#   2  pow and mse_loss 'none': torch rounds an intermediate to the dtype on some paths (x*x
+#      before the last product for x**3 and x**-2, the difference before squaring), which is one
+#      more rounding than pykernels does.
+# add/sub: 1, plus an absolute floor where torch rounds alpha*other to the dtype (half_alpha_floor).
+HALF_ULPS = {
+    "neg": 0, "relu": 0,
+    "mul": 1, "add": 1, "sub": 1, "div": 1, "exp": 1, "log": 1, "sqrt": 1,
+    "pow": 2, "mse_loss": 2,
+}
+
+
+def op_tol(op, dtype, *, floor=0.0):
+    """Tolerance for the result of the elementwise op `op` in `dtype`: float32/float64 as tol();
+    float16/bfloat16 relative only, HALF_ULPS[op] units in the last place, plus an absolute
+    `floor` where the caller can justify one by cancellation."""
+    if dtype not in HALF_DTYPES:
+        return tol(dtype)
+    rtol = HALF_ULPS[op] * _eps(dtype)
+    return {"atol": float(floor), "rtol": rtol} if rtol or floor else EXACT
+
+
+def half_alpha_floor(dtype, alpha, other):
+    """Absolute floor for add/sub(input, other, alpha) in float16/bfloat16: on the CPU, torch's
+    scalar loop (small tensors and the tail of large ones) rounds alpha*other to the dtype before
+    adding, while its vectorized loop and pykernels round only the sum. After cancellation
+    (5 - 3 * 1.578125) that one rounding is an absolute, not a relative, difference: at most how
+    far alpha*other is from its value in the dtype. 0 where alpha*other is exact in the dtype
+    (alpha 1, 2, 0.5)."""
+    if dtype not in HALF_DTYPES:
+        return 0.0
+    other = torch.as_tensor(other).to(dtype).double()
+    product = torch.as_tensor(alpha).to(dtype).double() * other
+    change = (product.to(dtype).double() - product).abs()
+    change = change[change.isfinite()]  # inf, NaN, overflow: the same non-finite result either way
+    return change.max().item() if change.numel() else 0.0
+
+
+def _ulp(x, dtype):
+    """The spacing of `dtype` at |x| (float64 tensor), for normal magnitudes."""
+    _, exponent = torch.frexp(x.abs().clamp_min(torch.finfo(dtype).tiny))
+    return torch.ldexp(torch.full_like(x, _eps(dtype)), exponent - 1)
+
+
+def assert_div_rounding_close(actual, expected, a, b):
+    """div(a, b, rounding_mode=...) must equal torch's result exactly, except where the exact
+    quotient of the operands (as the result dtype holds them) lies within one unit in the last
+    place of that dtype of an integer: there the quotient computed in float32, or rounded to the
+    dtype before truncating, may land on either side, so the results may differ by one (or one
+    unit in the last place where that is more). float32/float64 results: exact everywhere."""
+    dtype = expected.dtype
+    if dtype not in HALF_DTYPES:
+        assert_close(actual, expected, **EXACT)
+        return
+    assert actual.dtype == dtype and actual.shape == expected.shape, (actual.dtype, actual.shape, expected.shape)
+    q = (torch.as_tensor(a).to(dtype).double() / torch.as_tensor(b).to(dtype).double()).expand(expected.shape)
+    q = q.to(expected.device)
+    near = (q - q.round()).abs() <= _ulp(q, dtype)
+    x, e = actual.double(), expected.double()
+    same = (x == e) | (x.isnan() & e.isnan())
+    step = torch.maximum(_ulp(e, dtype), torch.ones_like(e))
+    ok = same | (near & ((x - e).abs() <= step))
+    if not bool(ok.all()):
+        bad = (~ok).nonzero()[:5].tolist()
+        details = [(tuple(i), actual[tuple(i)].item(), expected[tuple(i)].item(), q[tuple(i)].item()) for i in bad]
+        raise AssertionError(f"{int((~ok).sum())} rounded quotients differ from torch's away from an integer "
+                             f"quotient; (index, pykernels, torch, exact quotient): {details}")
 
 
 def accum_tol(dtype, n, *, mean=False):

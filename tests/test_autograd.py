@@ -20,6 +20,13 @@ import torch
 import pykernels as pk
 from pykernels import _compat
 from conftest import assert_close, check_like_torch, make
+from handwritten import (
+    assert_kernels_only,
+    assert_no_compute_inside_pykernels,
+    aten_ops,
+    aten_ops_inside_pykernels,
+    profile,
+)
 
 ops = torch.ops.pykernels
 
@@ -516,23 +523,21 @@ def test_alpha_as_numpy_number_or_tensor(op, alpha):
 
 # ---------------------------------------------------------------------------------------------- profiler
 
-FORBIDDEN = {
-    "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::add", "aten::add_", "aten::sub", "aten::sub_",
-    "aten::mul", "aten::mul_", "aten::div", "aten::div_", "aten::neg", "aten::pow", "aten::exp", "aten::log",
-    "aten::sqrt", "aten::sum", "aten::mean", "aten::relu", "aten::relu_", "aten::threshold_backward", "aten::clamp",
-    "aten::mse_loss", "aten::mse_loss_backward", "aten::sum_to_size", "aten::dot", "aten::mv", "aten::baddbmm",
+# Profiled calls compute in these dtypes and sizes: float32 (3, 4)-sized inputs, float16,
+# bfloat16 and float64, and inputs large enough (LARGE_SIDES) that the kernels split them
+# across two threads.
+PROFILE_VARIANTS = {
+    "float32": (torch.float32, False), "float16": (torch.float16, False), "bfloat16": (torch.bfloat16, False),
+    "float64": (torch.float64, False), "float32-large-2-threads": (torch.float32, True),
 }
 
 
-def profiled_events(fn):
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name for e in prof.events()}
+# One size for each small side, so that operands stay compatible: (3, 4) becomes (96, 512).
+LARGE_SIDES = {1: 1, 2: 8, 3: 96, 4: 512}
 
 
-def assert_no_aten_compute(fn, what):
-    used = profiled_events(fn) & FORBIDDEN
-    assert not used, f"{what} ran torch ops {sorted(used)}"
+def large(shape):
+    return tuple(LARGE_SIDES[s] for s in shape)
 
 
 def in_place_call(name, kwargs):
@@ -565,17 +570,27 @@ PROFILE_CASES = (
 )
 
 
+@pytest.mark.parametrize("variant", PROFILE_VARIANTS)
 @pytest.mark.parametrize("what,fn,shapes,options", PROFILE_CASES, ids=[c[0] for c in PROFILE_CASES])
-def test_profiler_forward_backward_uses_no_aten_compute(what, fn, shapes, options):
-    inputs = [make(s, torch.float32, requires_grad=True, **options) for s in shapes]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # mse_loss with a broadcast target warns
-        grad_out = make(fn(*inputs).shape)
+def test_profiler_forward_backward_uses_no_aten_compute(what, fn, shapes, options, variant):
+    dtype, is_large = PROFILE_VARIANTS[variant]
+    threads = torch.get_num_threads()
+    if is_large:
+        shapes = [large(s) for s in shapes]
+        torch.set_num_threads(2)
+    try:
+        inputs = [make(s, dtype, requires_grad=True, **options) for s in shapes]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # mse_loss with a broadcast target warns
+            out = fn(*inputs)
+            grad_out = make(out.shape, out.dtype)
 
-        def forward_backward():
-            torch.autograd.grad(fn(*inputs), inputs, grad_out)
+            def forward_backward():
+                torch.autograd.grad(fn(*inputs), inputs, grad_out)
 
-        assert_no_aten_compute(forward_backward, what)
+            assert_kernels_only(forward_backward, f"{what} ({variant})")
+    finally:
+        torch.set_num_threads(threads)
 
 
 NO_GRAD_CALLS = [
@@ -603,14 +618,28 @@ NO_GRAD_CALLS = [
 @pytest.mark.parametrize("what,fn", NO_GRAD_CALLS, ids=[c[0] for c in NO_GRAD_CALLS])
 def test_profiler_non_differentiable_calls_use_no_aten_compute(what, fn):
     x, y = make((3, 4), nonzero=True), make((4,), nonzero=True).expand(3, 4).contiguous()
-    assert_no_aten_compute(lambda: fn(x, y), what)
+    assert_kernels_only(lambda: fn(x, y), what)
 
 
 def test_profiler_sees_aten_ops():
-    """The check above can fail: the same torch computation is visible to the profiler."""
+    """The check above can fail: the same torch computation is visible to the profiler, and an
+    ATen op that computes inside a pykernels call is not allowed."""
     a, b = make((3, 4), requires_grad=True), make((4, 2), requires_grad=True)
-    events = profiled_events(lambda: torch.autograd.grad(torch.mm(a, b).relu().sum(), (a, b)))
-    assert {"aten::mm", "aten::relu", "aten::sum"} <= events
+    events = profile(lambda: torch.autograd.grad(torch.mm(a, b).relu().sum(), (a, b)))
+    assert {"aten::mm", "aten::relu", "aten::sum"} <= aten_ops(events)
+    with pytest.raises(AssertionError, match="aten::mul"):
+        assert_kernels_only(lambda: pk.add(a, 1.0).mul(2), "a call with torch arithmetic")
+
+    def torch_inside_a_pykernels_event():
+        torch.relu(a)  # outside: not counted
+        with torch.profiler.record_function("pykernels::stand_in"):
+            pk.add(a, torch.mul(a, 2))
+
+    events = profile(torch_inside_a_pykernels_event)
+    assert aten_ops_inside_pykernels(events) >= {"aten::mul", "aten::empty"}
+    assert "aten::relu" not in aten_ops_inside_pykernels(events)
+    with pytest.raises(AssertionError, match="aten::mul"):
+        assert_no_compute_inside_pykernels(events, "a stand-in")
 
 
 # ---------------------------------------------------------------------------------------------- torch.func

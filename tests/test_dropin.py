@@ -25,6 +25,7 @@ import pykernels
 from pykernels import dropin
 from pykernels.__main__ import main
 from conftest import accum_tol, assert_close, make
+from handwritten import assert_no_compute_inside_pykernels, aten_ops, profile
 
 F = torch.nn.functional
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,9 +52,15 @@ FORBIDDEN = {
 
 
 def aten_events(fn):
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name for e in prof.events()}
+    return aten_ops(profile(fn))
+
+
+def covered_aten_ops(fn, what):
+    """Runs fn under the profiler: the covered ATen ops that ran. Inside the pykernels ops that ran,
+    only allocation, view, copy and fill ops may appear (handwritten.ALLOWED_ATEN)."""
+    events = profile(fn)
+    assert_no_compute_inside_pykernels(events, what)
+    return aten_ops(events) & FORBIDDEN
 
 
 def under_mode(fn):
@@ -65,7 +72,7 @@ def under_mode(fn):
         with mode:
             result.append(fn())
 
-    used = aten_events(run) & FORBIDDEN
+    used = covered_aten_ops(run, "under the mode")
     return result[0], mode, used
 
 
@@ -390,7 +397,7 @@ def test_optimizer_steps_routed_and_equal(name, options, foreach):
     expected = train(contextlib.nullcontext())
     mode = dropin.enable()
     result = []
-    used = aten_events(lambda: result.append(train(mode))) & FORBIDDEN
+    used = covered_aten_ops(lambda: result.append(train(mode)), name)
     params = result[0]
     assert not used, f"{name} ran torch ops {sorted(used)} under the mode"
     assert not mode.fell_through_reasons(), mode.report()
@@ -461,7 +468,7 @@ def test_tutorial_runs_on_pykernels_only(what, script, args, names):
     expected = run_tutorial(script, args)
     mode = dropin.enable()
     losses = []
-    used = aten_events(lambda: losses.extend(run_tutorial(script, args, mode))) & FORBIDDEN
+    used = covered_aten_ops(lambda: losses.extend(run_tutorial(script, args, mode)), what)
     assert not used, f"tutorial {what} ran torch ops {sorted(used)} under the mode\n{mode.report()}"
     assert not mode.fell_through_reasons(), mode.report()
     missing = names - set(mode.routed)
@@ -479,7 +486,7 @@ def test_tutorial_with_grad_zero_leaves_only_autograds_own_accumulation():
     """After `w.grad.zero_()`, the next backward adds into the existing .grad inside autograd's C++
     AccumulateGrad node (aten::add_), which no TorchFunctionMode sees; `w.grad = None` avoids it."""
     mode = dropin.enable()
-    used = aten_events(lambda: run_tutorial("tutorial_autograd.py", ["--zero-grad"], mode)) & FORBIDDEN
+    used = covered_aten_ops(lambda: run_tutorial("tutorial_autograd.py", ["--zero-grad"], mode), "zero-grad")
     assert used == {"aten::add_"}
     assert not mode.fell_through_reasons(), mode.report()
 

@@ -8,17 +8,21 @@ import torch
 
 import pykernels as pk
 from conftest import (
-    EXACT,
     GRAD_DTYPES,
     ALL_DTYPES,
     LAYOUTS,
     assert_close,
+    assert_div_rounding_close,
     assert_raises_like,
     check_like_torch,
+    clone_args,
     dtype_id,
     grads_like_torch,
+    half_alpha_floor,
     make,
     make_layout,
+    op_tol,
+    seed_key,
     torch_outcome,
 )
 
@@ -63,22 +67,37 @@ def operands(case, a_shape, b_shape, a_dtype, b_dtype=None, device="cpu"):
     return make(a_shape, a_dtype, device), make(b_shape, b_dtype or a_dtype, device, nonzero=nonzero)
 
 
-def result_tol(kwargs, dtype):
-    """Tolerance for a binary op's result of `dtype`. Rounding division gives integers, which must
-    match torch's exactly (an off-by-one is a wrong answer, not rounding noise), except in
-    float16/bfloat16: there torch rounds the quotient to the dtype before truncating (and floors
-    with yet another formula), so one unit or one ulp either way is allowed. Other results: the
-    per-dtype tolerances."""
-    if not kwargs.get("rounding_mode"):
+def assert_binary_close(case, actual, expected, a, b):
+    """A binary op's result against torch's for operands a, b (tensors or Python numbers).
+    Rounding division gives integers, which must match torch's exactly (an off-by-one is a wrong
+    answer, not rounding noise), except next to an integer quotient in float16/bfloat16. Other
+    results: the op's tolerance, with add/sub's floor for torch's rounding of alpha*other."""
+    name, kwargs = case
+    if kwargs.get("rounding_mode"):
+        assert_div_rounding_close(actual, expected, a, b)
+        return
+    floor = half_alpha_floor(torch.result_type(a, b), kwargs.get("alpha", 1), b) if name in ("add", "sub") else 0.0
+    assert_close(actual, expected, **op_tol(name, expected.dtype, floor=floor))
+
+
+def check_binary(case, a, b, ref=None):
+    """pk.<op>(a, b, **kwargs) must match ref (torch.<op> by default) or raise like it."""
+    fn, torch_fn, kwargs, _ = binary(case)
+    expected, exc = torch_outcome(ref or torch_fn, clone_args((a, b)), kwargs)
+    if exc is not None:
+        assert_raises_like(exc, fn, clone_args((a, b)), kwargs, case[0])
         return None
-    if dtype in (torch.float16, torch.bfloat16):
-        return dict(atol=1, rtol=torch.finfo(dtype).eps)
-    return EXACT
+    actual = fn(*clone_args((a, b)), **kwargs)
+    assert_binary_close(case, actual, expected, a, b)
+    return actual
 
 
-def check_binary(case, a, b):
-    fn, ref, kwargs, _ = binary(case)
-    return check_like_torch(fn, ref, (a, b), kwargs, name=case[0], tolerance=result_tol(kwargs, torch.result_type(a, b)))
+def unary_tol(name, x, *args):
+    """The op's tolerance for the dtype torch gives unary(x, *args)."""
+    dtype = torch.result_type(x, *args) if args else x.dtype
+    if not dtype.is_floating_point and name in ("exp", "log", "sqrt"):
+        dtype = torch.get_default_dtype()
+    return op_tol(name, dtype)
 
 
 def scalar_first(case):
@@ -138,19 +157,15 @@ def test_binary_zero_dim_tensor_promotion(case, dtype, zero_dim_dtype):
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("case", BINARY, ids=case_id)
 def test_binary_scalar_other(case, dtype, scalar):
-    fn, ref, kwargs, _ = binary(case)
-    check_like_torch(fn, ref, (make((4, 5), dtype), scalar), kwargs, name=case[0],
-                     tolerance=result_tol(kwargs, torch.result_type(make((), dtype), scalar)))
+    check_binary(case, make((4, 5), dtype), scalar)
 
 
 @pytest.mark.parametrize("scalar", SCALARS, ids=repr)
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("case", BINARY, ids=case_id)
 def test_binary_scalar_input(case, dtype, scalar):
-    fn, _, kwargs, nonzero = binary(case)
-    t = make((4, 5), dtype, nonzero=nonzero)
-    check_like_torch(fn, scalar_first(case), (scalar, t), kwargs, name=case[0],
-                     tolerance=result_tol(kwargs, torch.result_type(scalar, t)))
+    t = make((4, 5), dtype, nonzero=binary(case)[3])
+    check_binary(case, scalar, t, ref=scalar_first(case))
 
 
 @pytest.mark.parametrize("layout_b", LAYOUTS)
@@ -186,15 +201,14 @@ def test_div_rounding_across_magnitudes(dtype, rounding_mode, divisor, device):
     """Quotients from ~0 to ~10^4 (beyond the exactly representable integers of float16 and
     bfloat16), with tensor, Python-number and 0-dim divisors."""
     a, b = make((4096,), torch.float32, device).mul(300).to(dtype), DIVISORS[divisor](dtype, device)
-    kwargs = dict(rounding_mode=rounding_mode)
-    check_like_torch(pk.div, torch.div, (a, b), kwargs, name="div", tolerance=result_tol(kwargs, dtype))
+    check_binary(("div", {"rounding_mode": rounding_mode}), a, b)
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("name", UNARY)
 def test_unary_dtypes(name, dtype, device):
     x = make((5, 7), dtype, device, positive=name in ("log", "sqrt"))
-    check_like_torch(getattr(pk, name), getattr(torch, name), (x,), name=name)
+    check_like_torch(getattr(pk, name), getattr(torch, name), (x,), name=name, tolerance=unary_tol(name, x))
 
 
 @pytest.mark.parametrize("name", UNARY)
@@ -221,8 +235,8 @@ def test_unary_shapes(name, shape):
 @pytest.mark.parametrize("exponent", [2, 3, 0, 1, -1, 0.5, 2.5, -1.5, True], ids=repr)
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 def test_pow(dtype, exponent, device):
-    check_like_torch(pk.pow, torch.pow, (make((5, 7), dtype, device), exponent), name="pow")
-    check_like_torch(pk.pow, torch.pow, (make((6, 5), dtype, device, positive=True), exponent), name="pow")
+    for x in (make((5, 7), dtype, device), make((6, 5), dtype, device, positive=True)):
+        check_like_torch(pk.pow, torch.pow, (x, exponent), name="pow", tolerance=unary_tol("pow", x, exponent))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -240,7 +254,7 @@ def check_inplace(name, self, args=(), kwargs=None):
     """pk.<name>_(self, *args) must modify self like torch.Tensor.<name>_ and return self, or raise
     the exception type torch raises."""
     kwargs = kwargs or {}
-    expected = self.clone()
+    original, expected = self.clone(), self.clone()
     _, exc = torch_outcome(getattr(torch.Tensor, name + "_"), (expected, *args), kwargs)
     fn = getattr(pk, name + "_")
     if exc is not None:
@@ -248,7 +262,10 @@ def check_inplace(name, self, args=(), kwargs=None):
         return
     result = fn(self, *args, **kwargs)
     assert result is self, f"{name}_ must return its (modified) first argument"
-    assert_close(self, expected, **(result_tol(kwargs, self.dtype) or {}))
+    if args:
+        assert_binary_close((name, kwargs), self, expected, original, args[0])
+    else:
+        assert_close(self, expected, **op_tol(name, self.dtype))
 
 
 @pytest.mark.parametrize("other_shape", [(5, 7), (1, 7), (5, 1), ()], ids=str)
@@ -320,7 +337,10 @@ def check_out(name, args, kwargs, out):
         return
     result = call_out(fn, args, kwargs, out)
     assert result is out, f"{name}(out=...) must return out"
-    assert_close(out, expected_out, **(result_tol(kwargs, out.dtype) or {}))
+    if len(args) == 2:
+        assert_binary_close((name, kwargs), out, expected_out, *args)
+    else:
+        assert_close(out, expected_out, **op_tol(name, out.dtype))
 
 
 OUT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.bool]
@@ -447,3 +467,240 @@ def test_float32_exp_log_accuracy_over_the_whole_range():
     special = torch.tensor([0.0, -0.0, -1.0, float("inf"), -float("inf"), float("nan")])
     assert_close(pk.exp(special), torch.exp(special))
     assert_close(pk.log(special), torch.log(special))
+
+
+# ---------------------------------------------------------------------------------------------- half rounding
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1 / 3, -3.3], ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize("name", ["add", "sub"])
+def test_half_alpha_rounded_to_dtype(name, dtype, alpha):
+    """alpha is rounded to the tensor dtype first, as torch's CPU kernel does (0.1 is 0.10009765625
+    in float16): on a length torch runs entirely through its vectorized loop (whole multiples of
+    32 elements, which round only the sum), pykernels' result equals torch's bit for bit."""
+    a, b = make((4096,), dtype), make((4096,), dtype)
+    assert_close(getattr(pk, name)(a, b, alpha=alpha), getattr(torch, name)(a, b, alpha=alpha), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
+def test_half_alpha_product_rounding_differs_from_torchs_scalar_loop(dtype):
+    """A documented difference. torch's CPU add/sub rounds alpha*other to the dtype in its scalar
+    loop (tensors under 32 elements, and the last elements of longer ones) but not in its
+    vectorized loop; pykernels never does, so it matches torch's vectorized result everywhere.
+    5 - 3 * 1.578125: alpha*other = 4.734375 rounds to 4.75 in bfloat16 (0.25), unrounded the
+    difference is 0.265625."""
+    x, y = torch.full((40,), 5, dtype=torch.int64), torch.full((40,), 1.578125, dtype=dtype)
+    ours, theirs = pk.sub(x, y, alpha=3), torch.sub(x, y, alpha=3)
+    assert (ours == 0.265625).all() and (theirs[:32] == 0.265625).all()  # torch's vectorized loop
+    # torch's scalar loop (the last 8): float16 holds 4.734375 exactly, bfloat16 rounds it to 4.75
+    assert (theirs[32:] == (0.265625 if dtype == torch.float16 else 0.25)).all()
+    assert (pk.sub(x[:1], y[:1], alpha=3) == 0.265625).all()
+    # Within half_alpha_floor of torch on any length: the floor covers exactly this rounding.
+    a, b = make((37,), torch.int64), make((37,), dtype)
+    assert_close(pk.sub(a, b, alpha=-3), torch.sub(a, b, alpha=-3),
+                 **op_tol("sub", dtype, floor=half_alpha_floor(dtype, -3, b)))
+
+
+@pytest.mark.parametrize("divisor", ["python-float", "0-dim-float64", "0-dim-float32", "shape-1-float32"])
+@pytest.mark.parametrize("rounding_mode", [None, "trunc", "floor"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
+def test_half_single_element_other_read_at_float_precision(dtype, rounding_mode, divisor):
+    """torch's CPU mul and divisions read a single-element float32/float64 `other` in float32, not
+    rounded to the tensor's dtype (x / 0.3 divides by 0.3f, not by 0.30004883 in float16): results
+    equal torch's bit for bit, with quotients up to ~10^4."""
+    b = {"python-float": 0.3, "0-dim-float64": torch.tensor(-0.37, dtype=torch.float64),
+         "0-dim-float32": torch.tensor(0.0411), "shape-1-float32": torch.tensor([3.3])}[divisor]
+    a = make((4096,), torch.float32).mul(300).to(dtype)
+    exact = {"atol": 0, "rtol": 0}
+    assert_close(pk.div(a, b, rounding_mode=rounding_mode), torch.div(a, b, rounding_mode=rounding_mode), **exact)
+    if rounding_mode is None:
+        assert_close(pk.mul(a, b), torch.mul(a, b), **exact)
+        assert_close(pk.mul_(a.clone(), b), a.clone().mul_(b), **exact)
+
+
+# ---------------------------------------------------------------------------------------------- corners
+
+
+def special_values(dtype):
+    """Values at the edges of dtype: for floating types zeros of both signs, infinities, NaN, the
+    largest and smallest normal magnitudes and a few ordinary values; for integers 0, +-1, the
+    extremes and small values; for bool both."""
+    if dtype == torch.bool:
+        return torch.tensor([False, True])
+    if dtype.is_floating_point:
+        fi = torch.finfo(dtype)
+        vals = [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1.0, -1.0, 2.5, -3.0, 0.75, fi.max, -fi.max,
+                fi.tiny, -fi.tiny, 7.0]
+        return torch.tensor(vals, dtype=torch.float64).to(dtype)
+    ii = torch.iinfo(dtype)
+    return torch.tensor(sorted(v for v in {0, 1, -1, 7, -7, 3, ii.min, ii.max, ii.min + 1} if ii.min <= v <= ii.max),
+                        dtype=dtype)
+
+
+def assert_same_zero_signs(actual, expected):
+    """assert_close takes -0.0 for 0.0; where torch gives a zero, its sign must match too."""
+    if actual.dtype.is_floating_point and actual.shape == expected.shape:
+        zero = expected == 0
+        assert torch.equal(actual[zero].signbit(), expected[zero].signbit()), "signs of zero differ from torch's"
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
+@pytest.mark.parametrize("case", BINARY, ids=case_id)
+def test_binary_special_values(case, dtype):
+    """Every pair of special values (inf, NaN, +-0, extremes, division by zero) against torch:
+    integer division by zero raises as in torch, overflow wraps as in torch."""
+    v = special_values(dtype)
+    if case[1].get("rounding_mode") == "trunc" and dtype in (torch.int32, torch.int64):
+        # torch's CPU kernel traps (SIGFPE) on the minimum divided by -1, so that pair can't be
+        # compared; pykernels wraps, giving what torch's floor mode gives.
+        low = torch.iinfo(dtype).min
+        assert pk.div(torch.tensor([low], dtype=dtype), -1, rounding_mode="trunc").item() == low
+        v = v[v != low]
+    w = v
+    alpha = case[1].get("alpha", 1)
+    if alpha != 1 and dtype.is_floating_point:
+        # Where alpha * other overflows, torch's fused multiply-add still gives a finite or
+        # infinite sum and pykernels' product gives inf first (test_alpha_product_overflow).
+        w = v[~((v.double() * alpha).abs() > torch.finfo(dtype).max) | ~v.isfinite()]
+    a, b = v[:, None].expand(len(v), len(w)), w[None, :].expand(len(v), len(w))
+    result = check_binary(case, a.contiguous(), b.contiguous())
+    if result is not None:
+        assert_same_zero_signs(result, binary(case)[1](a, b, **case[1]))
+    for i in range(len(w)):  # one divisor at a time, so that one zero divisor doesn't mask the rest
+        check_binary(case, v, w[i:i + 1].expand(len(v)).contiguous())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
+def test_alpha_product_overflow(dtype):
+    """A documented difference: torch's CPU add computes self + alpha * other as one fused
+    multiply-add, pykernels as a product and a sum (bit for bit the same in its baseline and
+    AVX2/AVX-512 loops). They differ only where alpha * other overflows and the sum would not:
+    inf + 2 * (-max) is inf in torch and inf - inf = NaN here."""
+    big = torch.finfo(dtype).max
+    x, y = torch.tensor([float("inf"), 1.0], dtype=dtype), torch.tensor([-big, -big], dtype=dtype)
+    assert pk.add(x, y, alpha=2)[0].isnan() and torch.add(x, y, alpha=2)[0] == float("inf")
+    assert pk.add(x, y, alpha=2)[1] == torch.add(x, y, alpha=2)[1] == -float("inf")
+
+
+@pytest.mark.parametrize("exponent", [-0.5, -2, 0.5, 2, 3, -1, -1.5], ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=dtype_id)
+def test_pow_special_exponents_and_values(dtype, exponent):
+    """The exponents computed by their own formulas (-0.5: 1/sqrt, -2: 1/(x*x), ...) against torch
+    on random values of both signs and on the special values: zeros of both signs, infinities,
+    NaN, the extremes (overflow and underflow)."""
+    x = torch.cat([make((300,), dtype), make((300,), dtype, positive=True), special_values(dtype)])
+    result = check_like_torch(pk.pow, torch.pow, (x, exponent), name="pow", tolerance=unary_tol("pow", x, exponent))
+    assert_same_zero_signs(result, torch.pow(x, exponent))
+
+
+@pytest.mark.parametrize("exponent", [-0.5, -2, 3], ids=repr)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=dtype_id)
+def test_half_pow_no_less_accurate_than_torch(dtype, exponent):
+    """Where torch rounds an intermediate to the dtype (hence pow's 2 ulps against torch), pykernels'
+    result is at least as close to the float64 result as torch's: within half an ulp (one rounding
+    of a float32 value), and never further than torch's own error."""
+    x = make((20000,), dtype, positive=True)
+    exact = torch.pow(x.double(), exponent)
+    ours, theirs = (pk.pow(x, exponent).double() - exact).abs(), (torch.pow(x, exponent).double() - exact).abs()
+    assert (ours <= theirs.max()).all()
+    half_ulp = 0.5 * torch.ldexp(torch.full_like(exact, torch.finfo(dtype).eps), torch.frexp(exact)[1] - 1)
+    assert (ours <= half_ulp * 1.001).all()  # (1.001: the float32 value's own error before rounding)
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+MID_ROW = (37, 1031)  # 38147 elements: two threads split them at element 19074, in row 18 at column 516
+MID_ROW_OPERANDS = {
+    "transposed": lambda dtype, **kw: make(MID_ROW[::-1], dtype, **kw).t(),
+    "strided": lambda dtype, **kw: make((2 * MID_ROW[0], 3 * MID_ROW[1]), dtype, **kw)[::2, ::3],
+    "row-broadcast": lambda dtype, **kw: make((MID_ROW[1],), dtype, **kw).expand(MID_ROW),
+    "column-broadcast": lambda dtype, **kw: make((MID_ROW[0], 1), dtype, **kw).expand(MID_ROW),
+    "contiguous": lambda dtype, **kw: make(MID_ROW, dtype, **kw),
+}
+MID_ROW_PAIRS = [("transposed", "contiguous"), ("strided", "row-broadcast"), ("column-broadcast", "transposed"),
+                 ("strided", "transposed")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64], ids=dtype_id)
+@pytest.mark.parametrize("layouts", MID_ROW_PAIRS, ids="-".join)
+@pytest.mark.parametrize("case", BINARY, ids=case_id)
+def test_binary_thread_chunks_start_mid_row(case, layouts, dtype, two_threads):
+    """Two threads whose chunk boundary falls inside a row, on strided, transposed and broadcast
+    operands: the second thread must start at the right element of every operand."""
+    nonzero = binary(case)[3]
+    a = MID_ROW_OPERANDS[layouts[0]](dtype)
+    b = MID_ROW_OPERANDS[layouts[1]](dtype, nonzero=nonzero)
+    check_binary(case, a, b)
+    out = torch.empty(MID_ROW[::-1], dtype=torch.result_type(a, b)).t()
+    if case[0] == "div" and not case[1] and not dtype.is_floating_point:
+        out = out.float()
+    check_out(case[0], (a, b), case[1], out)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided", "row-broadcast", "column-broadcast"])
+@pytest.mark.parametrize("name", UNARY + ["pow", "relu"])
+def test_unary_thread_chunks_start_mid_row(name, layout, two_threads):
+    x = MID_ROW_OPERANDS[layout](torch.float32, positive=name in ("log", "sqrt"))
+    args = (x, 3) if name == "pow" else (x,)
+    check_like_torch(getattr(pk, name), getattr(torch, name), args, name=name)
+    if layout in ("transposed", "strided"):
+        check_inplace("neg", x.clone() if layout == "strided" else x)
+
+
+STRIDE_CASES = {
+    "contiguous": lambda: (make((4, 3)), make((4, 3))),
+    "transposed": lambda: (make((3, 4)).t(), make((3, 4)).t()),
+    "transposed-and-contiguous": lambda: (make((3, 4)).t(), make((4, 3))),
+    "contiguous-and-transposed": lambda: (make((4, 3)), make((3, 4)).t()),
+    "transposed-and-row": lambda: (make((3, 4)).t(), make((3,))),
+    "row-and-transposed": lambda: (make((3,)), make((3, 4)).t()),
+    "column-and-row": lambda: (make((4, 1)), make((3,))),
+    "strided": lambda: (make((8, 6))[::2, ::2], make((8, 6))[::2, ::2]),
+    "strided-transposed": lambda: (make((6, 8))[::2, ::2].t(), make((4, 3))),
+    "permuted-3d": lambda: (make((2, 3, 4)).permute(2, 0, 1), make((2, 3, 4)).permute(2, 0, 1)),
+    "permuted-3d-and-broadcast": lambda: (make((2, 3, 4)).permute(1, 2, 0), make((4, 1))),
+    "channels-last": lambda: (make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
+                              make((2, 3, 4, 5)).to(memory_format=torch.channels_last)),
+    "channels-last-and-contiguous": lambda: (make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
+                                             make((2, 3, 4, 5))),
+    "size-1-dims": lambda: (make((1, 4)).t(), make((4, 1))),
+    "expanded": lambda: (make((4, 1)).expand(4, 3), make((4, 1)).expand(4, 3)),
+    "offset": lambda: (make((13,))[1:].view(4, 3), make((3, 4)).t()),
+    "zero-dim-and-transposed": lambda: (make(()), make((3, 4)).t()),
+}
+
+
+@pytest.mark.parametrize("layouts", STRIDE_CASES)
+@pytest.mark.parametrize("case", BINARY[::2], ids=case_id)
+def test_binary_output_strides_match_torch(case, layouts):
+    """A new output is laid out as torch lays it out (the inputs' common dense layout, else the
+    order of the inputs' strides): code that keeps a transposed or channels-last tensor through
+    elementwise ops relies on it."""
+    a, b = STRIDE_CASES[layouts]()
+    b = b.abs() + 0.5 if binary(case)[3] else b
+    ours, theirs = check_binary(case, a, b), binary(case)[1](a, b, **case[1])
+    assert ours.stride() == theirs.stride(), f"strides {ours.stride()}, torch {theirs.stride()}"
+
+
+@pytest.mark.parametrize("layouts", STRIDE_CASES)
+@pytest.mark.parametrize("name", UNARY + ["pow", "relu"])
+def test_unary_output_strides_match_torch(name, layouts):
+    x = STRIDE_CASES[layouts]()[0].abs() + 0.5
+    args = (x, 2.5) if name == "pow" else (x,)
+    ours, theirs = getattr(pk, name)(*args), getattr(torch, name)(*args)
+    assert_close(ours, theirs)
+    assert ours.stride() == theirs.stride(), f"strides {ours.stride()}, torch {theirs.stride()}"
+    if name == "neg":
+        assert pk.neg(make((4, 3)).t()).stride() == (1, 3)
+
+
+def test_seeds_do_not_depend_on_the_path(request):
+    """The seed key names the test by its file's name, not its path (conftest.seed_key)."""
+    assert seed_key(request) == "test_elementwise.py::test_seeds_do_not_depend_on_the_path"

@@ -20,6 +20,7 @@ from conftest import (
     grads_like_torch,
     make,
     make_layout,
+    op_tol,
     tol,
     torch_outcome,
 )
@@ -46,7 +47,8 @@ def with_zeros(x):
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 def test_relu_dtypes(dtype, device):
     """Every dtype torch accepts (ints included); bool raises like torch."""
-    check_like_torch(pk.relu, torch.relu, (with_zeros(make((5, 7), dtype, device)),), name="relu")
+    check_like_torch(pk.relu, torch.relu, (with_zeros(make((5, 7), dtype, device)),), name="relu",
+                     tolerance=op_tol("relu", dtype))
 
 
 @pytest.mark.parametrize("shape", SHAPES + [(1024, 1024)], ids=str)
@@ -207,7 +209,7 @@ def mse_pair(shape, dtype=torch.float32, device="cpu", target_shape=None, target
 
 
 def mse_tol(dtype, reduction, n):
-    return tol(dtype) if reduction == "none" else accum_tol(dtype, n, mean=reduction == "mean")
+    return op_tol("mse_loss", dtype) if reduction == "none" else accum_tol(dtype, n, mean=reduction == "mean")
 
 
 def torch_reference(fn, *args, **kwargs):

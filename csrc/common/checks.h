@@ -45,6 +45,13 @@ std::vector<int64_t> broadcast_shape(const char* op, at::IntArrayRef a, at::IntA
 // it is, with no new view to allocate. It must outlive the kernel: iterators hold raw pointers only.
 at::Tensor operand(const at::Tensor& t, at::ScalarType dtype, at::IntArrayRef shape, at::Device device);
 
+// A new output of `shape` laid out as torch's TensorIterator lays out an elementwise op's output,
+// because callers rely on it (x.t().neg() is transposed like x.t()): the inputs' layout when they
+// all share one dense layout of that shape, otherwise dimensions ordered by the inputs' strides
+// (the first input that orders a pair decides).
+at::Tensor empty_like_inputs(at::IntArrayRef shape, const at::TensorOptions& options,
+                             std::initializer_list<at::Tensor> inputs);
+
 // The output an elementwise op writes to. For out=/in-place forms, checks that the result dtype
 // can be cast to `out` and that `out` does not overlap its inputs partially; resizes an out=
 // tensor of the wrong shape (as torch does, warning when it held data); an in-place `self` must

@@ -75,7 +75,8 @@ void binary(BinaryOp op, const StridedIter<3>& it, const c10::Scalar& alpha_s) {
       return static_cast<scalar_t>(f(static_cast<opmath_t>(x), static_cast<opmath_t>(y)));
     });
   };
-  const opmath_t alpha = alpha_s.to<opmath_t>();
+  // alpha in the tensor dtype first, as torch's CPU add does (1/3 is 0.333984375 in bfloat16).
+  const opmath_t alpha = static_cast<opmath_t>(alpha_s.to<scalar_t>());
   switch (op) {
     case BinaryOp::Add:
       if (alpha == opmath_t(1)) return run([](opmath_t x, opmath_t y) { return x + y; });
@@ -97,6 +98,28 @@ void binary(BinaryOp op, const StridedIter<3>& it, const c10::Scalar& alpha_s) {
         return run([floor](opmath_t x, opmath_t y) { return div_int(x, y, floor); });
       }
     }
+  }
+}
+
+template <typename scalar_t>
+void binary_scalar(BinaryOp op, const StridedIter<2>& it, const c10::Scalar& other) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  // Unchecked conversion, as torch reads the scalar: a float64 beyond float's range becomes inf.
+  const opmath_t b = static_cast<opmath_t>(other.toDouble());
+  auto run = [&](auto f) {
+    elementwise_loop<scalar_t, 2>(it, [f](scalar_t x) { return static_cast<scalar_t>(f(static_cast<opmath_t>(x))); });
+  };
+  switch (op) {
+    case BinaryOp::Mul:
+      return run([b](opmath_t x) { return x * b; });
+    case BinaryOp::Div:
+      return run([b](opmath_t x) { return x / b; });
+    case BinaryOp::DivTrunc:
+      return run([b](opmath_t x) { return std::trunc(x / b); });
+    case BinaryOp::DivFloor:
+      return run([b](opmath_t x) { return div_floor_float(x, b); });
+    default:
+      TORCH_INTERNAL_ASSERT(false, "pykernels: no single-element kernel for this op");
   }
 }
 
@@ -128,11 +151,15 @@ void unary(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
     case UnaryOp::Pow:
       if constexpr (is_float_v<scalar_t>) {
         // The exponents torch special-cases, computed the same way so results match bit for bit.
-        const opmath_t e = exponent.to<opmath_t>();
+        // float16 and bfloat16 take the exponent in their own dtype, as torch's CPU kernels do;
+        // for float16 torch calls pow itself even for +-0.5, which differs from sqrt at -0 and -inf.
+        constexpr bool kReduced = !std::is_same_v<scalar_t, opmath_t>;
+        constexpr bool kSqrtShortcuts = !std::is_same_v<scalar_t, at::Half>;
+        const opmath_t e = kReduced ? static_cast<opmath_t>(exponent.to<scalar_t>()) : exponent.to<opmath_t>();
         if (e == opmath_t(2)) return run([](opmath_t x) { return x * x; });
         if (e == opmath_t(3)) return run([](opmath_t x) { return x * x * x; });
-        if (e == opmath_t(0.5)) return run([](opmath_t x) { return std::sqrt(x); });
-        if (e == opmath_t(-0.5)) return run([](opmath_t x) { return opmath_t(1) / std::sqrt(x); });
+        if (kSqrtShortcuts && e == opmath_t(0.5)) return run([](opmath_t x) { return std::sqrt(x); });
+        if (kSqrtShortcuts && e == opmath_t(-0.5)) return run([](opmath_t x) { return opmath_t(1) / std::sqrt(x); });
         if (e == opmath_t(-1)) return run([](opmath_t x) { return opmath_t(1) / x; });
         if (e == opmath_t(-2)) return run([](opmath_t x) { return opmath_t(1) / (x * x); });
         return run([e](opmath_t x) { return std::pow(x, e); });
@@ -148,6 +175,10 @@ void unary(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
 void binary_kernel_cpu(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha) {
   AT_DISPATCH_ALL_TYPES_AND3(at::kHalf, at::kBFloat16, at::kBool, dtype, "pykernels_binary",
                              [&] { binary<scalar_t>(op, it, alpha); });
+}
+
+void binary_scalar_kernel_cpu(BinaryOp op, const StridedIter<2>& it, at::ScalarType dtype, const c10::Scalar& other) {
+  AT_DISPATCH_REDUCED_FLOATING_TYPES(dtype, "pykernels_binary_scalar", [&] { binary_scalar<scalar_t>(op, it, other); });
 }
 
 void unary_kernel_cpu(UnaryOp op, const StridedIter<2>& it, at::ScalarType dtype, const c10::Scalar& exponent) {
