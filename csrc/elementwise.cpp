@@ -76,6 +76,8 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   // torch's CPU kernels for mul and the divisions read a single-element `other` at float
   // precision when the result is float16/bfloat16 (x / 0.3 divides by 0.3f, not by 0.30004883),
   // where add/sub and the CUDA kernels round it to the result dtype like any operand.
+  // (The CUDA emulator runs the CUDA kernels on CPU tensors: this CPU-only path would bypass them.)
+#ifndef PYKERNELS_CUDA_EMULATION
   const bool reduced = compute == at::kHalf || compute == at::kBFloat16;
   if (device.is_cpu() && reduced && other.numel() == 1 && op != BinaryOp::Add && op != BinaryOp::Sub) {
     const c10::Scalar b = other.item();
@@ -85,6 +87,7 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
       binary_scalar_kernel_cpu(op, it, compute, b);
     });
   }
+#endif
   // Converted operands must outlive the kernel: the iterator holds raw pointers only.
   const Tensor a = operand(self, compute, shape, device), b = operand(other, compute, shape, device);
   return run_into(out, compute, [&](Tensor& result) {
