@@ -353,7 +353,8 @@ def build_extension(args):
 
 def first_failure(out):
     """The first failing test in pytest -rfE output, or None."""
-    match = re.search(r"^(?:FAILED|ERROR) (\S+)", out, re.MULTILINE)
+    # "FAILED node-id - message"; a node id's parameters may contain spaces.
+    match = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", out, re.MULTILINE)
     return match.group(1) if match else None
 
 
