@@ -244,9 +244,12 @@ MUTANTS = [
           "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_rs;",
           ["gemm"],
           "the tensor-core GEMM's unaligned loads of a row-major B step by its row stride"),
+    # The store of an edge tile's last column when n is odd. (Mutating the v1 store next to it,
+    # col + 1 < n to col + 2 < n, gives an equivalent mutant: col is even, so the two differ only
+    # for an even n, which always takes the paired store above, C being allocated contiguous.)
     _cuda("cuda-gemm-mma-edge-col", "csrc/cuda/gemm.cu",
-          "if (col + 1 < g.n) cp[g.c_cs] = v1;",
-          "if (col + 2 < g.n) cp[g.c_cs] = v1;",
+          "if (col < g.n) cp[0] = v0;",
+          "if (col + 1 < g.n) cp[0] = v0;",
           ["gemm"],
           "the tensor-core GEMM's edge tile drops the last column of C when n is odd"),
 ]
@@ -421,7 +424,8 @@ def emulator_baseline(args, cuda):
 
 
 def git(*argv):
-    return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    # Not stripped: a porcelain status line starts with a space.
+    return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False).stdout
 
 
 def torch_version():
@@ -443,7 +447,7 @@ def write_report(path, results, args, started, elapsed, emu_note):
         "should fail on every one. **killed**: the selected tests (or emulator checks) failed, and the",
         "cell names the first failure; **survived**: they passed with the bug in.",
         "",
-        f"- Sources: commit `{git('rev-parse', 'HEAD')}`"
+        f"- Sources: commit `{git('rev-parse', 'HEAD').strip()}`"
         + (f", with uncommitted changes to {', '.join(f'`{d}`' for d in dirty)}" if dirty else ""),
         f"- Run: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min in all",
         (f"- torch {torch_version()}, Python {sys.version.split()[0]}; CPU build without CUDA, "
