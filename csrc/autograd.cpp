@@ -682,7 +682,6 @@ Tensor mse_loss_autograd(const Tensor& a, const Tensor& t, int64_t reduction) {
   return autograd::MseLoss::apply(a, t, reduction, keep);
 }
 
-
 // Whether autograd records a call on these tensors.
 bool records(std::initializer_list<Tensor> tensors) {
   if (!at::GradMode::is_enabled()) return false;

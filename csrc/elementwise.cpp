@@ -193,7 +193,8 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool, name, "Boolean inputs not supported for relu");
   Tensor out = at::empty(grad.sizes(), grad.options().dtype(compute));
   if (out.numel() == 0) return out;
-  const Tensor g = operand(grad, compute, out.sizes(), out.device()), r = operand(result, compute, out.sizes(), out.device());
+  const Tensor g = operand(grad, compute, out.sizes(), out.device()),
+               r = operand(result, compute, out.sizes(), out.device());
   auto it = make_iter<3>(name, {out, g, r});
   PYKERNELS_DEVICE_CALL(out.device(), relu_backward_kernel, it, compute);
   return out;

@@ -28,8 +28,8 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
     // NotImplementedError, as torch 2.15 raises; a RuntimeError to older torch's callers, since
     // Python's NotImplementedError derives from RuntimeError.
     PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(out_type), name, "could not infer output dtype. ",
-                             dtype ? "Optional dtype" : "Input dtype", " must be a floating point dtype. Got: ",
-                             out_type);
+                             dtype ? "Optional dtype" : "Input dtype",
+                             " must be a floating point dtype. Got: ", out_type);
   } else {
     out_type =
         dtype.value_or(at::isIntegralType(self.scalar_type(), /*includeBool=*/true) ? at::kLong : self.scalar_type());
