@@ -552,6 +552,8 @@ def test_binary_special_values(case, dtype):
     integer division by zero raises as in torch, overflow wraps as in torch."""
     v = special_values(dtype)
     mode = case[1].get("rounding_mode")
+    if mode == "floor" and dtype.is_floating_point and torch.__version__ < "2.5":
+        pytest.skip("torch 2.4's floor division gives nan where the quotient overflows (newer torch: +-inf)")
     if mode is not None and dtype in (torch.int32, torch.int64):
         # torch's CPU kernel traps (SIGFPE) on the minimum divided by -1 (in trunc mode, and in
         # floor mode too on torch 2.4), so that pair can't be compared; pykernels wraps.
