@@ -199,7 +199,7 @@ def cuda_absent_reason():
 
 
 def extension(cuda_absent):
-    cpu_sources = sources("csrc/*.cpp") + sources("csrc/common/*.cpp") + sources("csrc/cpu/*.cpp")
+    cpu_sources = sources("csrc/**/*.cpp")
     # -fno-math-errno: sqrt need not set errno (torch never reads it); -fno-trapping-math: no
     # floating-point trap is ever enabled. Together they let the compiler vectorize sqrt and the
     # branch-free exp/log (cpu/vmath.h) instead of calling libm element by element.
