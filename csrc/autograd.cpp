@@ -17,6 +17,7 @@
 #include <torch/library.h>
 
 #include "common/torch_compat.h"
+#include "generated/ops.h"
 
 #include <algorithm>
 #include <tuple>
@@ -751,34 +752,6 @@ void out_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
-  m.impl("mm", &mm_autograd);
-  m.impl("bmm", &bmm_autograd);
-  m.impl("add", &add_autograd);
-  m.impl("sub", &sub_autograd);
-  m.impl("mul", &mul_autograd);
-  m.impl("div", &div_autograd);
-  m.impl("neg", &neg_autograd);
-  m.impl("exp", &exp_autograd);
-  m.impl("log", &log_autograd);
-  m.impl("sqrt", &sqrt_autograd);
-  m.impl("pow", &pow_autograd);
-  m.impl("sum", &sum_autograd);
-  m.impl("mean", &mean_autograd);
-  m.impl("relu", &relu_autograd);
-  m.impl("relu_backward", &relu_backward_autograd);
-  m.impl("relu_and_mask", &relu_and_mask_autograd);
-  m.impl("relu_mask_backward", &relu_mask_backward_autograd);
-  m.impl("mse_loss", &mse_loss_autograd);
-  m.impl("add_", &add_autograd_);
-  m.impl("sub_", &sub_autograd_);
-  m.impl("mul_", &mul_autograd_);
-  m.impl("div_", &div_autograd_);
-  m.impl("neg_", &neg_autograd_);
-  m.impl("relu_", &relu_autograd_);
-  for (const char* name : {"add.out", "sub.out", "mul.out", "div.out", "neg.out"}) {
-    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&out_autograd>());
-  }
 }
 
 namespace {
@@ -806,11 +779,34 @@ void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet ke
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
-  for (const char* name :
-       {"add_", "sub_", "mul_", "div_", "neg_", "relu_", "add.out", "sub.out", "mul.out", "div.out", "neg.out"}) {
-    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&bump_written_versions>());
-  }
-}
+
+namespace autograd {  // TEMP shim until the raw-node autograd lands
+Tensor mm(const Tensor& a, const Tensor& b) { return mm_autograd(a, b); }
+Tensor bmm(const Tensor& a, const Tensor& b) { return bmm_autograd(a, b); }
+Tensor add(const Tensor& a, const Tensor& b, const c10::Scalar& s) { return add_autograd(a, b, s); }
+Tensor sub(const Tensor& a, const Tensor& b, const c10::Scalar& s) { return sub_autograd(a, b, s); }
+Tensor mul(const Tensor& a, const Tensor& b) { return mul_autograd(a, b); }
+Tensor div(const Tensor& a, const Tensor& b, std::optional<c10::string_view> m) { return div_autograd(a, b, m); }
+Tensor neg(const Tensor& a) { return neg_autograd(a); }
+Tensor exp(const Tensor& a) { return exp_autograd(a); }
+Tensor log(const Tensor& a) { return log_autograd(a); }
+Tensor sqrt(const Tensor& a) { return sqrt_autograd(a); }
+Tensor pow(const Tensor& a, const c10::Scalar& e) { return pow_autograd(a, e); }
+Tensor sum(const Tensor& a, at::OptionalIntArrayRef d, bool k, std::optional<at::ScalarType> t) { return sum_autograd(a, d, k, t); }
+Tensor mean(const Tensor& a, at::OptionalIntArrayRef d, bool k, std::optional<at::ScalarType> t) { return mean_autograd(a, d, k, t); }
+Tensor relu(const Tensor& a) { return relu_autograd(a); }
+Tensor relu_backward(const Tensor& g, const Tensor& r) { return relu_backward_autograd(g, r); }
+std::tuple<Tensor, Tensor> relu_and_mask(const Tensor& a) { return relu_and_mask_autograd(a); }
+Tensor relu_mask_backward(const Tensor& g, const Tensor& m) { return relu_mask_backward_autograd(g, m); }
+Tensor mse_loss(const Tensor& a, const Tensor& t, int64_t r) { return mse_loss_autograd(a, t, r); }
+void add_(const Tensor& a, const Tensor& b, const c10::Scalar& s) { add_autograd_(a, b, s); }
+void sub_(const Tensor& a, const Tensor& b, const c10::Scalar& s) { sub_autograd_(a, b, s); }
+void mul_(const Tensor& a, const Tensor& b) { mul_autograd_(a, b); }
+void div_(const Tensor& a, const Tensor& b, std::optional<c10::string_view> m) { div_autograd_(a, b, m); }
+void neg_(const Tensor& a) { neg_autograd_(a); }
+void relu_(const Tensor& a) { relu_autograd_(a); }
+void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet k, torch::jit::Stack* s) { out_autograd(op, k, s); }
+void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet k, torch::jit::Stack* s) { pykernels::bump_written_versions(op, k, s); }
+}  // namespace autograd
 
 }  // namespace pykernels

@@ -5,9 +5,9 @@
 // broadcasting (expand: a stride-0 view, no copy), output allocation and the out=/in-place
 // rules. The arithmetic happens in binary_kernel_* / unary_kernel_*.
 #include <ATen/ATen.h>
-#include <torch/library.h>
 
 #include "common/checks.h"
+#include "generated/ops.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -96,6 +96,11 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   });
 }
 
+}  // namespace
+
+// The ops' device kernels (registered from the op table: csrc/generated/).
+namespace ops {
+
 Tensor add(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
   return binary(BinaryOp::Add, OutKind::Functional, a, b, alpha, {});
 }
@@ -126,6 +131,10 @@ void div_out(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> m
 void div_(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode) {
   binary(div_kind("div_", mode), OutKind::InPlace, a, b, 1, {});
 }
+
+}  // namespace ops
+
+namespace {
 
 // ---- unary -------------------------------------------------------------------------------------
 
@@ -170,6 +179,10 @@ Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, con
   });
 }
 
+}  // namespace
+
+namespace ops {
+
 Tensor neg(const Tensor& a) { return unary(UnaryOp::Neg, "neg", OutKind::Functional, a, 0, {}); }
 void neg_out(const Tensor& a, const Tensor& out) { unary(UnaryOp::Neg, "neg.out", OutKind::Out, a, 0, out); }
 void neg_(const Tensor& a) { unary(UnaryOp::Neg, "neg_", OutKind::InPlace, a, 0, {}); }
@@ -200,7 +213,7 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   return out;
 }
 
-int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
+static int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
 
 // relu(input) and its bit mask; CPU only (the CUDA forward keeps the output).
 std::tuple<Tensor, Tensor> relu_and_mask(const Tensor& self) {
@@ -236,40 +249,6 @@ Tensor relu_mask_backward(const Tensor& grad, const Tensor& mask) {
   return out;
 }
 
-void register_elementwise(torch::Library& m) {
-  m.impl("add", &add);
-  m.impl("add.out", &add_out);
-  m.impl("add_", &add_);
-  m.impl("sub", &sub);
-  m.impl("sub.out", &sub_out);
-  m.impl("sub_", &sub_);
-  m.impl("mul", &mul);
-  m.impl("mul.out", &mul_out);
-  m.impl("mul_", &mul_);
-  m.impl("div", &div);
-  m.impl("div.out", &div_out);
-  m.impl("div_", &div_);
-  m.impl("neg", &neg);
-  m.impl("neg.out", &neg_out);
-  m.impl("neg_", &neg_);
-  m.impl("pow", &pow);
-  m.impl("exp", &exp);
-  m.impl("log", &log);
-  m.impl("sqrt", &sqrt);
-  m.impl("relu", &relu);
-  m.impl("relu_", &relu_);
-  m.impl("relu_backward", &relu_backward);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
-  register_elementwise(m);
-  m.impl("relu_and_mask", &relu_and_mask);
-  m.impl("relu_mask_backward", &relu_mask_backward);
-}
-#ifdef PYKERNELS_WITH_CUDA
-TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_elementwise(m); }
-#endif
+}  // namespace ops
 
 }  // namespace pykernels

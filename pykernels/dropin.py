@@ -35,7 +35,7 @@ from torch.overrides import TorchFunctionMode, resolve_name
 
 from . import _C, _compat
 from . import nn as _nn
-from . import ops as pk
+from . import _api as pk
 from .autograd import scalar_like, sum_to
 
 _ops = torch.ops.pykernels
@@ -147,7 +147,7 @@ def _assign(self, result):
     rules for an in-place write are checked first: a Function checks them only after its forward
     has written."""
     _need(result.dtype == self.dtype and result.shape == self.shape, "result does not fit in place")
-    _C.direct.check_inplace(self, self.requires_grad or result.requires_grad)
+    _C.api.check_inplace(self, self.requires_grad or result.requires_grad)
     _Assign.apply(self, result)
     return self
 
@@ -621,7 +621,7 @@ def _foreach(name):
             # ops check them (other errors, such as a shape mismatch, surface per element there too).
             for bound in calls:
                 values = (*bound.args, *bound.kwargs.values())
-                _C.direct.check_inplace(bound.args[0], any(_is_tensor(v) and v.requires_grad for v in values))
+                _C.api.check_inplace(bound.args[0], any(_is_tensor(v) and v.requires_grad for v in values))
         results = []
         for i, bound in enumerate(calls):
             try:

@@ -13,7 +13,7 @@ the swap still updates them).
 """
 import torch
 
-from . import ops
+from . import _api as ops
 
 __all__ = ["Linear", "ReLU", "MSELoss", "convert", "linear"]
 

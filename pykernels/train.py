@@ -37,7 +37,7 @@ import torch
 
 from . import dropin
 from . import nn as pknn
-from . import ops as pk
+from . import _api as pk
 
 N, D_IN, H, D_OUT = 64, 1000, 100, 10
 ITERS = 500
