@@ -752,8 +752,6 @@ void out_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch
 
 }  // namespace
 
-}
-
 namespace {
 
 // The in-place and out= ops bump the version counter of the tensor they write, as torch's do,

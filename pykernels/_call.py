@@ -17,6 +17,7 @@ from . import optable
 compiling = torch.compiler.is_compiling
 has_torch_function = _compat.has_torch_function
 
+_NUMBERS = (numbers.Number, torch.SymInt, torch.SymFloat, torch.SymBool)
 _packets = {}  # public name -> (torch.ops packet, the public function's argument names and types)
 
 
@@ -49,14 +50,15 @@ def _scalar(value):
 
 def fallback(public_name, args, kwargs):
     packet, tensors, numbers_allowed = _packet(public_name)
-    names = list(tensors)
-    for position, value in enumerate(args):
-        name = names[position]
-        if tensors[name] and not isinstance(value, torch.Tensor):
-            if numbers_allowed and isinstance(value, (numbers.Number, torch.SymInt, torch.SymFloat, torch.SymBool)):
+    positions = {name: i + 1 for i, name in enumerate(tensors)}
+    given = dict(zip(tensors, args))
+    given.update((k, v) for k, v in kwargs.items() if v is not None)
+    for name, value in given.items():
+        if tensors.get(name) and not isinstance(value, torch.Tensor):
+            if numbers_allowed and name != "out" and isinstance(value, _NUMBERS):
                 continue
-            raise TypeError(f"pykernels.{public_name}(): argument '{name}' (position {position + 1}) must be Tensor, "
-                            f"not {type(value).__name__}")
+            raise TypeError(f"pykernels.{public_name}(): argument '{name}' (position {positions[name]}) must be "
+                            f"Tensor, not {type(value).__name__}")
     out = kwargs.get("out")
     kwargs = {k: _scalar(v) for k, v in kwargs.items() if k != "out"}
     if out is not None:

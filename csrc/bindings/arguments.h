@@ -7,6 +7,7 @@
 
 #include <Python.h>
 #include <pybind11/stl.h>
+#include <torch/csrc/autograd/python_variable.h>
 
 #include <optional>
 #include <string>
