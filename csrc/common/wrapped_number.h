@@ -3,14 +3,15 @@
 // its category), exactly as torch's own Python bindings and ATen's Scalar overloads make one.
 #pragma once
 
-#include <ATen/Functions.h>
+#include <ATen/ScalarOps.h>
 #include <c10/core/Scalar.h>
 
 namespace pykernels {
 
 inline at::Tensor wrapped_number(const c10::Scalar& value) {
-  // Through the dispatcher (not a CPU fast path), so that fake tensor modes see the allocation.
-  at::Tensor t = at::scalar_tensor(value, at::TensorOptions().dtype(value.type()).device(at::kCPU));
+  // Made without the dispatcher, as torch's bindings make it: a fake tensor mode sees the flag and
+  // takes the number, where a dispatched allocation would be faked and then filled.
+  at::Tensor t = at::scalar_to_tensor(value);
   t.unsafeGetTensorImpl()->set_wrapped_number(true);
   return t;
 }
