@@ -56,7 +56,7 @@ def _names(value):
 
 def info(args):
     """Print what this pykernels build contains and what it runs with: the first thing to check when an op fails."""
-    build = bench.build_info()
+    build = pykernels.build_info()
     built_against = build.get("torch_version")
     cuda_absent = pykernels._build.cuda_absent_reason() or "the build did not record why"
     cuda = (f"{torch.cuda.device_count()} visible ({torch.cuda.get_device_name()})"
