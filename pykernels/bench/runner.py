@@ -3,6 +3,7 @@ the cases, and the results printed and saved.
 """
 import functools
 import sys
+from pathlib import Path
 
 import torch
 
@@ -74,35 +75,39 @@ def mm_sweep(device, min_run_time, sizes=PLOT_SIZES):
     return rows
 
 
-def run(args):
-    """``python -m pykernels bench`` with parsed arguments (pykernels/__main__.py): run the selected
-    cases and print the table; with ``--out``, save it there too. Exit status 1 if pykernels failed
-    or differed from torch."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    cases = select_cases(args.suite, args.ops)
-    load_before, rows, peak = machine.load_average(), [], None
-    want_peak = args.peak if args.peak is not None else args.suite == "cpu"
-    want_plot = args.plot if args.plot is not None else args.suite == "cpu" and args.out is not None
+def run(suite, ops, device, min_run_time, *, threads=None, out=None, peak=None, plot=None):
+    """Time the cases of ``suite`` whose op is in ``ops`` (all of them when empty) on ``device``,
+    ``min_run_time`` seconds per implementation per case, and print the table; with ``out`` (a
+    directory), save it there too. ``threads``: torch.set_num_threads first. ``peak``: measure the
+    machine's ceilings and show each rate as a share of them; ``plot``: also time square float32
+    mm over a range of sizes and plot that into ``out``; None for either means on for the ``cpu``
+    suite (``plot`` only with an ``out``). Returns the rows: a row with ``error`` or ``mismatch``
+    is a case where pykernels failed or differed from torch."""
+    if threads:
+        torch.set_num_threads(threads)
+    device, out = torch.device(device), None if out is None else Path(out)
+    cases = select_cases(suite, ops)
+    load_before, rows, ceilings = machine.load_average(), [], None
+    want_peak = peak if peak is not None else suite == "cpu"
+    want_plot = plot if plot is not None else suite == "cpu" and out is not None
     if want_peak:
         print("[peak] FMA throughput and copy bandwidth", file=sys.stderr, flush=True)
-        peak = machine.measure_peak(device, args.min_run_time)
+        ceilings = machine.measure_peak(device, min_run_time)
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape} {case.dtype}", file=sys.stderr, flush=True)
-        rows.append(run_case(case, device, args.min_run_time, copy_reference=want_peak))
-    sweep = mm_sweep(device, args.min_run_time) if want_plot else None
-    if peak:
+        rows.append(run_case(case, device, min_run_time, copy_reference=want_peak))
+    sweep = mm_sweep(device, min_run_time) if want_plot else None
+    if ceilings:
         print("[peak] again, after the cases", file=sys.stderr, flush=True)
-        peak = machine.measure_peak(device, args.min_run_time, before=peak)
-        machine.add_peak(rows, peak)
-    meta = machine.environment(device, args.suite, args.min_run_time, load_before, peak)
+        ceilings = machine.measure_peak(device, min_run_time, before=ceilings)
+        machine.add_peak(rows, ceilings)
+    meta = machine.environment(device, suite, min_run_time, load_before, ceilings)
     markdown = report.to_markdown(meta, rows)
     print(markdown)
-    if args.out is not None:
-        written = report.save(args.out, meta, rows, markdown, sweep)
+    if out is not None:
+        written = report.save(out, meta, rows, markdown, sweep)
         if sweep is not None:
-            written.append(report.save_plot(args.out / (report.result_stem(meta) + "-mm.png"), meta, sweep, peak))
+            written.append(report.save_plot(out / (report.result_stem(meta) + "-mm.png"), meta, sweep, ceilings))
         for path in filter(None, written):
             print(f"wrote {path}", file=sys.stderr)
-    return int(any(r.get("error") or r.get("mismatch") for r in rows))
+    return rows
