@@ -56,7 +56,7 @@ def _names(value):
 
 def info(args):
     """Print what this pykernels build contains and what it runs with: the first thing to check when an op fails."""
-    build = bench.build_info()
+    build = pykernels.build_info()
     built_against = build.get("torch_version")
     cuda_absent = pykernels._build.cuda_absent_reason() or "the build did not record why"
     cuda = (f"{torch.cuda.device_count()} visible ({torch.cuda.get_device_name()})"
@@ -164,6 +164,13 @@ def _bench_arguments(parser):
                              "--suite cpu with --out)")
 
 
+def _bench(args):
+    """Exit status 1 if pykernels failed or differed from torch on a case."""
+    rows = bench.run(args.suite, args.ops, args.device, args.min_run_time, threads=args.threads, out=args.out,
+                     peak=args.peak, plot=args.plot)
+    return int(any(r.get("error") or r.get("mismatch") for r in rows))
+
+
 def _check_bench(parser, args):
     _check_device(parser, args.device)
     known = {case.op for case in bench.SUITES[args.suite]}
@@ -194,6 +201,13 @@ def _train_arguments(parser):
     parser.add_argument("--dropin", action="store_true",
                         help="run the torch code under pykernels.dropin.enable() instead of the pykernels API")
     parser.add_argument("--plot", metavar="FILE.png", help="save the loss curves (log scale); needs matplotlib")
+
+
+def _train(args):
+    """Exit status 0 when every criterion checked holds, else 1."""
+    names = list(train.VARIANTS) if not args.variant or "all" in args.variant else list(dict.fromkeys(args.variant))
+    results = train.run(names, args.iters, args.seed, args.device, getattr(torch, args.dtype), args.dropin, args.plot)
+    return 1 if any(r.failures() for r in results) else 0
 
 
 def _check_train(parser, args):
@@ -242,9 +256,9 @@ def _run(args):
 COMMANDS = {
     "info": Command("show the build (versions, backends, SIMD, CUDA arches) and the runtime", _info_arguments, info),
     "bench": Command("time pykernels against torch, print the table, and save it with --out",
-                     _bench_arguments, bench.run, _check_bench),
+                     _bench_arguments, _bench, _check_bench),
     "train": Command("train the tutorials' two-layer net on pykernels and on torch, and compare the loss curves",
-                     _train_arguments, train.run, _check_train),
+                     _train_arguments, _train, _check_train),
     "run": Command("run a Python script with its torch calls routed to pykernels, then report the routing",
                    _run_arguments, _run, _check_run),
 }

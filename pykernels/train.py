@@ -350,7 +350,7 @@ def run_variant(name, iters=ITERS, seed=SEED, device="cpu", dtype=torch.float32,
     return Result(name, losses[0], losses[1], seconds[0], seconds[1])
 
 
-# ---- command line (arguments: pykernels/__main__.py) ---------------------------------------------
+# ---- a run, as printed: the curves side by side, then a summary ----------------------------------
 
 
 def _threads():
@@ -380,27 +380,27 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _train_one(name, args, dtype, out):
+def _train_one(name, iters, seed, device, dtype, use_dropin, out):
     variant = VARIANTS[name]
-    ours = "pykernels (drop-in)" if args.dropin else "pykernels"
+    ours = "pykernels (drop-in)" if use_dropin else "pykernels"
     print(f"\n[{name}] {variant.description}, lr {variant.lr:g}", file=out)
     print(f"  {'iter':>5}  {ours:>12}  {'torch':>12}  {'rel gap':>9}", file=out, flush=True)
-    progress = _Progress(name, args.iters)
+    progress = _Progress(name, iters)
 
     def on_iter(t, p, q):
         progress.update(t + 1)
-        if t % PRINT_EVERY == 0 or t == args.iters - 1:
+        if t % PRINT_EVERY == 0 or t == iters - 1:
             progress.clear()
             gap = abs(p - q) / abs(q) if q else abs(p - q)
             print(f"  {t:>5}  {_fmt(p)}  {_fmt(q)}  {gap:9.2e}", file=out, flush=True)
 
-    result = run_variant(name, args.iters, args.seed, args.device, dtype, args.dropin, on_iter)
+    result = run_variant(name, iters, seed, device, dtype, use_dropin, on_iter)
     progress.clear()
-    head = min(PARITY_ITERS, args.iters)
+    head = min(PARITY_ITERS, iters)
     print(f"  final loss: {ours} {result.pykernels[-1]:.4e}, torch {result.torch[-1]:.4e} "
           f"(fell {result.drop(result.pykernels):.3g}x and {result.drop(result.torch):.3g}x)", file=out)
     print(f"  largest relative gap: {result.max_gap(head):.2e} over iterations 0-{head - 1}, "
-          f"{result.max_gap():.2e} over all {args.iters}", file=out)
+          f"{result.max_gap():.2e} over all {iters}", file=out)
     print(f"  time per iteration: {ours} {result.ms_per_iter('pykernels'):.2f} ms, "
           f"torch {result.ms_per_iter('torch'):.2f} ms", file=out, flush=True)
     return result
@@ -444,17 +444,17 @@ def plot(results, path):
     plt.close(fig)
 
 
-def run(args):
-    """``python -m pykernels train`` with parsed arguments; 0 when every criterion checked holds, else 1."""
-    names = list(VARIANTS) if not args.variant or "all" in args.variant else list(dict.fromkeys(args.variant))
-    dtype = getattr(torch, args.dtype)
+def run(names, iters=ITERS, seed=SEED, device="cpu", dtype=torch.float32, use_dropin=False, plot_path=None):
+    """Train the variants ``names`` on pykernels and on torch, printing the curves side by side and
+    a summary (and, with ``plot_path``, saving the loss curves there); returns their ``Result``s:
+    a run met every criterion it was checked against where ``failures()`` is empty."""
     out = sys.stdout
-    print(f"pykernels train: N={N} D_in={D_IN} H={H} D_out={D_OUT}, summed MSE, {args.iters} iterations, "
-          f"seed {args.seed}, {args.device}, {args.dtype}, {_threads()}; "
+    print(f"pykernels train: N={N} D_in={D_IN} H={H} D_out={D_OUT}, summed MSE, {iters} iterations, "
+          f"seed {seed}, {device}, {str(dtype).removeprefix('torch.')}, {_threads()}; "
           f"variants: {', '.join(names)}", file=out)
-    results = [_train_one(name, args, dtype, out) for name in names]
+    results = [_train_one(name, iters, seed, device, dtype, use_dropin, out) for name in names]
     _summary(results, out)
-    if args.plot:
-        plot(results, args.plot)
-        print(f"\nloss curves saved to {args.plot}", file=out)
-    return 1 if any(r.failures() for r in results) else 0
+    if plot_path:
+        plot(results, plot_path)
+        print(f"\nloss curves saved to {plot_path}", file=out)
+    return results

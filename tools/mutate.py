@@ -135,13 +135,14 @@ MUTANTS = [
          "  // tail skipped",
          ["tests/test_gemm_kernels.py"],
          "the dot-product tile skips the last k % lanes products of each dot (SIMD tail)"),
-    # ---- csrc/cpu/gemm.cpp
-    _cpu("cpu-gemm-generic-edge-tile", "csrc/cpu/gemm.cpp",
+    # ---- csrc/cpu/gemm_portable.cpp
+    _cpu("cpu-gemm-generic-edge-tile", "csrc/cpu/gemm_portable.cpp",
          "    case 3:\n      return generic_tile<T, 3, MR, NR, false>",
          "    case 3:\n      return generic_tile<T, 2, MR, NR, false>",
          ["tests/test_gemm_kernels.py"],
          "the portable microkernel computes a 3-row edge tile as 2 rows"),
-    _cpu("cpu-gemm-wide-swapped-strides", "csrc/cpu/gemm.cpp",
+    # ---- csrc/cpu/gemm_wide.cpp
+    _cpu("cpu-gemm-wide-swapped-strides", "csrc/cpu/gemm_wide.cpp",
          "dst[r] = static_cast<acc_t>(a[(i + r) * rs + k * cs]);",
          "dst[r] = static_cast<acc_t>(a[(i + r) * cs + k * rs]);",
          ["tests/test_gemm_kernels.py", "tests/test_gemm.py"],

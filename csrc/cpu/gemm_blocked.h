@@ -1,6 +1,6 @@
 // The Goto/BLIS loop nest for one matrix product C = A @ B on one thread, over a microkernel
 // that keeps an MR x NR block of C in registers (cpu/gemm_ukernel.h). Plain C++ (no torch
-// headers): cpu/gemm.cpp adds batching, threading and dtype dispatch around it.
+// headers): cpu/gemm_driver.cpp adds batching, threading and dtype dispatch around it.
 //
 //   for jc in N by NC:                       B panel: KC x NC, packed once per (jc, pc) and
 //     for pc in K by KC:                     shared by every MC block of A (lives in L2/L3)
