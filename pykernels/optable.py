@@ -43,7 +43,9 @@ class Op:
     public: dict = field(default_factory=dict)
     dtypes: tuple = ALL
     devices: tuple = DEVICES
-    torch: tuple = ()  # torch callables the drop-in mode routes to the public functions, by name
+    # The torch callables the drop-in mode sends to this op's public functions, by name: `name_` and
+    # `__iname__` to the in-place function, `__rname__` with its operands swapped.
+    torch: tuple = ()
     aten: tuple = ()  # the ATen ops this op replaces: what must not run when it is used
     derivative: str | None = CPP
     integer_to_float: bool = False  # integer inputs give the default float dtype (true division, exp, ...)
@@ -172,9 +174,8 @@ OPS = (
             ),
             "div_": ("div_(input, other, *, rounding_mode=None)", "In-place division, like ``Tensor.div_``."),
         },
-        torch=("torch.div", "torch.divide", "torch.true_divide", "torch.Tensor.div", "torch.Tensor.divide",
-               "torch.Tensor.true_divide", "torch.Tensor.__truediv__", "torch.Tensor.div_", "torch.Tensor.divide_",
-               "torch.Tensor.true_divide_", "torch.Tensor.__itruediv__"),
+        torch=("torch.div", "torch.divide", "torch.Tensor.div", "torch.Tensor.divide", "torch.Tensor.__truediv__",
+               "torch.Tensor.div_", "torch.Tensor.divide_", "torch.Tensor.__itruediv__"),
         aten=("aten::div", "aten::div_", "aten::reciprocal"),
         integer_to_float=True,
     ),
@@ -207,7 +208,7 @@ OPS = (
             "neg_": ("neg_(input)", "In-place negation, like ``Tensor.neg_``."),
         },
         torch=("torch.neg", "torch.negative", "torch.Tensor.neg", "torch.Tensor.negative", "torch.Tensor.__neg__",
-               "torch.Tensor.neg_", "torch.Tensor.negative_"),
+               "torch.neg_", "torch.negative_", "torch.Tensor.neg_", "torch.Tensor.negative_"),
         aten=("aten::neg", "aten::neg_"),
     ),
     Op(

@@ -76,19 +76,10 @@ def _in_place(self, fn):
 # ---- matmul family --------------------------------------------------------------------------------
 
 
-def mm(input, mat2, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(mat2))
-    return pk.mm(input, mat2)
 
 
-def bmm(input, mat2, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(mat2))
-    return pk.bmm(input, mat2)
 
 
-def matmul(input, other, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(other))
-    return pk.matmul(input, other)
 
 
 def rmatmul(self, other):
@@ -125,14 +116,8 @@ def linear(input, weight, bias=None):
 # ---- elementwise ----------------------------------------------------------------------------------
 
 
-def add(input, other, *, alpha=1, out=None):
-    need(is_tensor(input) and is_operand(other) and is_number(alpha))
-    return pk.add(input, other, alpha=alpha, out=out)
 
 
-def sub(input, other, *, alpha=1, out=None):
-    need(is_tensor(input) and is_operand(other) and is_number(alpha))
-    return pk.sub(input, other, alpha=alpha, out=out)
 
 
 def rsub(input, other, *, alpha=1):
@@ -145,14 +130,8 @@ def rsub_operator(self, other):
     return pk.sub(other, self)
 
 
-def mul(input, other, *, out=None):
-    need(is_tensor(input) and is_operand(other))
-    return pk.mul(input, other, out=out)
 
 
-def div(input, other, *, rounding_mode=None, out=None):
-    need(is_tensor(input) and is_operand(other))
-    return pk.div(input, other, rounding_mode=rounding_mode, out=out)
 
 
 def true_divide(input, other, *, out=None):
@@ -165,37 +144,16 @@ def rdiv_operator(self, other):
     return pk.div(other, self)
 
 
-def neg(input, *, out=None):
-    need(is_tensor(input))
-    return pk.neg(input, out=out)
 
 
-# In place: the tensor itself is returned (pykernels' in-place Function hands back a detached alias
-# of a tensor that requires grad under no_grad; `w -= ...` must leave `w` the Parameter it was).
 
 
-def add_(self, other, *, alpha=1):
-    need(is_tensor(self) and is_operand(other) and is_number(alpha))
-    pk.add_(self, other, alpha=alpha)
-    return self
 
 
-def sub_(self, other, *, alpha=1):
-    need(is_tensor(self) and is_operand(other) and is_number(alpha))
-    pk.sub_(self, other, alpha=alpha)
-    return self
 
 
-def mul_(self, other):
-    need(is_tensor(self) and is_operand(other))
-    pk.mul_(self, other)
-    return self
 
 
-def div_(self, other, *, rounding_mode=None):
-    need(is_tensor(self) and is_operand(other))
-    pk.div_(self, other, rounding_mode=rounding_mode)
-    return self
 
 
 def true_divide_(self, other):
@@ -204,23 +162,12 @@ def true_divide_(self, other):
     return self
 
 
-def neg_(input):
-    need(is_tensor(input))
-    pk.neg_(input)
-    return input
 
 
-def _exponent(x):
-    return is_number(x) and not isinstance(x, bool)
-
-
-def pow(input, exponent, *, out=None):
-    need(out is None and is_tensor(input) and _exponent(exponent), "tensor exponent")
-    return pk.pow(input, exponent)
 
 
 def pow_(self, exponent):
-    need(is_tensor(self) and _exponent(exponent), "tensor exponent")
+    need(is_tensor(self) and is_operand(exponent))
     return _in_place(self, lambda x: pk.pow(x, exponent))
 
 
@@ -234,23 +181,19 @@ def square_(self):
     return _in_place(self, lambda x: pk.pow(x, 2))
 
 
-def _unary(fn):
-    """The out-of-place and in-place handlers of a unary op without options: exp, log, sqrt."""
-
-    def out_of_place(input, *, out=None):
-        need(out is None and is_tensor(input))
-        return fn(input)
+def _computed_in_place(fn):
+    """The in-place handler of a unary op that has no in-place kernel: exp_, log_, sqrt_."""
 
     def in_place(input):
         need(is_tensor(input))
         return _in_place(input, fn)
 
-    return out_of_place, in_place
+    return in_place
 
 
-exp, exp_ = _unary(pk.exp)
-log, log_ = _unary(pk.log)
-sqrt, sqrt_ = _unary(pk.sqrt)
+exp_ = _computed_in_place(pk.exp)
+log_ = _computed_in_place(pk.log)
+sqrt_ = _computed_in_place(pk.sqrt)
 
 
 # ---- lerp / addcmul / addcdiv: what torch.optim's Adam, AdamW, SGD with momentum ... are made of --
@@ -381,19 +324,14 @@ def _relu_input(input):
     need(is_tensor(input) and input.dtype != torch.bool)
 
 
-def relu(input):
-    _relu_input(input)
-    return pk.relu(input)
-
-
-def relu_(input):
-    _relu_input(input)
-    pk.relu_(input)
-    return input
-
-
 def functional_relu(input, inplace=False):
-    return relu_(input) if inplace else relu(input)
+    _relu_input(input)
+    return pk.relu_(input) if inplace else pk.relu(input)
+
+
+def functional_relu_(input):
+    _relu_input(input)
+    return pk.relu_(input)
 
 
 def _is_relu_clamp(input, min, max):

@@ -9,7 +9,7 @@ import sys
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
-from .. import _compat
+from .. import _compat, optable
 from .foreach import AfterMutation
 from .handlers import FallThrough
 from .routing import HANDLERS
@@ -19,9 +19,8 @@ _F = torch.nn.functional
 
 # ---- which arguments pykernels takes at all -------------------------------------------------------
 
-# What pykernels' kernels take (the dtypes its test suite checks against torch).
-_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int32, torch.int64,
-           torch.bool}
+# The dtypes pykernels' kernels take (the op table's).
+_DTYPES = {getattr(torch, name) for name in optable.ALL}
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
