@@ -191,7 +191,7 @@ _SAME_DTYPE_OUT = {op.name for op in optable.OPS if op.kind == "unary"}
 for _op in optable.OPS:
     if _op.kind not in ("binary", "unary"):
         continue
-    for _text in _op.overloads:
+    for _text in _op.overloads + _op.numbers:
         _qualified = _text.split("(")[0]
         _name, _, _overload = _qualified.partition(".")
         _schema = _compat.op_schema(getattr(getattr(torch.ops.pykernels, _name), _overload or "default"))

@@ -34,6 +34,22 @@ CPP = "csrc/autograd/derivatives.cpp"
 
 
 @dataclass(frozen=True)
+class Bench:
+    """A benchmark case of a public function: its positional arguments, where a tuple of ints is a
+    random float32 tensor of that shape and a number is itself. ``suites`` are the benchmark suites
+    it belongs to; ``target``, the ratio (torch time / pykernels time) it should reach."""
+
+    args: tuple
+    suites: tuple = ("default",)
+    target: float | None = None
+    function: str | None = None  # the public function timed, when not the op's namesake (mul_)
+
+
+N = 1 << 20  # elements of a memory-bound case: well beyond the caches
+SMALL = 64  # elements of a per-call case: the call's overhead is what is timed
+
+
+@dataclass(frozen=True)
 class Op:
     name: str
     kind: str  # "gemm", "binary", "unary", "reduction", "loss", "internal": how tests and fakes treat it
@@ -49,6 +65,8 @@ class Op:
     aten: tuple = ()  # the ATen ops this op replaces: what must not run when it is used
     derivative: str | None = CPP
     integer_to_float: bool = False  # integer inputs give the default float dtype (true division, exp, ...)
+    positive: bool = False  # defined for positive inputs only (log, sqrt): tests and benchmarks draw them so
+    bench: tuple = ()  # Bench cases, timed beside torch by `python -m pykernels bench`
 
 
 OPS = (
@@ -60,6 +78,13 @@ OPS = (
         public={"mm": ("mm(input, mat2)", "Matrix product of two 2-D tensors, like ``torch.mm``.")},
         torch=("torch.mm", "torch.Tensor.mm"),
         aten=("aten::mm", "aten::addmm"),
+        bench=(
+            Bench(((64, 1000), (1000, 100)), ("default", "quick", "cpu"), 1.3),
+            Bench(((256, 256), (256, 256)), ("default", "quick")),
+            Bench(((512, 512), (512, 512))),
+            Bench(((1024, 1024), (1024, 1024)), ("default", "cpu"), 1.0),
+            Bench(((8, 8), (8, 8)), ("percall",)),
+        ),
     ),
     Op(
         "bmm",
@@ -68,6 +93,10 @@ OPS = (
         public={"bmm": ("bmm(input, mat2)", "Batched matrix product of two 3-D tensors, like ``torch.bmm``.")},
         torch=("torch.bmm", "torch.Tensor.bmm"),
         aten=("aten::bmm", "aten::baddbmm"),
+        bench=(
+            Bench(((32, 128, 128), (32, 128, 256)), ("default", "cpu"), 1.15),
+            Bench(((8, 64, 64), (8, 64, 64)), ("quick",)),
+        ),
     ),
     Op(
         "matmul",
@@ -82,6 +111,10 @@ OPS = (
         torch=("torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__"),
         aten=("aten::matmul", "aten::mv", "aten::dot", "aten::mm", "aten::bmm"),
         derivative=None,  # TEMP
+        bench=(
+            Bench(((4, 1, 128, 128), (8, 128, 128))),
+            Bench(((2, 1, 64, 64), (4, 64, 64)), ("quick",)),
+        ),
     ),
     # ---- elementwise: broadcasting and torch's type promotion -------------------------------------------
     Op(
@@ -108,6 +141,13 @@ OPS = (
         torch=("torch.add", "torch.Tensor.add", "torch.Tensor.__add__", "torch.Tensor.__radd__",
                "torch.Tensor.add_", "torch.Tensor.__iadd__"),
         aten=("aten::add", "aten::add_"),
+        bench=(
+            Bench(((N,), (N,)), ("default", "quick", "cpu"), 1.0),
+            Bench(((16 * N,), (16 * N,))),
+            Bench(((N,), 1.5), ("default", "quick")),
+            Bench(((SMALL,), (SMALL,)), ("percall",)),
+            Bench(((SMALL,), 1.5), ("percall",)),
+        ),
     ),
     Op(
         "sub",
@@ -130,6 +170,7 @@ OPS = (
         torch=("torch.sub", "torch.subtract", "torch.Tensor.sub", "torch.Tensor.subtract", "torch.Tensor.__sub__",
                "torch.Tensor.sub_", "torch.Tensor.subtract_", "torch.Tensor.__isub__"),
         aten=("aten::sub", "aten::sub_", "aten::rsub"),
+        bench=(Bench(((N,), (N,))),),
     ),
     Op(
         "mul",
@@ -152,6 +193,11 @@ OPS = (
         torch=("torch.mul", "torch.multiply", "torch.Tensor.mul", "torch.Tensor.multiply", "torch.Tensor.__mul__",
                "torch.Tensor.__rmul__", "torch.Tensor.mul_", "torch.Tensor.multiply_", "torch.Tensor.__imul__"),
         aten=("aten::mul", "aten::mul_"),
+        bench=(
+            Bench(((4096, 1), (1, 4096))),
+            Bench(((1024, 1), (1, 1024)), ("quick",)),
+            Bench(((SMALL,), (SMALL,)), ("percall",), function="mul_"),
+        ),
     ),
     Op(
         "div",
@@ -178,6 +224,7 @@ OPS = (
                "torch.Tensor.div_", "torch.Tensor.divide_", "torch.Tensor.__itruediv__"),
         aten=("aten::div", "aten::div_", "aten::reciprocal"),
         integer_to_float=True,
+        bench=(Bench(((N,), (N,))),),
     ),
     Op(
         "pow",
@@ -194,6 +241,7 @@ OPS = (
         },
         torch=("torch.pow", "torch.Tensor.pow", "torch.Tensor.__pow__", "torch.Tensor.__rpow__"),
         aten=("aten::pow", "aten::pow_", "aten::square"),
+        bench=(Bench(((N,), 2), ("default", "quick")),),
     ),
     Op(
         "neg",
@@ -210,6 +258,7 @@ OPS = (
         torch=("torch.neg", "torch.negative", "torch.Tensor.neg", "torch.Tensor.negative", "torch.Tensor.__neg__",
                "torch.neg_", "torch.negative_", "torch.Tensor.neg_", "torch.Tensor.negative_"),
         aten=("aten::neg", "aten::neg_"),
+        bench=(Bench(((N,),)),),
     ),
     Op(
         "exp",
@@ -219,6 +268,7 @@ OPS = (
         torch=("torch.exp", "torch.Tensor.exp"),
         aten=("aten::exp",),
         integer_to_float=True,
+        bench=(Bench(((N,),), ("default", "quick")),),
     ),
     Op(
         "log",
@@ -228,6 +278,8 @@ OPS = (
         torch=("torch.log", "torch.Tensor.log"),
         aten=("aten::log",),
         integer_to_float=True,
+        positive=True,
+        bench=(Bench(((N,),)),),
     ),
     Op(
         "sqrt",
@@ -237,6 +289,8 @@ OPS = (
         torch=("torch.sqrt", "torch.Tensor.sqrt"),
         aten=("aten::sqrt",),
         integer_to_float=True,
+        positive=True,
+        bench=(Bench(((N,),)),),
     ),
     # ---- reductions --------------------------------------------------------------------------------------
     Op(
@@ -251,6 +305,12 @@ OPS = (
         },
         torch=("torch.sum", "torch.Tensor.sum"),
         aten=("aten::sum",),
+        bench=(
+            Bench(((2048, 2048),)),
+            Bench(((2048, 2048), 0)),
+            Bench(((2048, 2048), 1)),
+            Bench(((1024, 1024), 1), ("quick",)),
+        ),
     ),
     Op(
         "mean",
@@ -264,6 +324,7 @@ OPS = (
         },
         torch=("torch.mean", "torch.Tensor.mean"),
         aten=("aten::mean",),
+        bench=(Bench(((2048, 2048),)), Bench(((1024, 1024),), ("quick",))),
     ),
     # ---- ReLU --------------------------------------------------------------------------------------------
     Op(
@@ -277,6 +338,7 @@ OPS = (
         dtypes=INTEGRAL + FLOATING,
         torch=("torch.relu", "torch.Tensor.relu", "torch.relu_", "torch.Tensor.relu_"),
         aten=("aten::relu", "aten::relu_", "aten::clamp_min", "aten::clamp_min_", "aten::threshold_backward"),
+        bench=(Bench(((N,),)), Bench(((SMALL,),), ("percall",))),
     ),
     # grad_output where the ReLU's output is positive, else 0 (torch's threshold_backward at 0).
     Op(
@@ -319,6 +381,7 @@ OPS = (
         dtypes=FLOATING,
         torch=("torch.nn.functional.mse_loss",),
         aten=("aten::mse_loss", "aten::mse_loss_backward"),
+        bench=(Bench(((N,), (N,))),),
     ),
     Op(
         "mse_loss_backward",

@@ -174,7 +174,7 @@ def gen_ops_h(table):
     for op in table.ops:
         if op.derivative is None:
             continue
-        for s in table.kernels[op.name]:
+        for s in table.kernels[op.name] + table.numbers[op.name]:
             if not s.is_out:
                 lines.append(cpp_signature(s) + ";")
     lines += ["// out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.",
@@ -186,17 +186,15 @@ def gen_ops_h(table):
     return "\n".join(lines)
 
 
-def number_form_body(table, op, s):
+def number_form_kernel(table, op, s):
+    """A number form's device kernel: the tensor form's, with the number as a wrapped-number tensor.
+    The call is a C++ call inside the kernel, not a dispatch: tracers see the number form alone."""
     base = table.tensor_form(op, s)
     call_args = []
     for a, b in zip(s.args, base.args):
         call_args.append(f"wrapped_number({a.name})" if a.base == "Scalar" and b.base == "Tensor" else a.name)
     ret = "" if not s.returns else "return "
-    return (f"{cpp_signature(s)} {{\n"
-            f"  static const auto op = c10::Dispatcher::singleton()\n"
-            f"                             .findSchemaOrThrow(\"pykernels::{base.name}\", \"{base.overload}\")\n"
-            f"                             .typed<{cpp_function_type(base)}>();\n"
-            f"  {ret}op.call({', '.join(call_args)});\n}}")
+    return f"{cpp_signature(s)} {{ {ret}ops::{base.cpp_name}({', '.join(call_args)}); }}"
 
 
 def gen_registrations(table):
@@ -204,11 +202,12 @@ def gen_registrations(table):
            "#include <ATen/core/dispatch/Dispatcher.h>", "#include <torch/library.h>", "",
            "#include \"common/wrapped_number.h\"", "#include \"generated/ops.h\"", "",
            "namespace pykernels {", "namespace {", "",
-           "// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one,",
-           "// and the tensor form runs (with its autograd: these are CompositeImplicitAutograd)."]
+           "// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one, and",
+           "// the tensor form's kernel runs. Their autograd is their own (csrc/autograd/), so that no",
+           "// dispatched call carries a wrapped number: tracers hand those to Python as plain numbers."]
     for op in table.ops:
         for s in table.numbers[op.name]:
-            out += ["", number_form_body(table, op, s)]
+            out.append(number_form_kernel(table, op, s))
     out += ["", "}  // namespace", "", "TORCH_LIBRARY(pykernels, m) {"]
     for op in table.ops:
         for s in table.kernels[op.name] + table.numbers[op.name]:
@@ -222,17 +221,14 @@ def gen_registrations(table):
             if device in op.devices:
                 for s in table.kernels[op.name]:
                     out.append(f'  m.impl("{s.qualified}", &ops::{s.cpp_name});')
+                for s in table.numbers[op.name]:
+                    out.append(f'  m.impl("{s.qualified}", &{s.cpp_name});')
         out.append("}")
         if guard:
             out.append("#endif")
-    out.append("TORCH_LIBRARY_IMPL(pykernels, CompositeImplicitAutograd, m) {")
-    for op in table.ops:
-        for s in table.numbers[op.name]:
-            out.append(f'  m.impl("{s.qualified}", &{s.cpp_name});')
-    out.append("}")
     out.append("TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {")
     for op in table.ops:
-        for s in table.kernels[op.name]:
+        for s in table.kernels[op.name] + table.numbers[op.name]:
             if s.is_out:
                 out.append(f'  m.impl("{s.qualified}", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());')
             elif op.derivative is not None:
@@ -240,7 +236,7 @@ def gen_registrations(table):
     out.append("}")
     out.append("TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {")
     for op in table.ops:
-        for s in table.kernels[op.name]:
+        for s in table.kernels[op.name] + table.numbers[op.name]:
             if s.mutating:
                 out.append(f'  m.impl("{s.qualified}", '
                            "torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());")
@@ -270,48 +266,50 @@ PASS_ARG = {  # the binding's argument as the op takes it
 
 
 def public_overloads(table, op, public_name):
-    """(functional or in-place kernel overloads, out overloads) that a public function calls."""
-    forms = [s for s in table.kernels[op.name] if s.name == public_name]
+    """(the functional or in-place forms, the out= forms) that a public function calls: kernel forms
+    and number forms, the forms taking more numbers first."""
+    forms = [s for s in table.kernels[op.name] + table.numbers[op.name] if s.name == public_name]
+    forms.sort(key=lambda s: -sum(a.base == "Scalar" for a in s.args))
     return [s for s in forms if not s.is_out], [s for s in forms if s.is_out]
 
 
 def binding(table, op, public_name):
     """A pybind11 binding for a public function: its arguments positionally (the Python function passes
-    them so), the overload chosen by which operands are numbers, the op called through the dispatcher."""
+    them so); the form called is the one whose Tensor and Scalar operands the arguments fit."""
     spec = op.public[public_name]
     calls, outs = public_overloads(table, op, public_name)
-    if len(outs) > 1:
-        raise ValueError(f"{public_name}: more than one out= overload")
     if len(spec) > 2:  # a hand-written adapter calls the binding with the schema's own arguments
         names = [a.name for a in calls[0].args]
     else:
         params = spec[0][spec[0].index("(") + 1: -1]
         names = [p.split("=")[0].strip() for p in params.split(",") if p.strip() != "*"]
-    # Overloads taking a Scalar where another takes a Tensor are chosen when a number is given there.
-    calls.sort(key=lambda s: -sum(a.base == "Scalar" for a in s.args))
-    tensor_in_some = {a.name for s in calls for a in s.args if a.base == "Tensor"}
+    forms = calls + outs
+    tensor_in_some = {a.name for s in forms for a in s.args if a.base == "Tensor"}
+    # Operands: a Tensor in some form, a Scalar in another (add's other, pow's exponent).
+    operands = {a.name for s in forms for a in s.args if a.base == "Scalar" and a.name in tensor_in_some}
     kinds = {}  # argument name -> the binding's C++ type
-    for s in calls + outs:
+    for s in forms:
         for a in s.args:
             if a.name == "out":
                 continue
-            if a.written:
+            if a.name in operands:
+                kinds[a.name] = "TensorOrNumber"
+            elif a.written or a.base == "Tensor":
                 kinds[a.name] = "const at::Tensor&"
-            elif a.name in tensor_in_some:
-                kinds[a.name] = "TensorOrNumber" if op.kind == "binary" else "const at::Tensor&"
             else:
                 kinds.setdefault(a.name, BIND_ARG[a.type])
     for n in names:
         if n not in kinds and n != "out":
             raise ValueError(f"{public_name}: public argument {n} is in no schema")
     bind_params = [f"{kinds[n]} {n}" if n != "out" else "std::optional<at::Tensor> out" for n in names]
+    mutated = next((a.name for a in calls[0].args if a.written), None)
 
-    def call(s, lead=""):
+    def call(s, lead):
         args = []
         for a in s.args:
             if a.name == "out":
                 args.append("*out")
-            elif kinds[a.name] == "TensorOrNumber":
+            elif a.name in operands:
                 args.append(f"{a.name}.scalar()" if a.base == "Scalar" else f"{a.name}.tensor()")
             elif kinds[a.name] == "const at::Tensor&":
                 args.append(a.name)
@@ -319,29 +317,35 @@ def binding(table, op, public_name):
                 args.append(PASS_ARG.get(a.type, "{n}").format(n=a.name))
         handle = (f'c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::{s.name}", "{s.overload}")'
                   f".typed<{cpp_function_type(s)}>()")
-        return [f"{lead}static const auto op = {handle};",
-                f"{lead}" + ("return " if s.returns else "") + f"op.call({', '.join(args)});"]
+        lines = [f"{lead}static const auto op = {handle};"]
+        if s.returns:
+            return lines + [f"{lead}return op.call({', '.join(args)});"]
+        result = "*out" if s.is_out else mutated
+        return lines + [f"{lead}op.call({', '.join(args)});", f"{lead}return {result};"]
 
-    mutated = next((a.name for a in calls[0].args if a.written), None)
+    def dispatch(group, lead):
+        body = []
+        for s in group:
+            fits = [f"{a.name}.is_number()" if a.base == "Scalar" else f"!{a.name}.is_number()"
+                    for a in s.args if a.name in operands]
+            if fits:
+                body += [f"{lead}if ({' && '.join(fits)}) {{"] + call(s, lead + "  ") + [f"{lead}}}"]
+            else:
+                body += call(s, lead)
+        if any(a.name in operands for a in group[-1].args):
+            body.append(f'{lead}TORCH_CHECK_TYPE(false, "pykernels.{public_name}(): no overload takes these arguments");')
+        return body
+
     body = []
     if outs:
-        body += ["if (out) {"] + call(outs[0], "  ") + ["  return *out;", "}"]
-    for i, s in enumerate(calls):
-        numbers = [a.name for a in s.args if a.base == "Scalar" and kinds.get(a.name) == "TensorOrNumber"]
-        last = i == len(calls) - 1
-        if numbers and not last:
-            body += [f"if ({' && '.join(n + '.is_number()' for n in numbers)}) {{"] + call(s, "  ")
-            body += ([f"  return {mutated};"] if mutated else []) + ["}"]
-        else:
-            body += call(s) + ([f"return {mutated};"] if mutated else [])
+        body += ["if (out) {"] + dispatch(outs, "  ") + ["}"]
+    body += dispatch(calls, "")
     ret_type = "at::Tensor" if (outs or mutated) else cpp_return(calls[0])
-    inner = "\n".join("      " + line for line in body)
+    inner = "\n".join("    " + line for line in body)
     return (f'  m.def("{public_name}", []({", ".join(bind_params)}) -> {ret_type} {{\n'
             f"    PK_TRANSLATE_ERRORS_BEGIN\n"
             f"    pybind11::gil_scoped_release no_gil;\n"
-            f"    {{\n"
             f"{inner}\n"
-            f"    }}\n"
             f"    PK_TRANSLATE_ERRORS_END\n"
             f"  }});")
 

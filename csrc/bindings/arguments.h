@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "common/torch_compat.h"
-#include "common/wrapped_number.h"
 
 namespace pykernels {
 
@@ -24,15 +23,15 @@ struct PyScalar {
   c10::Scalar value;
 };
 
-// A Tensor operand that may be given as a number (add(x, 2), pow(2, x)): a number becomes a
-// wrapped-number tensor when the op needs a tensor, and stays a Scalar for an overload taking one.
+// An operand given as a tensor or a number (add(x, 2), pow(2, x)): the binding calls the form
+// of the op that takes what was given (add, add.Scalar, add.Scalar_Tensor).
 struct TensorOrNumber {
   at::Tensor tensor_;
   std::optional<c10::Scalar> number_;
 
   bool is_number() const { return number_.has_value(); }
   const c10::Scalar& scalar() const { return *number_; }
-  at::Tensor tensor() const { return number_ ? wrapped_number(*number_) : tensor_; }
+  const at::Tensor& tensor() const { return tensor_; }
 };
 
 // int[1]?: None, an int, or a sequence of ints.

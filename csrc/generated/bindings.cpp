@@ -13,230 +13,294 @@ void add_api_bindings(pybind11::module_& m) {
   m.def("mm", [](const at::Tensor& input, const at::Tensor& mat2) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mm", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-      return op.call(input, mat2);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mm", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+    return op.call(input, mat2);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("bmm", [](const at::Tensor& input, const at::Tensor& mat2) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::bmm", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-      return op.call(input, mat2);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::bmm", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+    return op.call(input, mat2);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("matmul", [](const at::Tensor& input, const at::Tensor& other) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::matmul", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-      return op.call(input, other);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::matmul", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+    return op.call(input, other);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("add", [](TensorOrNumber input, TensorOrNumber other, PyScalar alpha, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      if (out) {
+    if (out) {
+      if (!input.is_number() && other.is_number()) {
+        static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add", "Scalar_out").typed<void(const at::Tensor&, const c10::Scalar&, const c10::Scalar&, const at::Tensor&)>();
+        op.call(input.tensor(), other.scalar(), alpha.value, *out);
+        return *out;
+      }
+      if (!input.is_number() && !other.is_number()) {
         static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add", "out").typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&, const at::Tensor&)>();
         op.call(input.tensor(), other.tensor(), alpha.value, *out);
         return *out;
       }
+      TORCH_CHECK_TYPE(false, "pykernels.add(): no overload takes these arguments");
+    }
+    if (!input.is_number() && other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add", "Scalar").typed<at::Tensor(const at::Tensor&, const c10::Scalar&, const c10::Scalar&)>();
+      return op.call(input.tensor(), other.scalar(), alpha.value);
+    }
+    if (input.is_number() && !other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add", "Scalar_Tensor").typed<at::Tensor(const c10::Scalar&, const at::Tensor&, const c10::Scalar&)>();
+      return op.call(input.scalar(), other.tensor(), alpha.value);
+    }
+    if (!input.is_number() && !other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
       return op.call(input.tensor(), other.tensor(), alpha.value);
     }
+    TORCH_CHECK_TYPE(false, "pykernels.add(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("add_", [](const at::Tensor& input, TensorOrNumber other, PyScalar alpha) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
+    if (other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add_", "Scalar").typed<void(const at::Tensor&, const c10::Scalar&, const c10::Scalar&)>();
+      op.call(input, other.scalar(), alpha.value);
+      return input;
+    }
+    if (!other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::add_", "").typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
       op.call(input, other.tensor(), alpha.value);
       return input;
     }
+    TORCH_CHECK_TYPE(false, "pykernels.add_(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("sub", [](TensorOrNumber input, TensorOrNumber other, PyScalar alpha, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      if (out) {
+    if (out) {
+      if (!input.is_number() && other.is_number()) {
+        static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub", "Scalar_out").typed<void(const at::Tensor&, const c10::Scalar&, const c10::Scalar&, const at::Tensor&)>();
+        op.call(input.tensor(), other.scalar(), alpha.value, *out);
+        return *out;
+      }
+      if (!input.is_number() && !other.is_number()) {
         static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub", "out").typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&, const at::Tensor&)>();
         op.call(input.tensor(), other.tensor(), alpha.value, *out);
         return *out;
       }
+      TORCH_CHECK_TYPE(false, "pykernels.sub(): no overload takes these arguments");
+    }
+    if (!input.is_number() && other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub", "Scalar").typed<at::Tensor(const at::Tensor&, const c10::Scalar&, const c10::Scalar&)>();
+      return op.call(input.tensor(), other.scalar(), alpha.value);
+    }
+    if (input.is_number() && !other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub", "Scalar_Tensor").typed<at::Tensor(const c10::Scalar&, const at::Tensor&, const c10::Scalar&)>();
+      return op.call(input.scalar(), other.tensor(), alpha.value);
+    }
+    if (!input.is_number() && !other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
       return op.call(input.tensor(), other.tensor(), alpha.value);
     }
+    TORCH_CHECK_TYPE(false, "pykernels.sub(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("sub_", [](const at::Tensor& input, TensorOrNumber other, PyScalar alpha) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
+    if (other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub_", "Scalar").typed<void(const at::Tensor&, const c10::Scalar&, const c10::Scalar&)>();
+      op.call(input, other.scalar(), alpha.value);
+      return input;
+    }
+    if (!other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sub_", "").typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
       op.call(input, other.tensor(), alpha.value);
       return input;
     }
+    TORCH_CHECK_TYPE(false, "pykernels.sub_(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("mul", [](TensorOrNumber input, TensorOrNumber other, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      if (out) {
+    if (out) {
+      if (!input.is_number() && other.is_number()) {
+        static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul", "Scalar_out").typed<void(const at::Tensor&, const c10::Scalar&, const at::Tensor&)>();
+        op.call(input.tensor(), other.scalar(), *out);
+        return *out;
+      }
+      if (!input.is_number() && !other.is_number()) {
         static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul", "out").typed<void(const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
         op.call(input.tensor(), other.tensor(), *out);
         return *out;
       }
+      TORCH_CHECK_TYPE(false, "pykernels.mul(): no overload takes these arguments");
+    }
+    if (!input.is_number() && other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul", "Scalar").typed<at::Tensor(const at::Tensor&, const c10::Scalar&)>();
+      return op.call(input.tensor(), other.scalar());
+    }
+    if (input.is_number() && !other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul", "Scalar_Tensor").typed<at::Tensor(const c10::Scalar&, const at::Tensor&)>();
+      return op.call(input.scalar(), other.tensor());
+    }
+    if (!input.is_number() && !other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
       return op.call(input.tensor(), other.tensor());
     }
+    TORCH_CHECK_TYPE(false, "pykernels.mul(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("mul_", [](const at::Tensor& input, TensorOrNumber other) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
+    if (other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul_", "Scalar").typed<void(const at::Tensor&, const c10::Scalar&)>();
+      op.call(input, other.scalar());
+      return input;
+    }
+    if (!other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mul_", "").typed<void(const at::Tensor&, const at::Tensor&)>();
       op.call(input, other.tensor());
       return input;
     }
+    TORCH_CHECK_TYPE(false, "pykernels.mul_(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("div", [](TensorOrNumber input, TensorOrNumber other, std::optional<std::string> rounding_mode, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      if (out) {
+    if (out) {
+      if (!input.is_number() && other.is_number()) {
+        static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div", "Scalar_out").typed<void(const at::Tensor&, const c10::Scalar&, std::optional<c10::string_view>, const at::Tensor&)>();
+        op.call(input.tensor(), other.scalar(), view(rounding_mode), *out);
+        return *out;
+      }
+      if (!input.is_number() && !other.is_number()) {
         static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div", "out").typed<void(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>, const at::Tensor&)>();
         op.call(input.tensor(), other.tensor(), view(rounding_mode), *out);
         return *out;
       }
+      TORCH_CHECK_TYPE(false, "pykernels.div(): no overload takes these arguments");
+    }
+    if (!input.is_number() && other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div", "Scalar").typed<at::Tensor(const at::Tensor&, const c10::Scalar&, std::optional<c10::string_view>)>();
+      return op.call(input.tensor(), other.scalar(), view(rounding_mode));
+    }
+    if (input.is_number() && !other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div", "Scalar_Tensor").typed<at::Tensor(const c10::Scalar&, const at::Tensor&, std::optional<c10::string_view>)>();
+      return op.call(input.scalar(), other.tensor(), view(rounding_mode));
+    }
+    if (!input.is_number() && !other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>)>();
       return op.call(input.tensor(), other.tensor(), view(rounding_mode));
     }
+    TORCH_CHECK_TYPE(false, "pykernels.div(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("div_", [](const at::Tensor& input, TensorOrNumber other, std::optional<std::string> rounding_mode) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
+    if (other.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div_", "Scalar").typed<void(const at::Tensor&, const c10::Scalar&, std::optional<c10::string_view>)>();
+      op.call(input, other.scalar(), view(rounding_mode));
+      return input;
+    }
+    if (!other.is_number()) {
       static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::div_", "").typed<void(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>)>();
       op.call(input, other.tensor(), view(rounding_mode));
       return input;
     }
+    TORCH_CHECK_TYPE(false, "pykernels.div_(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
-  m.def("pow", [](TensorOrNumber input, PyScalar exponent) -> at::Tensor {
+  m.def("pow", [](const at::Tensor& input, PyScalar exponent) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "").typed<at::Tensor(const at::Tensor&, const c10::Scalar&)>();
-      return op.call(input.tensor(), exponent.value);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "").typed<at::Tensor(const at::Tensor&, const c10::Scalar&)>();
+    return op.call(input, exponent.value);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("neg", [](const at::Tensor& input, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      if (out) {
-        static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg", "out").typed<void(const at::Tensor&, const at::Tensor&)>();
-        op.call(input, *out);
-        return *out;
-      }
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg", "").typed<at::Tensor(const at::Tensor&)>();
-      return op.call(input);
+    if (out) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg", "out").typed<void(const at::Tensor&, const at::Tensor&)>();
+      op.call(input, *out);
+      return *out;
     }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg", "").typed<at::Tensor(const at::Tensor&)>();
+    return op.call(input);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("neg_", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg_", "").typed<void(const at::Tensor&)>();
-      op.call(input);
-      return input;
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::neg_", "").typed<void(const at::Tensor&)>();
+    op.call(input);
+    return input;
     PK_TRANSLATE_ERRORS_END
   });
   m.def("exp", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::exp", "").typed<at::Tensor(const at::Tensor&)>();
-      return op.call(input);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::exp", "").typed<at::Tensor(const at::Tensor&)>();
+    return op.call(input);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("log", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::log", "").typed<at::Tensor(const at::Tensor&)>();
-      return op.call(input);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::log", "").typed<at::Tensor(const at::Tensor&)>();
+    return op.call(input);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("sqrt", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sqrt", "").typed<at::Tensor(const at::Tensor&)>();
-      return op.call(input);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sqrt", "").typed<at::Tensor(const at::Tensor&)>();
+    return op.call(input);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("sum", [](const at::Tensor& input, OptionalIntList dim, bool keepdim, std::optional<at::ScalarType> dtype) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sum", "").typed<at::Tensor(const at::Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>();
-      return op.call(input, dim.get(), keepdim, dtype);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::sum", "").typed<at::Tensor(const at::Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>();
+    return op.call(input, dim.get(), keepdim, dtype);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("mean", [](const at::Tensor& input, OptionalIntList dim, bool keepdim, std::optional<at::ScalarType> dtype) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mean", "").typed<at::Tensor(const at::Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>();
-      return op.call(input, dim.get(), keepdim, dtype);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mean", "").typed<at::Tensor(const at::Tensor&, at::OptionalIntArrayRef, bool, std::optional<at::ScalarType>)>();
+    return op.call(input, dim.get(), keepdim, dtype);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("relu", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::relu", "").typed<at::Tensor(const at::Tensor&)>();
-      return op.call(input);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::relu", "").typed<at::Tensor(const at::Tensor&)>();
+    return op.call(input);
     PK_TRANSLATE_ERRORS_END
   });
   m.def("relu_", [](const at::Tensor& input) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::relu_", "").typed<void(const at::Tensor&)>();
-      op.call(input);
-      return input;
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::relu_", "").typed<void(const at::Tensor&)>();
+    op.call(input);
+    return input;
     PK_TRANSLATE_ERRORS_END
   });
   m.def("mse_loss", [](const at::Tensor& input, const at::Tensor& target, int64_t reduction) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    {
-      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mse_loss", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>();
-      return op.call(input, target, reduction);
-    }
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::mse_loss", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>();
+    return op.call(input, target, reduction);
     PK_TRANSLATE_ERRORS_END
   });
 }

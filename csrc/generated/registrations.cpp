@@ -10,120 +10,25 @@
 namespace pykernels {
 namespace {
 
-// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one,
-// and the tensor form runs (with its autograd: these are CompositeImplicitAutograd).
-
-at::Tensor add_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::add", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  return op.call(input, wrapped_number(other), alpha);
-}
-
-at::Tensor add_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::add", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  return op.call(wrapped_number(input), other, alpha);
-}
-
-void add_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha, const at::Tensor& out) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::add", "out")
-                             .typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&, const at::Tensor&)>();
-  op.call(input, wrapped_number(other), alpha, out);
-}
-
-void add__Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::add_", "")
-                             .typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  op.call(input, wrapped_number(other), alpha);
-}
-
-at::Tensor sub_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::sub", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  return op.call(input, wrapped_number(other), alpha);
-}
-
-at::Tensor sub_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::sub", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  return op.call(wrapped_number(input), other, alpha);
-}
-
-void sub_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha, const at::Tensor& out) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::sub", "out")
-                             .typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&, const at::Tensor&)>();
-  op.call(input, wrapped_number(other), alpha, out);
-}
-
-void sub__Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::sub_", "")
-                             .typed<void(const at::Tensor&, const at::Tensor&, const c10::Scalar&)>();
-  op.call(input, wrapped_number(other), alpha);
-}
-
-at::Tensor mul_Scalar(const at::Tensor& input, const c10::Scalar& other) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::mul", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-  return op.call(input, wrapped_number(other));
-}
-
-at::Tensor mul_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::mul", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-  return op.call(wrapped_number(input), other);
-}
-
-void mul_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const at::Tensor& out) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::mul", "out")
-                             .typed<void(const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
-  op.call(input, wrapped_number(other), out);
-}
-
-void mul__Scalar(const at::Tensor& input, const c10::Scalar& other) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::mul_", "")
-                             .typed<void(const at::Tensor&, const at::Tensor&)>();
-  op.call(input, wrapped_number(other));
-}
-
-at::Tensor div_Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::div", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>)>();
-  return op.call(input, wrapped_number(other), rounding_mode);
-}
-
-at::Tensor div_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::div", "")
-                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>)>();
-  return op.call(wrapped_number(input), other, rounding_mode);
-}
-
-void div_Scalar_out(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode, const at::Tensor& out) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::div", "out")
-                             .typed<void(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>, const at::Tensor&)>();
-  op.call(input, wrapped_number(other), rounding_mode, out);
-}
-
-void div__Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("pykernels::div_", "")
-                             .typed<void(const at::Tensor&, const at::Tensor&, std::optional<c10::string_view>)>();
-  op.call(input, wrapped_number(other), rounding_mode);
-}
+// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one, and
+// the tensor form's kernel runs. Their autograd is their own (csrc/autograd/), so that no
+// dispatched call carries a wrapped number: tracers hand those to Python as plain numbers.
+at::Tensor add_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) { return ops::add(input, wrapped_number(other), alpha); }
+at::Tensor add_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, const c10::Scalar& alpha) { return ops::add(wrapped_number(input), other, alpha); }
+void add_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha, const at::Tensor& out) { ops::add_out(input, wrapped_number(other), alpha, out); }
+void add__Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) { ops::add_(input, wrapped_number(other), alpha); }
+at::Tensor sub_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) { return ops::sub(input, wrapped_number(other), alpha); }
+at::Tensor sub_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, const c10::Scalar& alpha) { return ops::sub(wrapped_number(input), other, alpha); }
+void sub_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha, const at::Tensor& out) { ops::sub_out(input, wrapped_number(other), alpha, out); }
+void sub__Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) { ops::sub_(input, wrapped_number(other), alpha); }
+at::Tensor mul_Scalar(const at::Tensor& input, const c10::Scalar& other) { return ops::mul(input, wrapped_number(other)); }
+at::Tensor mul_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other) { return ops::mul(wrapped_number(input), other); }
+void mul_Scalar_out(const at::Tensor& input, const c10::Scalar& other, const at::Tensor& out) { ops::mul_out(input, wrapped_number(other), out); }
+void mul__Scalar(const at::Tensor& input, const c10::Scalar& other) { ops::mul_(input, wrapped_number(other)); }
+at::Tensor div_Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode) { return ops::div(input, wrapped_number(other), rounding_mode); }
+at::Tensor div_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode) { return ops::div(wrapped_number(input), other, rounding_mode); }
+void div_Scalar_out(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode, const at::Tensor& out) { ops::div_out(input, wrapped_number(other), rounding_mode, out); }
+void div__Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode) { ops::div_(input, wrapped_number(other), rounding_mode); }
 
 }  // namespace
 
@@ -184,15 +89,31 @@ TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
   m.impl("add", &ops::add);
   m.impl("add.out", &ops::add_out);
   m.impl("add_", &ops::add_);
+  m.impl("add.Scalar", &add_Scalar);
+  m.impl("add.Scalar_Tensor", &add_Scalar_Tensor);
+  m.impl("add.Scalar_out", &add_Scalar_out);
+  m.impl("add_.Scalar", &add__Scalar);
   m.impl("sub", &ops::sub);
   m.impl("sub.out", &ops::sub_out);
   m.impl("sub_", &ops::sub_);
+  m.impl("sub.Scalar", &sub_Scalar);
+  m.impl("sub.Scalar_Tensor", &sub_Scalar_Tensor);
+  m.impl("sub.Scalar_out", &sub_Scalar_out);
+  m.impl("sub_.Scalar", &sub__Scalar);
   m.impl("mul", &ops::mul);
   m.impl("mul.out", &ops::mul_out);
   m.impl("mul_", &ops::mul_);
+  m.impl("mul.Scalar", &mul_Scalar);
+  m.impl("mul.Scalar_Tensor", &mul_Scalar_Tensor);
+  m.impl("mul.Scalar_out", &mul_Scalar_out);
+  m.impl("mul_.Scalar", &mul__Scalar);
   m.impl("div", &ops::div);
   m.impl("div.out", &ops::div_out);
   m.impl("div_", &ops::div_);
+  m.impl("div.Scalar", &div_Scalar);
+  m.impl("div.Scalar_Tensor", &div_Scalar_Tensor);
+  m.impl("div.Scalar_out", &div_Scalar_out);
+  m.impl("div_.Scalar", &div__Scalar);
   m.impl("pow", &ops::pow);
   m.impl("neg", &ops::neg);
   m.impl("neg.out", &ops::neg_out);
@@ -219,15 +140,31 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
   m.impl("add", &ops::add);
   m.impl("add.out", &ops::add_out);
   m.impl("add_", &ops::add_);
+  m.impl("add.Scalar", &add_Scalar);
+  m.impl("add.Scalar_Tensor", &add_Scalar_Tensor);
+  m.impl("add.Scalar_out", &add_Scalar_out);
+  m.impl("add_.Scalar", &add__Scalar);
   m.impl("sub", &ops::sub);
   m.impl("sub.out", &ops::sub_out);
   m.impl("sub_", &ops::sub_);
+  m.impl("sub.Scalar", &sub_Scalar);
+  m.impl("sub.Scalar_Tensor", &sub_Scalar_Tensor);
+  m.impl("sub.Scalar_out", &sub_Scalar_out);
+  m.impl("sub_.Scalar", &sub__Scalar);
   m.impl("mul", &ops::mul);
   m.impl("mul.out", &ops::mul_out);
   m.impl("mul_", &ops::mul_);
+  m.impl("mul.Scalar", &mul_Scalar);
+  m.impl("mul.Scalar_Tensor", &mul_Scalar_Tensor);
+  m.impl("mul.Scalar_out", &mul_Scalar_out);
+  m.impl("mul_.Scalar", &mul__Scalar);
   m.impl("div", &ops::div);
   m.impl("div.out", &ops::div_out);
   m.impl("div_", &ops::div_);
+  m.impl("div.Scalar", &div_Scalar);
+  m.impl("div.Scalar_Tensor", &div_Scalar_Tensor);
+  m.impl("div.Scalar_out", &div_Scalar_out);
+  m.impl("div_.Scalar", &div__Scalar);
   m.impl("pow", &ops::pow);
   m.impl("neg", &ops::neg);
   m.impl("neg.out", &ops::neg_out);
@@ -245,39 +182,37 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
   m.impl("mse_loss_and_grad", &ops::mse_loss_and_grad);
 }
 #endif
-TORCH_LIBRARY_IMPL(pykernels, CompositeImplicitAutograd, m) {
-  m.impl("add.Scalar", &add_Scalar);
-  m.impl("add.Scalar_Tensor", &add_Scalar_Tensor);
-  m.impl("add.Scalar_out", &add_Scalar_out);
-  m.impl("add_.Scalar", &add__Scalar);
-  m.impl("sub.Scalar", &sub_Scalar);
-  m.impl("sub.Scalar_Tensor", &sub_Scalar_Tensor);
-  m.impl("sub.Scalar_out", &sub_Scalar_out);
-  m.impl("sub_.Scalar", &sub__Scalar);
-  m.impl("mul.Scalar", &mul_Scalar);
-  m.impl("mul.Scalar_Tensor", &mul_Scalar_Tensor);
-  m.impl("mul.Scalar_out", &mul_Scalar_out);
-  m.impl("mul_.Scalar", &mul__Scalar);
-  m.impl("div.Scalar", &div_Scalar);
-  m.impl("div.Scalar_Tensor", &div_Scalar_Tensor);
-  m.impl("div.Scalar_out", &div_Scalar_out);
-  m.impl("div_.Scalar", &div__Scalar);
-}
 TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("mm", &autograd::mm);
   m.impl("bmm", &autograd::bmm);
   m.impl("add", &autograd::add);
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("add_", &autograd::add_);
+  m.impl("add.Scalar", &autograd::add_Scalar);
+  m.impl("add.Scalar_Tensor", &autograd::add_Scalar_Tensor);
+  m.impl("add.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
+  m.impl("add_.Scalar", &autograd::add__Scalar);
   m.impl("sub", &autograd::sub);
   m.impl("sub.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("sub_", &autograd::sub_);
+  m.impl("sub.Scalar", &autograd::sub_Scalar);
+  m.impl("sub.Scalar_Tensor", &autograd::sub_Scalar_Tensor);
+  m.impl("sub.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
+  m.impl("sub_.Scalar", &autograd::sub__Scalar);
   m.impl("mul", &autograd::mul);
   m.impl("mul.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("mul_", &autograd::mul_);
+  m.impl("mul.Scalar", &autograd::mul_Scalar);
+  m.impl("mul.Scalar_Tensor", &autograd::mul_Scalar_Tensor);
+  m.impl("mul.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
+  m.impl("mul_.Scalar", &autograd::mul__Scalar);
   m.impl("div", &autograd::div);
   m.impl("div.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("div_", &autograd::div_);
+  m.impl("div.Scalar", &autograd::div_Scalar);
+  m.impl("div.Scalar_Tensor", &autograd::div_Scalar_Tensor);
+  m.impl("div.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
+  m.impl("div_.Scalar", &autograd::div__Scalar);
   m.impl("pow", &autograd::pow);
   m.impl("neg", &autograd::neg);
   m.impl("neg.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
@@ -297,12 +232,20 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
 TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("add_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("add.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("add_.Scalar", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("sub.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("sub_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("sub.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("sub_.Scalar", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("mul.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("mul_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("mul.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("mul_.Scalar", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("div.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("div_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("div.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("div_.Scalar", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("neg.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("neg_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("relu_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
