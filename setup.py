@@ -198,13 +198,15 @@ def cuda_absent_reason():
     return problem
 
 
+def werror():
+    """PYKERNELS_WERROR=1 (CI) makes every warning an error, so that a new warning fails there;
+    other compilers warn about other things, so users' builds only warn."""
+    return os.environ.get("PYKERNELS_WERROR", "0") == "1"
+
+
 def warning_flags():
-    """The host compiler's warnings. PYKERNELS_WERROR=1 (CI) makes each one an error, so that a new
-    warning fails there; other compilers warn about other things, so users' builds only warn."""
-    flags = ["-Wall", "-Wextra"]
-    if os.environ.get("PYKERNELS_WERROR", "0") == "1":
-        flags.append("-Werror")
-    return flags
+    """The host compiler's warnings."""
+    return ["-Wall", "-Wextra"] + (["-Werror"] if werror() else [])
 
 
 def system_include_flags(ext):
@@ -238,6 +240,8 @@ def extension(cuda_absent):
             defines.append("-DPYKERNELS_DEBUG")
         nvcc = ["-O3", "-lineinfo", "-std=c++20"] + defines + gencode  # torch adds no arch flags of its own then
         nvcc += ["-Xcompiler", ",".join(warning_flags())]
+        if werror():  # nvcc's own warnings too: its front end's on device code, ptxas's
+            nvcc += ["-Werror", "all-warnings"]
         cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
         ext = cpp_extension.CUDAExtension(
             sources=cpu_sources + cuda_sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs
