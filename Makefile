@@ -10,8 +10,12 @@ TORCH  ?= torch>=2.4.1
 FLOOR_TORCH := torch==2.4.1
 FLOOR_DIR   := build/floor
 SOURCES := setup.py pyproject.toml $(shell find csrc -type f)
+# The linters, pinned: another version would format or judge the same code differently.
+RUFF_VERSION         := 0.17.6
+CLANG_FORMAT_VERSION := 23.1.5
+CXX_FILES := $(shell find csrc tools/cuda_emu -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort)
 
-.PHONY: install test test-floor emu train bench info clean
+.PHONY: install lint test test-floor emu train bench info clean
 
 $(VENV)/.installed: $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +25,18 @@ $(VENV)/.installed: $(SOURCES)
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VENV)/.lint-tools: Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install "ruff==$(RUFF_VERSION)" "clang-format==$(CLANG_FORMAT_VERSION)"
+	touch $@
+
+# ruff's rules and format (pyproject.toml), then clang-format (.clang-format) over the C++ and
+# CUDA sources; each reports what it would change and changes nothing.
+lint: $(VENV)/.lint-tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_FILES)
 
 test: install
 	$(PY) -m pytest -q tests
@@ -51,4 +67,4 @@ info: install
 	$(PY) -m pykernels info
 
 clean:
-	rm -rf build $(VENV) pykernels/*.so *.egg-info
+	rm -rf build $(VENV) pykernels/*.so *.egg-info .ruff_cache

@@ -198,12 +198,32 @@ def cuda_absent_reason():
     return problem
 
 
+def werror():
+    """PYKERNELS_WERROR=1 (CI) makes every warning an error, so that a new warning fails there;
+    other compilers warn about other things, so users' builds only warn."""
+    return os.environ.get("PYKERNELS_WERROR", "0") == "1"
+
+
+def warning_flags():
+    """The host compiler's warnings."""
+    return ["-Wall", "-Wextra"] + (["-Werror"] if werror() else [])
+
+
+def system_include_flags(ext):
+    """-isystem for every include directory but our own csrc/: torch hands its headers (and
+    CUDA's) to the compiler with -I, which would report their warnings as ours. A directory named
+    by both -I and -isystem is searched as a system directory."""
+    ours = os.path.join(HERE, "csrc")
+    return [f for d in ext.include_dirs if os.path.abspath(d) != ours for f in ("-isystem", d)]
+
+
 def extension(cuda_absent):
     cpu_sources = sources("csrc/**/*.cpp")
     # -fno-math-errno: sqrt need not set errno (torch never reads it); -fno-trapping-math: no
     # floating-point trap is ever enabled. Together they let the compiler vectorize sqrt and the
     # branch-free exp/log (cpu/vmath.h) instead of calling libm element by element.
     cxx = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-DPYKERNELS_TORCH_VERSION=\"%s\"" % torch.__version__]
+    cxx += warning_flags()
     link = ["-fopenmp"]
     kwargs = dict(name="pykernels._C", include_dirs=[os.path.join(HERE, "csrc")], extra_link_args=link)
     if cuda_absent is None:
@@ -219,11 +239,18 @@ def extension(cuda_absent):
         if os.environ.get("PYKERNELS_DEBUG", "0") == "1":
             defines.append("-DPYKERNELS_DEBUG")
         nvcc = ["-O3", "-lineinfo", "-std=c++20"] + defines + gencode  # torch adds no arch flags of its own then
+        nvcc += ["-Xcompiler", ",".join(warning_flags())]
+        if werror():  # nvcc's own warnings too: its front end's on device code, ptxas's
+            nvcc += ["-Werror", "all-warnings"]
         cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
-        return cpp_extension.CUDAExtension(
+        ext = cpp_extension.CUDAExtension(
             sources=cpu_sources + cuda_sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs
         )
-    return cpp_extension.CppExtension(sources=cpu_sources, extra_compile_args={"cxx": cxx}, **kwargs)
+    else:
+        ext = cpp_extension.CppExtension(sources=cpu_sources, extra_compile_args={"cxx": cxx}, **kwargs)
+    for flags in ext.extra_compile_args.values():
+        flags += system_include_flags(ext)
+    return ext
 
 
 def sources_digest():

@@ -43,7 +43,7 @@ inline bool cpu_has_avx512f() {
 
 // Whether the elementwise loops take their AVX-512 variants: on Intel, whose cores run 512-bit
 // operations full width. AMD's Zen 4 splits each into two 256-bit halves; there the AVX2 loops
-// measured 5-10% faster on memory-bound elementwise ops (and torch runs its AVX2 kernels).
+// were faster on memory-bound elementwise ops (and torch runs its AVX2 kernels).
 // The GEMM microkernel keeps AVX-512 everywhere: its 32 registers hold a larger tile.
 inline bool cpu_prefers_avx512_loops() {
   static const bool yes = cpu_has_avx512f() && __builtin_cpu_is("intel");

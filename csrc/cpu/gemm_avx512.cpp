@@ -7,8 +7,8 @@
 // registers: 2 * kMR hold the accumulators, 2 the current row of B, 1 the broadcast element of
 // A. With two 512-bit FMA pipes and a 4-cycle latency, at least 8 independent accumulators keep
 // the core busy; more rows per tile read each B vector more times from registers rather than L1
-// (per k step: 2 loads of B, kMR broadcasts of A for 2 * kMR FMAs). 12 rows measured as fast
-// as 14 and ahead of 8 and 6 on a Sapphire Rapids core, and 144-row A blocks split evenly.
+// (per k step: 2 loads of B, kMR broadcasts of A for 2 * kMR FMAs). On a Sapphire Rapids core 12
+// rows were as fast as 14 and ahead of 8 and 6, and 144-row A blocks split evenly into them.
 #include "cpu/gemm_ukernel.h"
 
 #if defined(__x86_64__)
@@ -27,9 +27,8 @@ namespace cpu {
 namespace {
 
 constexpr int kMR = 12;  // rows of the register tile
-// Dot-product tiles: 4 rows x 4 columns, 16 accumulators plus 4 vectors of A and 1 of B (in
-// a standalone loop, 64 x 1000 @ (100 x 1000).t() ran at 90-95% of a Zen 4 core's FMA peak; 8 x 4
-// spilled registers and ran at half that).
+// Dot-product tiles: 4 rows x 4 columns, 16 accumulators plus 4 vectors of A and 1 of B, which
+// fit in the registers and keep the FMA pipes near their peak; 8 x 4 spilled registers.
 constexpr int kDotMR = 4;
 
 template <typename T>

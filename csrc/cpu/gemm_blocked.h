@@ -128,7 +128,7 @@ void pack_b_panel(const T* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc, T*
     } else {
       // A partial sliver (or any strides): the padding is zeroed in one fill for the whole
       // sliver. Filled per k, it compiled to a short `rep stos` per k, whose start-up cost made
-      // this pack ~10% of the time of 64 x 1000 @ 1000 x 100 (4 edge columns).
+      // this pack a visible share of the time of a GEMM with a few edge columns.
       if (cols < NR) std::memset(dst, 0, static_cast<size_t>(kc) * NR * sizeof(T));
       for (int64_t k = 0; k < kc; ++k)
         for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * rs + c * cs];
@@ -152,12 +152,11 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
   GemmScratch& scratch = thread_scratch();
   // A last sliver of at most 32 bytes per row gets a register tile one 256-bit vector wide, which
   // still broadcasts an element of A per row and k, as a whole tile does, for a fraction of its
-  // FMAs: the 4 columns past 96 made 64 x 1000 @ 1000 x 100 take 24% longer than
-  // 64 x 1000 @ 1000 x 96 on one thread. Where A's rows are contiguous in k, those columns are dot
-  // products instead, over all of K at once: copied out as runs contiguous in k, then the
-  // dot-product kernel, whose tiles do a full vector of FMAs per vector loaded (4 columns: +8-10%
-  // instead of +24%). Wider slivers keep the tile: their copy, which every thread working on
-  // those columns makes, costs more than it saves.
+  // FMAs, so a few columns past a multiple of NR cost far more than their share. Where A's rows are
+  // contiguous in k, those columns are dot products instead, over all of K at once: copied out as
+  // runs contiguous in k, then the dot-product kernel, whose tiles do a full vector of FMAs per
+  // vector loaded. Wider slivers keep the tile: their copy, which every thread working on those
+  // columns makes, costs more than it saves.
   int64_t n = g.n;
   const int64_t edge = n % NR;
   if (info.dot != nullptr && g.a_cs == 1 && edge > 0 && edge * static_cast<int64_t>(sizeof(T)) <= 32) {

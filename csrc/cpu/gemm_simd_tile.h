@@ -136,11 +136,10 @@ void tile_cols(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64
 // A narrow tile (NE columns, NE < MR) of packed slivers, turned around: the MR rows of A lie in
 // the lanes of NVR vectors, loaded once per k, and each column's element of B is broadcast. A k
 // step is NVR loads, NE broadcasts and NE * NVR FMAs, where the row-broadcast tile above issues
-// MR broadcasts whatever its width: its 12-row, 4-column tile took ~11 cycles per k on Zen 4, for
-// 6 cycles of FMAs (x.t() @ g's 4 edge columns: 27% fewer samples this way, with K = 64 leaving
-// the tile's stores a large share). Every C element is still one FMA chain in k order, so
-// results are the same bit for bit. Rows past mr (zero in a packed sliver) and columns past nr
-// (zero padding) are computed and dropped.
+// MR broadcasts whatever its width, so that a few columns wide it is bound by the broadcasts, not
+// by its FMAs (x.t() @ g's edge columns in nn.Linear's backward). Every C element is still one
+// FMA chain in k order, so results are the same bit for bit. Rows past mr (zero in a packed
+// sliver) and columns past nr (zero padding) are computed and dropped.
 template <typename V, int MR, int NR, int NE>
 void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __restrict__ a,
                  const typename V::T* __restrict__ b, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
@@ -194,8 +193,8 @@ void microkernel(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int
 // The GemmPackTransposed for W-run slivers (a column-major B's NR columns, a row-major A's MR
 // rows), by AVX register transposes of 8 runs x 8 k (then 4 x 8) floats or 4 x 4 doubles instead
 // of one strided element at a time. For A it matters most: the MR rows of a 1024-column A are
-// 4 KiB apart, all in one L1 set, and element by element its 12-row slivers packed at ~2.7 cycles
-// per float on Zen 4, ~10% of mm 1024^3; by transposes, 2.2-2.5x faster.
+// 4 KiB apart, all in one L1 set, and packed element by element its slivers took a noticeable
+// share of a large mm; the transposes pack them several times faster.
 template <int W>
 void pack_transposed_f32(const float* src, int64_t stride, int64_t kc, float* dst) {
   int64_t k = 0;
@@ -314,8 +313,8 @@ __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64
 // The GemmDotKernel. K is taken in blocks of at most 4 KiB of each run, so that a tile's DM rows
 // of A stay in L1 (the first block stores into C, the others add to it), and B in chunks of
 // columns whose block fits in L2 (256 KiB); over each chunk, DM rows of A at a time meet every
-// column. Without the blocks, 64 x 4000 @ (100 x 4000).t() ran 18% slower than packing for the
-// register tiles; without the chunks, 64 x 1000 @ (1000 x 1000).t() ran 9% slower (one thread).
+// column. Without the blocks, long rows (large K) ran slower than packing for the register
+// tiles; without the chunks, many columns of B (large N) ran slower too.
 template <typename V, int DM>
 void dot_kernel(int64_t m, int64_t n, int64_t k, const typename V::T* a, int64_t a_rs, const typename V::T* b,
                 int64_t b_cs, typename V::T* c, int64_t c_rs, int64_t c_cs) {

@@ -40,9 +40,11 @@ struct GemmKernelInfo {
   int64_t mr, nr;      // register tile
   int64_t mc, kc, nc;  // cache blocks (cpu/gemm_blocked.h), mc a multiple of mr, nc of nr
   GemmMicrokernel<T> kernel;
-  GemmPackTransposed<T> pack_b_col_major;  // W = NR; may be null
-  GemmPackTransposed<T> pack_a_row_major;  // W = MR; may be null
-  GemmDotKernel<T> dot;                    // may be null
+  // Optional kernels: null where the instruction set has none, and left out of the initializers
+  // of the kernel sets that have none.
+  GemmPackTransposed<T> pack_b_col_major = nullptr;  // W = NR
+  GemmPackTransposed<T> pack_a_row_major = nullptr;  // W = MR
+  GemmDotKernel<T> dot = nullptr;
 };
 
 // Writes (accumulate: adds) the first `nr` columns of `rows` rows of a tile of results, spilled

@@ -23,8 +23,8 @@ constexpr int64_t kGrainSize = 32768;
 // One run of `n` elements of an elementwise loop: out = f(in...) for N - 1 inputs of type T
 // (operand 0 is the output, also of type T), starting at the element offsets `off`.
 // The all-contiguous and "one operand is a broadcast scalar" runs get loops of their own,
-// which the compiler vectorizes, four vectors per iteration (one per iteration ran relu at
-// 1.3x the time of neg on Zen 4, by where the short loop happened to fall in the code);
+// which the compiler vectorizes, four vectors per iteration (with one per iteration, ops of the
+// same cost ran at different speeds, by where the short loop happened to fall in the code);
 // anything else is a strided loop.
 template <typename T, int N, typename F>
 __attribute__((always_inline)) inline void elementwise_run(const StridedIter<N>& it, const int64_t* off, int64_t n,
