@@ -21,6 +21,8 @@ written tensor). ``numbers`` are the same op with a Python number where a tensor
 exactly as torch's own bindings do, so type promotion is ATen's.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 
 # dtype names as torch spells them (torch.<name>).

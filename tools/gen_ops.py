@@ -10,6 +10,8 @@ The outputs are checked in. ``python tools/gen_ops.py`` rewrites them; ``--check
 naming the stale files, when they differ from what the table gives (CI runs it).
 """
 
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import os
