@@ -25,7 +25,7 @@ import pykernels
 from pykernels import dropin
 from pykernels.__main__ import main
 from conftest import accum_tol, assert_close, make
-from handwritten import assert_no_compute_inside_pykernels, aten_ops, profile
+from handwritten import FORBIDDEN, assert_no_compute_inside_pykernels, aten_ops, aten_ops_run_by, profile
 
 F = torch.nn.functional
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,28 +36,10 @@ ROOT = os.path.dirname(HERE)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# The ATen ops that compute what pykernels covers: none may run under the mode.
-FORBIDDEN = {
-    "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::linear", "aten::mv", "aten::dot",
-    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
-    "aten::div_", "aten::reciprocal", "aten::neg", "aten::neg_", "aten::pow", "aten::pow_", "aten::square",
-    "aten::exp", "aten::exp_", "aten::log", "aten::log_", "aten::sqrt", "aten::sqrt_", "aten::sum", "aten::mean",
-    "aten::relu", "aten::relu_", "aten::threshold_backward", "aten::clamp", "aten::clamp_", "aten::clamp_min",
-    "aten::clamp_min_", "aten::mse_loss", "aten::mse_loss_backward", "aten::lerp", "aten::lerp_", "aten::addcmul",
-    "aten::addcmul_", "aten::addcdiv", "aten::addcdiv_", "aten::_foreach_add", "aten::_foreach_add_",
-    "aten::_foreach_sub_", "aten::_foreach_mul", "aten::_foreach_mul_", "aten::_foreach_div", "aten::_foreach_div_",
-    "aten::_foreach_sqrt", "aten::_foreach_sqrt_", "aten::_foreach_lerp_", "aten::_foreach_addcmul_",
-    "aten::_foreach_addcdiv_", "aten::_foreach_neg", "aten::_foreach_pow",
-}
-
-
-def aten_events(fn):
-    return aten_ops(profile(fn))
-
-
 def covered_aten_ops(fn, what):
-    """Runs fn under the profiler: the covered ATen ops that ran. Inside the pykernels ops that ran,
-    only allocation, view, copy and fill ops may appear (handwritten.ALLOWED_ATEN)."""
+    """Runs fn under the profiler: the covered ATen ops that ran (handwritten.FORBIDDEN: none may
+    run under the mode). Inside the pykernels ops that ran, only allocation, view, copy and fill
+    ops may appear (handwritten.ALLOWED_ATEN)."""
     events = profile(fn)
     assert_no_compute_inside_pykernels(events, what)
     return aten_ops(events) & FORBIDDEN
@@ -353,7 +335,7 @@ def test_mode_is_off_outside_the_block():
     a, b = make((3, 4)), make((4, 5))
     with dropin.enable():
         pass
-    assert "aten::mm" in aten_events(lambda: torch.mm(a, b))
+    assert "aten::mm" in aten_ops_run_by(lambda: torch.mm(a, b))
 
 
 def test_tensor_subclasses_fall_through():
