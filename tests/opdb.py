@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import math
 import numbers
+import warnings
 
 import pytest
 import torch
@@ -261,7 +262,8 @@ class Sample:
     def valid(self):
         """Whether torch takes this call (on the CPU): only such samples go to the checks that
         need a result (gradients, opcheck, the profiler)."""
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's warnings are the tests' to check, not the probe's
             torch.random.default_generator.manual_seed(0)
             args, kwargs = self.build("cpu")
             try:
