@@ -43,7 +43,8 @@ def _device(name):
     if name == "cpu":
         return name
     absent = not getattr(torch, name).is_available()
-    return pytest.param(name, marks=pytest.mark.skipif(absent, reason=f"{name.upper()} is not available on this machine"))
+    reason = f"{name.upper()} is not available on this machine"
+    return pytest.param(name, marks=pytest.mark.skipif(absent, reason=reason))
 
 
 DEVICES = [_device(name) for name in optable.DEVICES]

@@ -414,7 +414,8 @@ def _elementwise(overload, cases, large):
     count = max((len(_number_values(overload, i)) for i in _number_arguments(overload)), default=1)
     for dtype in _dtypes(op):
         for k in range(count):
-            m.add(str(k) if count > 1 else "", dtype, m.operands(_specs(overload, basic, [dtype] * n, index=k)), "sweep")
+            build = m.operands(_specs(overload, basic, [dtype] * n, index=k))
+            m.add(str(k) if count > 1 else "", dtype, build, "sweep")
     index = 0
     for dtype in (d for d in STRUCTURE_DTYPES if d in _dtypes(op)):
         for case, shapes in list(cases.items())[1:]:
@@ -849,7 +850,7 @@ def reduced_count(sample, args, kwargs):
     return max(max((a.numel() for a in args if isinstance(a, torch.Tensor)), default=1), 1)
 
 
-# ---------------------------------------------------------------------------------------------- public functions by kind
+# ---------------------------------------------------------------------------------------------- functions by kind
 
 
 def functions(kind, inplace=False):

@@ -119,7 +119,8 @@ def leaves(args):
 def test_table_routes_like_torch(name, sample):
     """Forward and backward (in place: on a non-leaf) as torch computes them, on pykernels only."""
     fn = opdb.resolve(name)
-    (args, kwargs), (theirs, their_kwargs) = (opdb.public_arguments(sample.overload, *call) for call in sample.calls("cpu"))
+    calls = sample.calls("cpu")
+    (args, kwargs), (theirs, their_kwargs) = (opdb.public_arguments(sample.overload, *call) for call in calls)
     tolerance = accum_tol(torch.float32, opdb.reduced_count(sample, args, kwargs))
     if in_place(name):
         target = args[0]

@@ -125,7 +125,8 @@ def outside_the_table():
         taken = {opdb.dtype_of(name) for name in overload.op.dtypes}
         for dtype in [d for d in ALL_DTYPES if d not in taken] + [torch.complex64]:
             for how in (["public"] if overload.public_name else []) + ["raw"]:
-                cases.append(pytest.param(overload, dtype, how, id=f"{how}-{overload.qualname}-{opdb.dtype_name(dtype)}"))
+                name = f"{how}-{overload.qualname}-{opdb.dtype_name(dtype)}"
+                cases.append(pytest.param(overload, dtype, how, id=name))
     return cases
 
 
