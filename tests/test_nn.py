@@ -14,14 +14,10 @@ import torch
 import pykernels
 import pykernels.nn as pknn
 from conftest import accum_tol, assert_close, make
-from handwritten import assert_kernels_only, aten_ops, profile
+from handwritten import assert_kernels_only, aten_ops_run_by
 
 # Whole training loops: see conftest.one_thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def aten_events(fn):
-    return aten_ops(profile(fn))
 
 
 def twin_models(seed=0, bias=True):
@@ -142,7 +138,7 @@ def test_weight_gradients_arrive_in_the_weights_layout():
     def train_step():
         loss_fn(model(x), y).backward()
 
-    assert "aten::copy_" not in aten_events(train_step)
+    assert "aten::copy_" not in aten_ops_run_by(train_step)
     for p in model.parameters():
         assert p.grad.is_contiguous() and p.grad.stride() == p.stride()
     # and the values are torch's
