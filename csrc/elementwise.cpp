@@ -1,4 +1,5 @@
-// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow, exp, log, sqrt.
+// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow (with a number
+// or a tensor exponent), exp, log, sqrt.
 //
 // The wrappers do what torch's TensorIterator does for its own kernels, and nothing more:
 // type promotion (at::result_type, true division of integers gives the default float type),
@@ -36,7 +37,8 @@ Tensor run_into(Tensor out, at::ScalarType compute, Kernel&& kernel) {
 
 const char* binary_name(BinaryOp op, OutKind kind) {
   static const char* names[][3] = {{"add", "add.out", "add_"}, {"sub", "sub.out", "sub_"}, {"mul", "mul.out", "mul_"},
-                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"}};
+                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"},
+                                   {"pow", "pow.out", "pow_"}};
   return names[static_cast<int>(op)][static_cast<int>(kind)];
 }
 
@@ -65,6 +67,7 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   check_dtype_supported(name, compute);
   PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || (op != BinaryOp::DivTrunc && op != BinaryOp::DivFloor), name,
                            "rounding division is not implemented for Bool");
+  PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || op != BinaryOp::Pow, name, "\"pow\" not implemented for 'Bool'");
   if (op == BinaryOp::Div && at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
   if (op == BinaryOp::Add || op == BinaryOp::Sub) {
     PK_CHECK(!alpha.isBoolean() || compute == at::kBool, name, "boolean alpha only supported for Boolean results.");
@@ -75,11 +78,12 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   Tensor out = prepare_output(name, kind, target, shape, compute, self.options().device(device), {self, other});
   // torch's CPU kernels for mul and the divisions read a single-element `other` at float
   // precision when the result is float16/bfloat16 (x / 0.3 divides by 0.3f, not by 0.30004883),
-  // where add/sub and the CUDA kernels round it to the result dtype like any operand.
+  // where add/sub/pow and the CUDA kernels round it to the result dtype like any operand.
   // (The CUDA emulator runs the CUDA kernels on CPU tensors: this CPU-only path would bypass them.)
 #ifndef PYKERNELS_CUDA_EMULATION
   const bool reduced = compute == at::kHalf || compute == at::kBFloat16;
-  if (device.is_cpu() && reduced && other.numel() == 1 && op != BinaryOp::Add && op != BinaryOp::Sub) {
+  const bool rounds_other = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Pow;
+  if (device.is_cpu() && reduced && other.numel() == 1 && !rounds_other) {
     const c10::Scalar b = other.item();
     const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
     return run_into(out, compute, [&](Tensor& result) {
@@ -88,6 +92,23 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
     });
   }
 #endif
+  // torch's CUDA pow reads a 0-dim CPU exponent as a number (in the result dtype) and runs its
+  // number-exponent kernel, with that kernel's shortcuts (sqrt for 0.5, 1 / x for -1, ...); its
+  // CPU pow computes pow for every element. (Under the CUDA emulator every tensor is a CPU tensor
+  // and the CUDA kernels always run.)
+#ifdef PYKERNELS_CUDA_EMULATION
+  const bool cuda_kernels = true;
+#else
+  const bool cuda_kernels = device.is_cuda();
+#endif
+  if (op == BinaryOp::Pow && cuda_kernels && at::isFloatingType(compute) && other.dim() == 0 && other.is_cpu()) {
+    const c10::Scalar exponent = other.to(compute).item();
+    const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
+    return run_into(out, compute, [&](Tensor& result) {
+      auto it = make_iter<2>(name, {result, a});
+      PYKERNELS_DEVICE_CALL(result.device(), unary_kernel, UnaryOp::Pow, it, compute, exponent);
+    });
+  }
   // Converted operands must outlive the kernel: the iterator holds raw pointers only.
   const Tensor a = operand(self, compute, shape, device), b = operand(other, compute, shape, device);
   return run_into(out, compute, [&](Tensor& result) {
@@ -174,6 +195,9 @@ Tensor neg(const Tensor& a) { return unary(UnaryOp::Neg, "neg", OutKind::Functio
 void neg_out(const Tensor& a, const Tensor& out) { unary(UnaryOp::Neg, "neg.out", OutKind::Out, a, 0, out); }
 void neg_(const Tensor& a) { unary(UnaryOp::Neg, "neg_", OutKind::InPlace, a, 0, {}); }
 Tensor pow(const Tensor& a, const c10::Scalar& e) { return unary(UnaryOp::Pow, "pow", OutKind::Functional, a, e, {}); }
+Tensor pow_Tensor_Tensor(const Tensor& a, const Tensor& e) {
+  return binary(BinaryOp::Pow, OutKind::Functional, a, e, 1, {});
+}
 Tensor exp(const Tensor& a) { return unary(UnaryOp::Exp, "exp", OutKind::Functional, a, 0, {}); }
 Tensor log(const Tensor& a) { return unary(UnaryOp::Log, "log", OutKind::Functional, a, 0, {}); }
 Tensor sqrt(const Tensor& a) { return unary(UnaryOp::Sqrt, "sqrt", OutKind::Functional, a, 0, {}); }
@@ -253,6 +277,7 @@ void register_elementwise(torch::Library& m) {
   m.impl("neg.out", &neg_out);
   m.impl("neg_", &neg_);
   m.impl("pow", &pow);
+  m.impl("pow.Tensor_Tensor", &pow_Tensor_Tensor);
   m.impl("exp", &exp);
   m.impl("log", &log);
   m.impl("sqrt", &sqrt);

@@ -15,7 +15,7 @@
 
 namespace pykernels {
 
-enum class BinaryOp { Add, Sub, Mul, Div, DivTrunc, DivFloor };
+enum class BinaryOp { Add, Sub, Mul, Div, DivTrunc, DivFloor, Pow };
 enum class UnaryOp { Neg, Exp, Log, Sqrt, Pow, Relu };
 
 // C[b] = A[b] @ B[b] for every batch index b. `batch` walks the batch dimensions of

@@ -28,6 +28,7 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("neg.out(Tensor input, *, Tensor(a!) out) -> ()");
   m.def("neg_(Tensor(a!) input) -> ()");
   m.def("pow(Tensor input, Scalar exponent) -> Tensor");
+  m.def("pow.Tensor_Tensor(Tensor input, Tensor exponent) -> Tensor");
   m.def("exp(Tensor input) -> Tensor");
   m.def("log(Tensor input) -> Tensor");
   m.def("sqrt(Tensor input) -> Tensor");

@@ -1,4 +1,5 @@
-// CUDA kernels for the elementwise ops: binary arithmetic, unary math, ReLU and its backward.
+// CUDA kernels for the elementwise ops: binary arithmetic (pow with a tensor exponent among them),
+// unary math, ReLU and its backward.
 //
 // Each op is a small functor run by launch_elementwise (cuda/loops.cuh). Half and bfloat16
 // compute in float (at::opmath_type) and round once on store, as torch's CUDA kernels do.
@@ -22,6 +23,31 @@ using cuda::launch_elementwise;
 
 template <typename T>
 using opmath = at::opmath_type<T>;
+
+// base^e for e >= 0 by repeated squaring, wrapping on overflow like the CPU kernels.
+template <typename T>
+__device__ T int_pow(T base, int64_t e) {
+  T result = 1;
+  for (; e > 0; e >>= 1) {
+    if (e & 1) result = static_cast<T>(result * base);
+    base = static_cast<T>(base * base);
+  }
+  return result;
+}
+
+// An integer to an integer power as torch computes it for a tensor exponent: a negative exponent
+// gives 1 for a base of 1, +-1 for a base of -1 (by the exponent's parity) and 0 for any other.
+template <typename T>
+__device__ T powi(T base, T e) {
+  if constexpr (std::is_signed_v<T>) {
+    if (e < T(0)) {
+      if (base == T(1)) return T(1);
+      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
+      return T(0);
+    }
+  }
+  return int_pow(base, static_cast<int64_t>(e));
+}
 
 // The op is a runtime field of one functor per dtype rather than a template parameter: the
 // branch is uniform across the grid and costs a few instructions per element of a kernel that is
@@ -48,6 +74,8 @@ struct BinaryFloatF {
         return static_cast<T>(::trunc(x / y));
       case BinaryOp::DivFloor:  // Python's floor division, computed exactly as torch does
         return static_cast<T>(c10::div_floor_floating(x, y));
+      case BinaryOp::Pow:  // a tensor exponent: pow for every element, as torch's kernel
+        return static_cast<T>(::pow(x, y));
     }
     return T(0);
   }
@@ -68,6 +96,12 @@ struct BinaryIntF {
         return static_cast<T>(a - alpha * b);
       case BinaryOp::Mul:
         return static_cast<T>(a * b);
+      case BinaryOp::Pow:
+        if constexpr (std::is_same_v<T, bool>) {
+          return T(0);  // not reached: the wrapper refuses bool
+        } else {
+          return powi(a, b);
+        }
       default:
         break;
     }
@@ -143,12 +177,7 @@ struct UnaryIntF {  // neg, relu, pow with an exponent >= 0 (the wrapper rejects
         return x;
       }
     }
-    T result = 1, base = x;
-    for (int64_t k = e; k > 0; k >>= 1) {
-      if (k & 1) result = static_cast<T>(result * base);
-      base = static_cast<T>(base * base);
-    }
-    return result;
+    return int_pow(x, e);
   }
 };
 
