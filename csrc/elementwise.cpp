@@ -1,5 +1,5 @@
 // Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow (with a number
-// or a tensor exponent), exp, log, sqrt.
+// or a tensor exponent, and the gradients for a tensor exponent), exp, log, sqrt.
 //
 // The wrappers do what torch's TensorIterator does for its own kernels, and nothing more:
 // type promotion (at::result_type, true division of integers gives the default float type),
@@ -224,6 +224,40 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   return out;
 }
 
+// Both gradients of pow(input, exponent) for a tensor exponent, in one pass: torch's
+// pow_backward_self and pow_backward_exponent (csrc/cpu/elementwise.cpp has the formulas), at the
+// broadcast shape of the four operands, in the dtype they promote to (floating only), contiguous.
+// The autograd node sums each to its operand's shape.
+std::tuple<Tensor, Tensor> pow_tensor_backward(const Tensor& grad, const Tensor& self, const Tensor& exponent,
+                                               const Tensor& result) {
+  const char* name = "pow_tensor_backward";
+  check_defined(name, grad, "grad");
+  check_defined(name, self, "input");
+  check_defined(name, exponent, "exponent");
+  check_defined(name, result, "result");
+  // The forward may have taken a 0-dim CPU exponent (or base) beside CUDA tensors.
+  const at::Device device = common_device(name, {grad, self, exponent, result});
+  const auto compute =
+      at::promote_types(at::promote_types(at::result_type(self, exponent), grad.scalar_type()), result.scalar_type());
+  check_dtype_supported(name, compute);
+  PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(compute), name, "dtype ", compute,
+                           " is not supported (floating types only)");
+  auto shape = broadcast_shape(name, grad.sizes(), self.sizes());
+  shape = broadcast_shape(name, shape, exponent.sizes());
+  shape = broadcast_shape(name, shape, result.sizes());
+  const auto options = self.options().device(device).dtype(compute);
+  Tensor grad_input = at::empty(shape, options), grad_exponent = at::empty(shape, options);
+  if (grad_input.numel() == 0) return {grad_input, grad_exponent};
+  // The outputs and `result` share one layout (contiguous) and so the offsets of the walk's
+  // operand 0: result is copied only where it is not contiguous at the broadcast shape already.
+  const Tensor g = operand(grad, compute, shape, device), a = operand(self, compute, shape, device),
+               e = operand(exponent, compute, shape, device),
+               r = operand(result, compute, shape, device).contiguous();  // all outlive the kernel
+  auto it = make_iter<4>(name, {grad_input, g, a, e});
+  PYKERNELS_DEVICE_CALL(device, pow_tensor_backward_kernel, it, grad_exponent.data_ptr(), r.const_data_ptr(), compute);
+  return {grad_input, grad_exponent};
+}
+
 int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
 
 // relu(input) and its bit mask; CPU only (the CUDA forward keeps the output).
@@ -278,6 +312,7 @@ void register_elementwise(torch::Library& m) {
   m.impl("neg_", &neg_);
   m.impl("pow", &pow);
   m.impl("pow.Tensor_Tensor", &pow_Tensor_Tensor);
+  m.impl("pow_tensor_backward", &pow_tensor_backward);
   m.impl("exp", &exp);
   m.impl("log", &log);
   m.impl("sqrt", &sqrt);

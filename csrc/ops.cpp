@@ -29,6 +29,9 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("neg_(Tensor(a!) input) -> ()");
   m.def("pow(Tensor input, Scalar exponent) -> Tensor");
   m.def("pow.Tensor_Tensor(Tensor input, Tensor exponent) -> Tensor");
+  // d pow / d input and d pow / d exponent, each at the broadcast shape of the four operands,
+  // contiguous, in the dtype they promote to (result_type(input, exponent), grad's and result's).
+  m.def("pow_tensor_backward(Tensor grad, Tensor input, Tensor exponent, Tensor result) -> (Tensor, Tensor)");
   m.def("exp(Tensor input) -> Tensor");
   m.def("log(Tensor input) -> Tensor");
   m.def("sqrt(Tensor input) -> Tensor");

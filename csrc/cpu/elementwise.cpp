@@ -1,5 +1,6 @@
 // CPU kernels for the elementwise ops: binary arithmetic (pow with a tensor exponent among them),
-// unary math, ReLU and its backward (from the output, or from a bit mask kept by the forward).
+// unary math, the gradients of pow with a tensor exponent, ReLU and its backward (from the output,
+// or from a bit mask kept by the forward).
 //
 // Each op is a scalar lambda handed to elementwise_loop, which supplies threading and the
 // contiguous / broadcast-scalar / strided inner loops. Half and bfloat16 compute in float
@@ -238,6 +239,33 @@ void unary(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
   }
 }
 
+// torch's two gradients of pow(input, exponent) for a tensor exponent (pow_backward_self and
+// pow_backward_exponent) for every element, computed in opmath_t and rounded once:
+//   grad_input    = grad * (exponent * input^(exponent - 1)), or 0 where exponent == 0;
+//   grad_exponent = grad * (result * log(input)), the factor 0 where input == 0 and exponent >= 0
+// (the factor, not the product, as in torch: a NaN or infinite grad still gives NaN there).
+template <typename scalar_t>
+void pow_tensor_backward(const StridedIter<4>& it, scalar_t* grad_exponent, const scalar_t* result) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  scalar_t* grad_input = static_cast<scalar_t*>(it.data[0]);
+  const scalar_t* grad = static_cast<const scalar_t*>(it.data[1]);
+  const scalar_t* input = static_cast<const scalar_t*>(it.data[2]);
+  const scalar_t* exponent = static_cast<const scalar_t*>(it.data[3]);
+  at::parallel_for(0, it.numel, kGrainSize, [&](int64_t begin, int64_t end) {
+    for_range(it, begin, end, [&](const int64_t* off, int64_t n) {
+      const int64_t so = it.strides[0][0], sg = it.strides[1][0], sa = it.strides[2][0], se = it.strides[3][0];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t o = off[0] + i * so;
+        const opmath_t g = grad[off[1] + i * sg], x = input[off[2] + i * sa], e = exponent[off[3] + i * se];
+        const opmath_t r = result[o];
+        grad_input[o] = static_cast<scalar_t>(e == opmath_t(0) ? opmath_t(0) : g * (e * std::pow(x, e - opmath_t(1))));
+        const bool masked = x == opmath_t(0) && e >= opmath_t(0);
+        grad_exponent[o] = static_cast<scalar_t>(g * (masked ? opmath_t(0) : r * std::log(x)));
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void binary_kernel_cpu(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha) {
@@ -258,6 +286,13 @@ void relu_backward_kernel_cpu(const StridedIter<3>& it, at::ScalarType dtype) {
   AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_relu_backward", [&] {
     // Zero where the output is <= 0, as torch's threshold_backward (so a NaN output passes grad).
     elementwise_loop<scalar_t, 3>(it, [](scalar_t g, scalar_t r) { return r <= scalar_t(0) ? scalar_t(0) : g; });
+  });
+}
+
+void pow_tensor_backward_kernel_cpu(const StridedIter<4>& it, void* grad_exponent, const void* result,
+                                    at::ScalarType dtype) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_pow_tensor_backward", [&] {
+    pow_tensor_backward<scalar_t>(it, static_cast<scalar_t*>(grad_exponent), static_cast<const scalar_t*>(result));
   });
 }
 

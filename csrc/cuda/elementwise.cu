@@ -1,5 +1,5 @@
 // CUDA kernels for the elementwise ops: binary arithmetic (pow with a tensor exponent among them),
-// unary math, ReLU and its backward.
+// unary math, the gradients of pow with a tensor exponent, ReLU and its backward.
 //
 // Each op is a small functor run by launch_elementwise (cuda/loops.cuh). Half and bfloat16
 // compute in float (at::opmath_type) and round once on store, as torch's CUDA kernels do.
@@ -210,6 +210,33 @@ struct ReluBackwardF {  // zero where the output is <= 0, as torch's threshold_b
   __device__ T operator()(T g, T r) const { return static_cast<opmath<T>>(r) <= opmath<T>(0) ? T(0) : g; }
 };
 
+// torch's two gradients of pow(input, exponent) for a tensor exponent (pow_backward_self and
+// pow_backward_exponent), computed in opmath and rounded once, grid-stride over `it` walking
+// (grad_input, grad, input, exponent); grad_exponent and result share operand 0's offsets:
+//   grad_input    = grad * (exponent * input^(exponent - 1)), or 0 where exponent == 0;
+//   grad_exponent = grad * (result * log(input)), the factor 0 where input == 0 and exponent >= 0
+// (the factor, not the product, as in torch: a NaN or infinite grad still gives NaN there).
+template <typename T>
+__global__ void __launch_bounds__(cuda::kThreads)
+    pow_tensor_backward_kernel(const __grid_constant__ StridedIter<4> it, T* __restrict__ grad_exponent,
+                               const T* __restrict__ result) {
+  using opmath_t = opmath<T>;
+  T* grad_input = static_cast<T*>(it.data[0]);
+  const T* grad = static_cast<const T*>(it.data[1]);
+  const T* input = static_cast<const T*>(it.data[2]);
+  const T* exponent = static_cast<const T*>(it.data[3]);
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < it.numel; i += step) {
+    int64_t off[4];
+    cuda::iter_offsets(it, i, off);
+    const opmath_t g = static_cast<opmath_t>(grad[off[1]]), x = static_cast<opmath_t>(input[off[2]]),
+                   e = static_cast<opmath_t>(exponent[off[3]]), r = static_cast<opmath_t>(result[off[0]]);
+    grad_input[off[0]] = static_cast<T>(e == opmath_t(0) ? opmath_t(0) : g * (e * ::pow(x, e - opmath_t(1))));
+    const bool masked = x == opmath_t(0) && e >= opmath_t(0);
+    grad_exponent[off[0]] = static_cast<T>(g * (masked ? opmath_t(0) : r * ::log(x)));
+  }
+}
+
 }  // namespace
 
 void binary_kernel_cuda(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha) {
@@ -233,6 +260,14 @@ void unary_kernel_cuda(UnaryOp op, const StridedIter<2>& it, at::ScalarType dtyp
     AT_DISPATCH_INTEGRAL_TYPES_AND(at::kBool, dtype, "pykernels_unary_cuda",
                                    [&] { unary_int<scalar_t>(op, it, exponent); });
   }
+}
+
+void pow_tensor_backward_kernel_cuda(const StridedIter<4>& it, void* grad_exponent, const void* result,
+                                     at::ScalarType dtype) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_pow_tensor_backward_cuda", [&] {
+    cuda::launch(pow_tensor_backward_kernel<scalar_t>, cuda::grid_for(it.numel, cuda::kThreads), cuda::kThreads, 0, it,
+                 static_cast<scalar_t*>(grad_exponent), static_cast<const scalar_t*>(result));
+  });
 }
 
 void relu_backward_kernel_cuda(const StridedIter<3>& it, at::ScalarType dtype) {
