@@ -1,4 +1,5 @@
-// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow, exp, log, sqrt.
+// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow (with a number
+// or a tensor exponent, and the gradients for a tensor exponent), exp, log, sqrt.
 //
 // The wrappers do what torch's TensorIterator does for its own kernels, and nothing more:
 // type promotion (at::result_type, true division of integers gives the default float type),
@@ -36,7 +37,8 @@ Tensor run_into(Tensor out, at::ScalarType compute, Kernel&& kernel) {
 
 const char* binary_name(BinaryOp op, OutKind kind) {
   static const char* names[][3] = {{"add", "add.out", "add_"}, {"sub", "sub.out", "sub_"}, {"mul", "mul.out", "mul_"},
-                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"}};
+                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"},
+                                   {"pow", "pow.out", "pow_"}};
   return names[static_cast<int>(op)][static_cast<int>(kind)];
 }
 
@@ -65,6 +67,7 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   check_dtype_supported(name, compute);
   PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || (op != BinaryOp::DivTrunc && op != BinaryOp::DivFloor), name,
                            "rounding division is not implemented for Bool");
+  PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || op != BinaryOp::Pow, name, "\"pow\" not implemented for 'Bool'");
   if (op == BinaryOp::Div && at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
   if (op == BinaryOp::Add || op == BinaryOp::Sub) {
     PK_CHECK(!alpha.isBoolean() || compute == at::kBool, name, "boolean alpha only supported for Boolean results.");
@@ -75,11 +78,12 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   Tensor out = prepare_output(name, kind, target, shape, compute, self.options().device(device), {self, other});
   // torch's CPU kernels for mul and the divisions read a single-element `other` at float
   // precision when the result is float16/bfloat16 (x / 0.3 divides by 0.3f, not by 0.30004883),
-  // where add/sub and the CUDA kernels round it to the result dtype like any operand.
+  // where add/sub/pow and the CUDA kernels round it to the result dtype like any operand.
   // (The CUDA emulator runs the CUDA kernels on CPU tensors: this CPU-only path would bypass them.)
 #ifndef PYKERNELS_CUDA_EMULATION
   const bool reduced = compute == at::kHalf || compute == at::kBFloat16;
-  if (device.is_cpu() && reduced && other.numel() == 1 && op != BinaryOp::Add && op != BinaryOp::Sub) {
+  const bool rounds_other = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Pow;
+  if (device.is_cpu() && reduced && other.numel() == 1 && !rounds_other) {
     const c10::Scalar b = other.item();
     const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
     return run_into(out, compute, [&](Tensor& result) {
@@ -88,6 +92,23 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
     });
   }
 #endif
+  // torch's CUDA pow reads a 0-dim CPU exponent as a number (in the result dtype) and runs its
+  // number-exponent kernel, with that kernel's shortcuts (sqrt for 0.5, 1 / x for -1, ...); its
+  // CPU pow computes pow for every element. (Under the CUDA emulator every tensor is a CPU tensor
+  // and the CUDA kernels always run.)
+#ifdef PYKERNELS_CUDA_EMULATION
+  const bool cuda_kernels = true;
+#else
+  const bool cuda_kernels = device.is_cuda();
+#endif
+  if (op == BinaryOp::Pow && cuda_kernels && at::isFloatingType(compute) && other.dim() == 0 && other.is_cpu()) {
+    const c10::Scalar exponent = other.to(compute).item();
+    const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
+    return run_into(out, compute, [&](Tensor& result) {
+      auto it = make_iter<2>(name, {result, a});
+      PYKERNELS_DEVICE_CALL(result.device(), unary_kernel, UnaryOp::Pow, it, compute, exponent);
+    });
+  }
   // Converted operands must outlive the kernel: the iterator holds raw pointers only.
   const Tensor a = operand(self, compute, shape, device), b = operand(other, compute, shape, device);
   return run_into(out, compute, [&](Tensor& result) {
@@ -187,6 +208,9 @@ Tensor neg(const Tensor& a) { return unary(UnaryOp::Neg, "neg", OutKind::Functio
 void neg_out(const Tensor& a, const Tensor& out) { unary(UnaryOp::Neg, "neg.out", OutKind::Out, a, 0, out); }
 void neg_(const Tensor& a) { unary(UnaryOp::Neg, "neg_", OutKind::InPlace, a, 0, {}); }
 Tensor pow(const Tensor& a, const c10::Scalar& e) { return unary(UnaryOp::Pow, "pow", OutKind::Functional, a, e, {}); }
+Tensor pow_Tensor_Tensor(const Tensor& a, const Tensor& e) {
+  return binary(BinaryOp::Pow, OutKind::Functional, a, e, 1, {});
+}
 Tensor exp(const Tensor& a) { return unary(UnaryOp::Exp, "exp", OutKind::Functional, a, 0, {}); }
 Tensor log(const Tensor& a) { return unary(UnaryOp::Log, "log", OutKind::Functional, a, 0, {}); }
 Tensor sqrt(const Tensor& a) { return unary(UnaryOp::Sqrt, "sqrt", OutKind::Functional, a, 0, {}); }
@@ -211,6 +235,40 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   auto it = make_iter<3>(name, {out, g, r});
   PYKERNELS_DEVICE_CALL(out.device(), relu_backward_kernel, it, compute);
   return out;
+}
+
+// Both gradients of pow(input, exponent) for a tensor exponent, in one pass: torch's
+// pow_backward_self and pow_backward_exponent (csrc/cpu/elementwise.cpp has the formulas), at the
+// broadcast shape of the four operands, in the dtype they promote to (floating only), contiguous.
+// The autograd node sums each to its operand's shape.
+std::tuple<Tensor, Tensor> pow_tensor_backward(const Tensor& grad, const Tensor& self, const Tensor& exponent,
+                                               const Tensor& result) {
+  const char* name = "pow_tensor_backward";
+  check_defined(name, grad, "grad");
+  check_defined(name, self, "input");
+  check_defined(name, exponent, "exponent");
+  check_defined(name, result, "result");
+  // The forward may have taken a 0-dim CPU exponent (or base) beside CUDA tensors.
+  const at::Device device = common_device(name, {grad, self, exponent, result});
+  const auto compute =
+      at::promote_types(at::promote_types(at::result_type(self, exponent), grad.scalar_type()), result.scalar_type());
+  check_dtype_supported(name, compute);
+  PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(compute), name, "dtype ", compute,
+                           " is not supported (floating types only)");
+  auto shape = broadcast_shape(name, grad.sizes(), self.sizes());
+  shape = broadcast_shape(name, shape, exponent.sizes());
+  shape = broadcast_shape(name, shape, result.sizes());
+  const auto options = self.options().device(device).dtype(compute);
+  Tensor grad_input = at::empty(shape, options), grad_exponent = at::empty(shape, options);
+  if (grad_input.numel() == 0) return {grad_input, grad_exponent};
+  // The outputs and `result` share one layout (contiguous) and so the offsets of the walk's
+  // operand 0: result is copied only where it is not contiguous at the broadcast shape already.
+  const Tensor g = operand(grad, compute, shape, device), a = operand(self, compute, shape, device),
+               e = operand(exponent, compute, shape, device),
+               r = operand(result, compute, shape, device).contiguous();  // all outlive the kernel
+  auto it = make_iter<4>(name, {grad_input, g, a, e});
+  PYKERNELS_DEVICE_CALL(device, pow_tensor_backward_kernel, it, grad_exponent.data_ptr(), r.const_data_ptr(), compute);
+  return {grad_input, grad_exponent};
 }
 
 static int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }

@@ -112,11 +112,11 @@ OPS = (
         },
         torch=("torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__"),
         aten=("aten::matmul", "aten::mv", "aten::dot", "aten::mm", "aten::bmm"),
-        derivative=None,  # TEMP
         bench=(
             Bench(((4, 1, 128, 128), (8, 128, 128))),
             Bench(((2, 1, 64, 64), (4, 64, 64)), ("quick",)),
         ),
+        derivative=None,  # TEMP
     ),
     # ---- elementwise: broadcasting and torch's type promotion -------------------------------------------
     Op(
@@ -233,7 +233,9 @@ OPS = (
         "binary",
         (
             "pow(Tensor input, Scalar exponent) -> Tensor",
+            "pow.Tensor_Tensor(Tensor input, Tensor exponent) -> Tensor",
         ),
+        numbers=("pow.Scalar(Scalar input, Tensor exponent) -> Tensor",),
         public={
             "pow": (
                 "pow(input, exponent)",
@@ -244,6 +246,13 @@ OPS = (
         torch=("torch.pow", "torch.Tensor.pow", "torch.Tensor.__pow__", "torch.Tensor.__rpow__"),
         aten=("aten::pow", "aten::pow_", "aten::square"),
         bench=(Bench(((N,), 2), ("default", "quick")),),
+    ),
+    Op(
+        "pow_tensor_backward",
+        "internal",
+        ("pow_tensor_backward(Tensor grad, Tensor input, Tensor exponent, Tensor result) -> (Tensor, Tensor)",),
+        dtypes=FLOATING,
+        derivative=None,
     ),
     Op(
         "neg",

@@ -219,11 +219,22 @@ void add_api_bindings(pybind11::module_& m) {
     TORCH_CHECK_TYPE(false, "pykernels.div_(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
-  m.def("pow", [](const at::Tensor& input, PyScalar exponent) -> at::Tensor {
+  m.def("pow", [](TensorOrNumber input, TensorOrNumber exponent) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;
-    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "").typed<at::Tensor(const at::Tensor&, const c10::Scalar&)>();
-    return op.call(input, exponent.value);
+    if (!input.is_number() && exponent.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "").typed<at::Tensor(const at::Tensor&, const c10::Scalar&)>();
+      return op.call(input.tensor(), exponent.scalar());
+    }
+    if (input.is_number() && !exponent.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "Scalar").typed<at::Tensor(const c10::Scalar&, const at::Tensor&)>();
+      return op.call(input.scalar(), exponent.tensor());
+    }
+    if (!input.is_number() && !exponent.is_number()) {
+      static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::pow", "Tensor_Tensor").typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
+      return op.call(input.tensor(), exponent.tensor());
+    }
+    TORCH_CHECK_TYPE(false, "pykernels.pow(): no overload takes these arguments");
     PK_TRANSLATE_ERRORS_END
   });
   m.def("neg", [](const at::Tensor& input, std::optional<at::Tensor> out) -> at::Tensor {

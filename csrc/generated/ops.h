@@ -36,6 +36,8 @@ at::Tensor div(const at::Tensor& input, const at::Tensor& other, std::optional<c
 void div_out(const at::Tensor& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode, const at::Tensor& out);
 void div_(const at::Tensor& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode);
 at::Tensor pow(const at::Tensor& input, const c10::Scalar& exponent);
+at::Tensor pow_Tensor_Tensor(const at::Tensor& input, const at::Tensor& exponent);
+std::tuple<at::Tensor, at::Tensor> pow_tensor_backward(const at::Tensor& grad, const at::Tensor& input, const at::Tensor& exponent, const at::Tensor& result);
 at::Tensor neg(const at::Tensor& input);
 void neg_out(const at::Tensor& input, const at::Tensor& out);
 void neg_(const at::Tensor& input);
@@ -78,6 +80,8 @@ at::Tensor div_Scalar(const at::Tensor& input, const c10::Scalar& other, std::op
 at::Tensor div_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode);
 void div__Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode);
 at::Tensor pow(const at::Tensor& input, const c10::Scalar& exponent);
+at::Tensor pow_Tensor_Tensor(const at::Tensor& input, const at::Tensor& exponent);
+at::Tensor pow_Scalar(const c10::Scalar& input, const at::Tensor& exponent);
 at::Tensor neg(const at::Tensor& input);
 void neg_(const at::Tensor& input);
 at::Tensor exp(const at::Tensor& input);

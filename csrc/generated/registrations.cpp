@@ -29,6 +29,7 @@ at::Tensor div_Scalar(const at::Tensor& input, const c10::Scalar& other, std::op
 at::Tensor div_Scalar_Tensor(const c10::Scalar& input, const at::Tensor& other, std::optional<c10::string_view> rounding_mode) { return ops::div(wrapped_number(input), other, rounding_mode); }
 void div_Scalar_out(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode, const at::Tensor& out) { ops::div_out(input, wrapped_number(other), rounding_mode, out); }
 void div__Scalar(const at::Tensor& input, const c10::Scalar& other, std::optional<c10::string_view> rounding_mode) { ops::div_(input, wrapped_number(other), rounding_mode); }
+at::Tensor pow_Scalar(const c10::Scalar& input, const at::Tensor& exponent) { return ops::pow_Tensor_Tensor(wrapped_number(input), exponent); }
 
 }  // namespace
 
@@ -65,6 +66,9 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("div.Scalar_out(Tensor input, Scalar other, *, str? rounding_mode=None, Tensor(a!) out) -> ()");
   m.def("div_.Scalar(Tensor(a!) input, Scalar other, *, str? rounding_mode=None) -> ()");
   m.def("pow(Tensor input, Scalar exponent) -> Tensor");
+  m.def("pow.Tensor_Tensor(Tensor input, Tensor exponent) -> Tensor");
+  m.def("pow.Scalar(Scalar input, Tensor exponent) -> Tensor");
+  m.def("pow_tensor_backward(Tensor grad, Tensor input, Tensor exponent, Tensor result) -> (Tensor, Tensor)");
   m.def("neg(Tensor input) -> Tensor");
   m.def("neg.out(Tensor input, *, Tensor(a!) out) -> ()");
   m.def("neg_(Tensor(a!) input) -> ()");
@@ -115,6 +119,9 @@ TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
   m.impl("div.Scalar_out", &div_Scalar_out);
   m.impl("div_.Scalar", &div__Scalar);
   m.impl("pow", &ops::pow);
+  m.impl("pow.Tensor_Tensor", &ops::pow_Tensor_Tensor);
+  m.impl("pow.Scalar", &pow_Scalar);
+  m.impl("pow_tensor_backward", &ops::pow_tensor_backward);
   m.impl("neg", &ops::neg);
   m.impl("neg.out", &ops::neg_out);
   m.impl("neg_", &ops::neg_);
@@ -166,6 +173,9 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
   m.impl("div.Scalar_out", &div_Scalar_out);
   m.impl("div_.Scalar", &div__Scalar);
   m.impl("pow", &ops::pow);
+  m.impl("pow.Tensor_Tensor", &ops::pow_Tensor_Tensor);
+  m.impl("pow.Scalar", &pow_Scalar);
+  m.impl("pow_tensor_backward", &ops::pow_tensor_backward);
   m.impl("neg", &ops::neg);
   m.impl("neg.out", &ops::neg_out);
   m.impl("neg_", &ops::neg_);
@@ -214,6 +224,8 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("div.Scalar_out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("div_.Scalar", &autograd::div__Scalar);
   m.impl("pow", &autograd::pow);
+  m.impl("pow.Tensor_Tensor", &autograd::pow_Tensor_Tensor);
+  m.impl("pow.Scalar", &autograd::pow_Scalar);
   m.impl("neg", &autograd::neg);
   m.impl("neg.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("neg_", &autograd::neg_);
