@@ -3,6 +3,7 @@ native_functions.yaml:
 
   csrc/generated/ops.h              declarations of every overload's device and autograd kernels
   csrc/generated/registrations.cpp  the schemas and every dispatch-key registration
+  csrc/generated/calls.h            every overload called through the dispatcher, as derivatives call them
   csrc/generated/bindings.cpp       the typed Python bindings the public functions call
   pykernels/_api.py                 the public functions
 
@@ -404,8 +405,53 @@ def gen_api(table):
     return "\n".join(out)
 
 
+def cpp_default(arg):
+    if arg.default is None:
+        return ""
+    value = {"None": "std::nullopt", "False": "false", "True": "true"}.get(arg.default, arg.default)
+    return f" = {value}"
+
+
+def gen_calls_h(table):
+    lines = [f"// {HEADER}.", "//",
+             "// Every overload of every op, called through the dispatcher, so that every dispatch key (autograd,",
+             "// functorch, fake tensors, Python modes) sees the call. With grad mode on (a backward with",
+             "// create_graph=True, or any backward under a torch.func transform) a call goes through the Autograd",
+             "// key and records its own node, which makes a backward differentiable; with grad mode off it starts",
+             "// below the Autograd key, which would only redispatch. Each handle is looked up at its first call:",
+             "// the schemas are registered while the library loads, in an order no other file controls.",
+             "#pragma once", "", "#include <ATen/core/LegacyTypeDispatch.h>",
+             "#include <ATen/core/dispatch/Dispatcher.h>", "#include <ATen/core/grad_mode.h>", "",
+             "#include <optional>", "#include <tuple>", "#include <utility>", "",
+             "namespace pykernels::autograd::op {", "", "namespace detail {", "",
+             "template <typename Signature>",
+             "c10::TypedOperatorHandle<Signature> find(const char* name, const char* overload) {",
+             "  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload).typed<Signature>();", "}", "",
+             "template <typename Signature, typename... Args>",
+             "decltype(auto) call(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {",
+             "  if (at::GradMode::is_enabled()) return op.call(std::forward<Args>(args)...);",
+             "  at::AutoDispatchBelowAutograd below;", "  return op.call(std::forward<Args>(args)...);", "}", "",
+             "}  // namespace detail", ""]
+    for op in table.ops:
+        for s in table.kernels[op.name] + table.numbers[op.name]:
+            # C++ takes defaults for trailing parameters only.
+            trailing = len(s.args)
+            while trailing > 0 and s.args[trailing - 1].default is not None:
+                trailing -= 1
+            params = ", ".join(CPP_ARG[a.type] + " " + a.name + (cpp_default(a) if i >= trailing else "")
+                               for i, a in enumerate(s.args))
+            names = ", ".join(a.name for a in s.args)
+            lines += [f"inline {cpp_return(s)} {s.cpp_name}({params}) {{",
+                      f'  static const auto op = detail::find<{cpp_function_type(s)}>("pykernels::{s.name}", '
+                      f'"{s.overload}");',
+                      f"  return detail::call(op, {names});", "}", ""]
+    lines += ["}  // namespace pykernels::autograd::op", ""]
+    return "\n".join(lines)
+
+
 OUTPUTS = {
     "csrc/generated/ops.h": gen_ops_h,
+    "csrc/generated/calls.h": gen_calls_h,
     "csrc/generated/registrations.cpp": gen_registrations,
     "csrc/generated/bindings.cpp": gen_bindings,
     "pykernels/_api.py": gen_api,
