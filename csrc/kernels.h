@@ -67,7 +67,7 @@ void binary_scalar_kernel_cpu(BinaryOp op, const StridedIter<2>& it, at::ScalarT
 #ifdef PYKERNELS_WITH_CUDA
 PYKERNELS_DECLARE_KERNELS(cuda)
 
-// The GEMM kernel that the calling thread's last CUDA mm/bmm/matmul launched, as
+// The GEMM kernel that the calling thread's last CUDA matrix product launched, as
 // "<kernel> <tile> a:<k|m>[+vec] b:<k|n>[+vec]" (which dimension each operand's loads run along,
 // and whether they are 16-byte vector loads), or "sm90 128x256"; "" before the first launch.
 std::string gemm_last_kernel_cuda();

@@ -70,7 +70,7 @@ PyMethodDef methods[] = {
     {"fma_peak", fma_peak, METH_VARARGS,
      "fma_peak(seconds) -> (GFLOP/s, isa): measured float32 FMA throughput over torch's threads."},
     {"gemm_last_kernel", gemm_last_kernel, METH_NOARGS,
-     "The CUDA GEMM kernel this thread's last CUDA mm/bmm/matmul launched ('' before any; None without CUDA)."},
+     "The CUDA GEMM kernel this thread's last CUDA matrix product launched ('' before any; None without CUDA)."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -62,7 +62,8 @@ class Op:
     dtypes: tuple = ALL
     devices: tuple = DEVICES
     # The torch callables the drop-in mode sends to this op's public functions, by name: `name_` and
-    # `__iname__` to the in-place function, `__rname__` with its operands swapped.
+    # `__iname__` to the in-place function (computed out of place where the op has none),
+    # `__rname__` with its operands swapped.
     torch: tuple = ()
     aten: tuple = ()  # the ATen ops this op replaces: what must not run when it is used
     derivative: str | None = CPP
@@ -223,7 +224,8 @@ OPS = (
             "div_": ("div_(input, other, *, rounding_mode=None)", "In-place division, like ``Tensor.div_``."),
         },
         torch=("torch.div", "torch.divide", "torch.Tensor.div", "torch.Tensor.divide", "torch.Tensor.__truediv__",
-               "torch.Tensor.div_", "torch.Tensor.divide_", "torch.Tensor.__itruediv__"),
+               "torch.Tensor.div_", "torch.Tensor.divide_", "torch.Tensor.true_divide_", "torch.Tensor.__itruediv__",
+               "torch.Tensor.__idiv__"),
         aten=("aten::div", "aten::div_", "aten::reciprocal"),
         integer_to_float=True,
         bench=(Bench(((N,), (N,))),),
@@ -276,7 +278,7 @@ OPS = (
         "unary",
         ("exp(Tensor input) -> Tensor",),
         public={"exp": ("exp(input)", "Elementwise e**x, like ``torch.exp`` (integers give the default float dtype).")},
-        torch=("torch.exp", "torch.Tensor.exp"),
+        torch=("torch.exp", "torch.Tensor.exp", "torch.exp_", "torch.Tensor.exp_"),
         aten=("aten::exp",),
         integer_to_float=True,
         bench=(Bench(((N,),), ("default", "quick")),),
@@ -286,7 +288,7 @@ OPS = (
         "unary",
         ("log(Tensor input) -> Tensor",),
         public={"log": ("log(input)", "Elementwise natural logarithm, like ``torch.log``.")},
-        torch=("torch.log", "torch.Tensor.log"),
+        torch=("torch.log", "torch.Tensor.log", "torch.log_", "torch.Tensor.log_"),
         aten=("aten::log",),
         integer_to_float=True,
         positive=True,
@@ -297,7 +299,7 @@ OPS = (
         "unary",
         ("sqrt(Tensor input) -> Tensor",),
         public={"sqrt": ("sqrt(input)", "Elementwise square root, like ``torch.sqrt``.")},
-        torch=("torch.sqrt", "torch.Tensor.sqrt"),
+        torch=("torch.sqrt", "torch.Tensor.sqrt", "torch.sqrt_", "torch.Tensor.sqrt_"),
         aten=("aten::sqrt",),
         integer_to_float=True,
         positive=True,

@@ -61,7 +61,7 @@ class Case:
 
 
 def _randn(*shape, dtype=torch.float32, positive=False, grad=False):
-    """Random-input factory; ``positive`` keeps inputs inside the domain of log and sqrt."""
+    """Random-input factory; ``positive`` keeps inputs inside the domain of the ops defined for positive inputs."""
 
     def make(device):
         t = torch.randn(*shape, dtype=dtype, device=device)

@@ -7,6 +7,8 @@ result with pykernels or raises ``FallThrough``; torch then runs the call itself
 named after the torch function they handle, ``sum`` and ``pow`` included: in this module those
 names are the handlers, not Python's builtins.
 """
+import functools
+
 import torch
 
 from .. import _C
@@ -156,12 +158,6 @@ def rdiv_operator(self, other):
 
 
 
-def true_divide_(self, other):
-    need(is_tensor(self) and is_operand(other))
-    pk.div_(self, other)
-    return self
-
-
 
 
 
@@ -181,19 +177,16 @@ def square_(self):
     return _in_place(self, lambda x: pk.pow(x, 2))
 
 
-def _computed_in_place(fn):
-    """The in-place handler of a unary op that has no in-place kernel: exp_, log_, sqrt_."""
+@functools.cache
+def computed_in_place(fn):
+    """The in-place handler of a unary op that has no in-place kernel (``Tensor.exp_``): ``fn``
+    computed out of place, then assigned."""
 
     def in_place(input):
         need(is_tensor(input))
         return _in_place(input, fn)
 
     return in_place
-
-
-exp_ = _computed_in_place(pk.exp)
-log_ = _computed_in_place(pk.log)
-sqrt_ = _computed_in_place(pk.sqrt)
 
 
 # ---- lerp / addcmul / addcdiv: what torch.optim's Adam, AdamW, SGD with momentum ... are made of --

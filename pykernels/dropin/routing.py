@@ -29,13 +29,9 @@ ROUTES = {
     h.rsub_operator: ("torch.Tensor.__rsub__",),
     h.true_divide: ("torch.true_divide", "torch.Tensor.true_divide", "torch.Tensor.__div__"),
     h.rdiv_operator: ("torch.Tensor.__rtruediv__", "torch.Tensor.__rdiv__"),
-    h.true_divide_: ("torch.Tensor.true_divide_", "torch.Tensor.__idiv__"),
     h.pow_: ("torch.Tensor.pow_", "torch.Tensor.__ipow__"),
     h.square: ("torch.square", "torch.Tensor.square"),
     h.square_: ("torch.Tensor.square_",),
-    h.exp_: ("torch.exp_", "torch.Tensor.exp_"),
-    h.log_: ("torch.log_", "torch.Tensor.log_"),
-    h.sqrt_: ("torch.sqrt_", "torch.Tensor.sqrt_"),
     # what torch.optim's optimizers are made of
     h.lerp: ("torch.lerp", "torch.Tensor.lerp"),
     h.lerp_: ("torch.Tensor.lerp_",),
@@ -57,9 +53,9 @@ ROUTES = {
     h.mse_loss: ("torch.nn.functional.mse_loss",),
 }
 
-# torch._foreach_<name> and torch._foreach_<name>_, each element through the handler of
-# Tensor.<name> / Tensor.<name>_ above.
-FOREACH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "lerp", "addcmul", "addcdiv")
+# torch._foreach_<name> and torch._foreach_<name>_, each element through the route of
+# Tensor.<name> / Tensor.<name>_: the table's ops with a Tensor method, and what optimizers add.
+FOREACH = tuple(op.name for op in optable.OPS if f"torch.Tensor.{op.name}" in op.torch) + ("lerp", "addcmul", "addcdiv")
 
 
 def _resolve(name):
@@ -89,7 +85,7 @@ def _table_routes():
             if attr.startswith("__r"):
                 target = _swapped(getattr(_api, op.name))
             elif attr.startswith("__i") or (attr.endswith("_") and not attr.endswith("__")):
-                target = getattr(_api, op.name + "_")
+                target = getattr(_api, op.name + "_", None) or h.computed_in_place(getattr(_api, op.name))
             else:
                 target = getattr(_api, op.name)
             routes.setdefault(target, []).append(name)
