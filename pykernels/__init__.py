@@ -10,7 +10,6 @@ import torch  # noqa: F401  (the extension links against torch's libraries)
 from . import _build  # noqa: F401  first: it raises ImportError if _C was built against another torch
 from . import _C  # noqa: F401  registers the ops
 from . import fake as _fake  # noqa: F401
-from . import autograd as _autograd  # noqa: F401
 from . import _api
 from ._api import *  # noqa: F403  the public functions, one per entry of the op table
 from . import dropin, nn  # noqa: F401

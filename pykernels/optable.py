@@ -117,7 +117,6 @@ OPS = (
             Bench(((4, 1, 128, 128), (8, 128, 128))),
             Bench(((2, 1, 64, 64), (4, 64, 64)), ("quick",)),
         ),
-        derivative=None,  # TEMP
     ),
     # ---- elementwise: broadcasting and torch's type promotion -------------------------------------------
     Op(
@@ -402,7 +401,6 @@ OPS = (
         ("mse_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction) -> Tensor",),
         dtypes=FLOATING,
         aten=("aten::mse_loss_backward",),
-        derivative=None,  # TEMP
     ),
     # A reduced loss and its gradient with respect to input (for a loss gradient of 1), in one pass
     # over input and target: the training forward keeps what its backward would compute.
@@ -412,7 +410,6 @@ OPS = (
         ("mse_loss_and_grad(Tensor input, Tensor target, int reduction=1) -> (Tensor, Tensor)",),
         dtypes=FLOATING,
         aten=("aten::mse_loss", "aten::mse_loss_backward"),
-        derivative=None,  # TEMP
     ),
 )
 

@@ -106,11 +106,6 @@ class Overload:
         """The public function that calls this overload (pykernels.add for add.out), or None."""
         return self.packet if self.packet in self.op.public else None
 
-    @property
-    def direct_name(self):
-        """The typed binding's name in pykernels._C.direct: add, add_out, add_, add_Scalar."""
-        return self.packet if self.overload_name == "default" else f"{self.packet}_{self.overload_name}"
-
     def resolve(self):
         """The torch.ops.pykernels overload."""
         return getattr(getattr(torch.ops.pykernels, self.packet), self.overload_name)

@@ -8,7 +8,7 @@
 - torch.compile(fullgraph=True) of a small pykernels model matches eager, forward and backward;
 - in-place and out= ops bump the written tensor's version counter, so a stale saved tensor raises;
 - alpha given as a numpy number or a 0-dim tensor, as torch takes it;
-- the typed bindings the public API calls (pykernels._C.direct) agree with torch.ops, and leave
+- the typed bindings the public API calls (pykernels._C.api) are the table's public functions, and leave
   __torch_function__ and fake tensors to torch's own machinery;
 - under torch.profiler, forward and backward of every op run no ATen op that computes;
 - torch.func transforms of every public function give torch's results.
@@ -297,37 +297,14 @@ def test_torch_compile_python_scalar_operands():
 
 # ---------------------------------------------------------------------------------------------- typed bindings
 
-# pykernels._C.direct.<name>(below_autograd, *every schema argument, positionally) for each
-# overload: direct.add for add.default, direct.add_out for add.out, direct.add_ for add_.default.
-BINDINGS = {o.direct_name: o for o in opdb.OVERLOADS}
-NOT_OPS = {"check_inplace"}  # a helper of the in-place public functions, not a call of an op
+# pykernels._C.api.<name>: one typed binding per public function (the generated bindings); the
+# parity tests (test_ops.py) call each through its public function.
+NOT_OPS = {"check_inplace"}  # a helper of the drop-in mode's in-place handlers, not a call of an op
 
 
-def test_every_typed_binding_calls_an_overload_of_the_table():
-    names = {n for n in dir(pk._C.direct) if not n.startswith("_")} - NOT_OPS
-    assert names <= set(BINDINGS), f"bindings of no overload of the table: {sorted(names - set(BINDINGS))}"
-
-
-def positional_arguments(overload, args, kwargs):
-    """Every argument of the schema, in order: given positionally, by keyword or by default."""
-    values = list(args)
-    for argument in overload.arguments[len(args):]:
-        values.append(kwargs.get(argument.name, argument.default_value))
-    return values
-
-
-@pytest.mark.parametrize("below_autograd", [True, False])
-@pytest.mark.parametrize("sample", [s for s in opdb.opcheck_samples() if hasattr(pk._C.direct, s.overload.direct_name)],
-                         ids=lambda s: s.id)
-def test_direct_binding_matches_torch_ops(sample, below_autograd):
-    overload = sample.overload
-    (args, kwargs), (theirs, their_kwargs) = sample.calls("cpu")
-    actual = getattr(pk._C.direct, overload.direct_name)(below_autograd, *positional_arguments(overload, args, kwargs))
-    expected = overload.resolve()(*theirs, **their_kwargs)
-    if overload.mutating:
-        actual, expected = (kwargs["out"], their_kwargs["out"]) if overload.is_out else (args[0], theirs[0])
-    for got, want in zip(_results(actual), _results(expected)):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+def test_every_typed_binding_is_a_public_function_of_the_table():
+    names = {n for n in dir(pk._C.api) if not n.startswith("_")} - NOT_OPS
+    assert names == {name for name, _ in optable.public_functions()}
 
 
 def test_public_api_under_torch_function_mode_goes_through_torch_ops():
@@ -342,7 +319,7 @@ def test_public_api_under_torch_function_mode_goes_through_torch_ops():
     with Record():
         out = pk.relu(pk.add(pk.mm(a, b), 1.5))
     assert_close(out, torch.relu(a @ b + 1.5))
-    assert ops.mm.default in seen and ops.add.default in seen and ops.relu.default in seen
+    assert ops.mm.default in seen and ops.add.Scalar in seen and ops.relu.default in seen
 
 
 def test_public_api_on_a_torch_function_subclass():

@@ -59,6 +59,7 @@ std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, co
 namespace autograd {
 at::Tensor mm(const at::Tensor& input, const at::Tensor& mat2);
 at::Tensor bmm(const at::Tensor& input, const at::Tensor& mat2);
+at::Tensor matmul(const at::Tensor& input, const at::Tensor& other);
 at::Tensor add(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
 void add_(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
 at::Tensor add_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha);
@@ -95,6 +96,8 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
 std::tuple<at::Tensor, at::Tensor> relu_and_mask(const at::Tensor& input);
 at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Tensor& mask);
 at::Tensor mse_loss(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
+at::Tensor mse_loss_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& target, int64_t reduction);
+std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 // out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.
 void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 // The version-counter bump of every written argument (ADInplaceOrView).

@@ -195,6 +195,7 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
 TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("mm", &autograd::mm);
   m.impl("bmm", &autograd::bmm);
+  m.impl("matmul", &autograd::matmul);
   m.impl("add", &autograd::add);
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("add_", &autograd::add_);
@@ -240,6 +241,8 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("relu_and_mask", &autograd::relu_and_mask);
   m.impl("relu_mask_backward", &autograd::relu_mask_backward);
   m.impl("mse_loss", &autograd::mse_loss);
+  m.impl("mse_loss_backward", &autograd::mse_loss_backward);
+  m.impl("mse_loss_and_grad", &autograd::mse_loss_and_grad);
 }
 TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
