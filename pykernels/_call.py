@@ -11,8 +11,7 @@ import numbers
 
 import torch
 
-from . import _compat
-from . import optable
+from . import _compat, optable
 
 compiling = torch.compiler.is_compiling
 has_torch_function = _compat.has_torch_function
@@ -37,8 +36,13 @@ def _forms(public_name):
         kinds = []
         for a in arguments:
             t = str(a.type)
-            kind = "Tensor" if t == "Tensor" else "number" if t == "Scalar" and a.name in tensor_somewhere else (
-                "Scalar" if t == "Scalar" else None)
+            kind = (
+                "Tensor"
+                if t == "Tensor"
+                else "number"
+                if t == "Scalar" and a.name in tensor_somewhere
+                else ("Scalar" if t == "Scalar" else None)
+            )
             kinds.append((a.name, kind))
         forms.append((overload_op, kinds, any(a.name == "out" for a in arguments)))
     return forms
@@ -74,8 +78,11 @@ def _matches(kinds, given):
 def fallback(public_name, args, kwargs):
     forms = _FORMS[public_name]
     out = kwargs.get("out")
-    kwargs = {k: _scalar(v) if k not in ("out", "rounding_mode", "dtype", "dim", "keepdim") else v
-              for k, v in kwargs.items() if k != "out"}
+    kwargs = {
+        k: _scalar(v) if k not in ("out", "rounding_mode", "dtype", "dim", "keepdim") else v
+        for k, v in kwargs.items()
+        if k != "out"
+    }
     given = dict(kwargs)
     if out is not None:
         given["out"] = out
@@ -107,6 +114,8 @@ def _type_error(public_name, forms, args, out):
             continue
         allowed = kinds[name]
         if "Tensor" in allowed and not ("number" in allowed and isinstance(given[name], _NUMBERS)):
-            raise TypeError(f"pykernels.{public_name}(): argument '{name}' (position {position + 1}) must be Tensor, "
-                            f"not {type(given[name]).__name__}")
+            raise TypeError(
+                f"pykernels.{public_name}(): argument '{name}' (position {position + 1}) must be Tensor, "
+                f"not {type(given[name]).__name__}"
+            )
     raise TypeError(f"pykernels.{public_name}(): no overload takes these arguments")

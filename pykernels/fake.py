@@ -3,6 +3,7 @@
 They let ``torch.compile`` trace through pykernels ops and ``torch.library.opcheck`` compare
 the schema, and they repeat the checks whose failure would otherwise give a wrong shape.
 """
+
 import torch
 from torch.library import register_fake
 
@@ -31,8 +32,11 @@ def _device(op, *inputs, out=None, cpu_scalars=True):
             continue
         if device is None:
             device = t.device
-        _check(t.device == device, op, "expected all tensors to be on the same device, but found at least two "
-               f"devices, {device} and {t.device}")
+        _check(
+            t.device == device,
+            op,
+            f"expected all tensors to be on the same device, but found at least two devices, {device} and {t.device}",
+        )
     return device if device is not None else inputs[0].device
 
 
@@ -54,8 +58,11 @@ def _bmm(a, b):
     _device("bmm", a, b, cpu_scalars=False)
     _same_dtype("bmm", a, b)
     _check(a.dim() == 3 and b.dim() == 3, "bmm", f"expected 3-D tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
-    _check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1], "bmm",
-           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    _check(
+        a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1],
+        "bmm",
+        f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})",
+    )
     return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
 
 
@@ -66,8 +73,9 @@ def _matmul(a, b):
     _check(a.dim() >= 1 and b.dim() >= 1, "matmul", "both arguments need to be at least 1D")
     a2 = a.unsqueeze(0) if a.dim() == 1 else a
     b2 = b.unsqueeze(-1) if b.dim() == 1 else b
-    _check(a2.shape[-1] == b2.shape[-2], "matmul",
-           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    _check(
+        a2.shape[-1] == b2.shape[-2], "matmul", f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})"
+    )
     shape = list(_broadcast("matmul", a2.shape[:-2], b2.shape[:-2]))
     if a.dim() > 1:
         shape.append(a2.shape[-2])
@@ -142,14 +150,21 @@ def _result_dtype(op, inputs, kwargs):
     """torch's result dtype for an elementwise op: promotion, then integers to the default float
     dtype where the op computes in floating point (true division: no rounding_mode)."""
     dtype = torch.result_type(*inputs) if len(inputs) > 1 else inputs[0].dtype
-    if op.integer_to_float and kwargs.get("rounding_mode") is None and not (dtype.is_floating_point or dtype.is_complex):
+    if (
+        op.integer_to_float
+        and kwargs.get("rounding_mode") is None
+        and not (dtype.is_floating_point or dtype.is_complex)
+    ):
         dtype = torch.get_default_dtype()
     return dtype
 
 
 def _castable(name, dtype, out):
-    _check(torch.can_cast(dtype, out.dtype), name, f"result type {dtype} can't be cast to the desired output type "
-           f"{out.dtype}")
+    _check(
+        torch.can_cast(dtype, out.dtype),
+        name,
+        f"result type {dtype} can't be cast to the desired output type {out.dtype}",
+    )
 
 
 def _elementwise(op, schema):
@@ -179,8 +194,11 @@ def _elementwise(op, schema):
             if tuple(target.shape) != tuple(shape):
                 target.resize_(shape)
         else:
-            _check(tuple(shape) == tuple(target.shape), name,
-                   f"output with shape {tuple(target.shape)} doesn't match the broadcast shape {tuple(shape)}")
+            _check(
+                tuple(shape) == tuple(target.shape),
+                name,
+                f"output with shape {tuple(target.shape)} doesn't match the broadcast shape {tuple(shape)}",
+            )
 
     return fake
 
@@ -217,7 +235,9 @@ def _sum(a, dim=None, keepdim=False, dtype=None):
 @register_fake("pykernels::mean")
 def _mean(a, dim=None, keepdim=False, dtype=None):
     dtype = dtype or a.dtype
-    torch._check_not_implemented(dtype.is_floating_point, lambda: f"pykernels.mean: could not infer output dtype; got {dtype}")
+    torch._check_not_implemented(
+        dtype.is_floating_point, lambda: f"pykernels.mean: could not infer output dtype; got {dtype}"
+    )
     return a.new_empty(_reduced_shape(a, dim, keepdim), dtype=dtype)
 
 
@@ -241,10 +261,16 @@ def _relu_and_mask(a):
 def _relu_mask_backward(grad, mask):
     _device("relu_mask_backward", grad, mask, cpu_scalars=False)
     _check(grad.dtype.is_floating_point, "relu_mask_backward", f"needs a floating point grad_output, got {grad.dtype}")
-    _check(mask.dtype == torch.uint8 and mask.dim() == 1, "relu_mask_backward",
-           f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}")
-    _check(mask.numel() == (grad.numel() + 7) // 8, "relu_mask_backward",
-           f"mask of {mask.numel()} bytes does not fit grad_output of shape {tuple(grad.shape)}")
+    _check(
+        mask.dtype == torch.uint8 and mask.dim() == 1,
+        "relu_mask_backward",
+        f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}",
+    )
+    _check(
+        mask.numel() == (grad.numel() + 7) // 8,
+        "relu_mask_backward",
+        f"mask of {mask.numel()} bytes does not fit grad_output of shape {tuple(grad.shape)}",
+    )
     return grad.new_empty(grad.shape)
 
 

@@ -5,6 +5,7 @@ random inputs (``torch.randn`` / ``torch.randint``, a fixed seed per test) using
 ``torch.testing.assert_close``. The helpers here build those inputs in several memory layouts,
 pick tolerances per dtype, and check "same result as torch, or the same exception type as torch".
 """
+
 import math
 import os
 import zlib
@@ -197,9 +198,17 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 #      more rounding than pykernels does.
 # add/sub: 1, plus an absolute floor where torch rounds alpha*other to the dtype (half_alpha_floor).
 HALF_ULPS = {
-    "neg": 0, "relu": 0,
-    "mul": 1, "add": 1, "sub": 1, "div": 1, "exp": 1, "log": 1, "sqrt": 1,
-    "pow": 2, "mse_loss": 2,
+    "neg": 0,
+    "relu": 0,
+    "mul": 1,
+    "add": 1,
+    "sub": 1,
+    "div": 1,
+    "exp": 1,
+    "log": 1,
+    "sqrt": 1,
+    "pow": 2,
+    "mse_loss": 2,
 }
 
 
@@ -256,8 +265,10 @@ def assert_div_rounding_close(actual, expected, a, b):
     if not bool(ok.all()):
         bad = (~ok).nonzero()[:5].tolist()
         details = [(tuple(i), actual[tuple(i)].item(), expected[tuple(i)].item(), q[tuple(i)].item()) for i in bad]
-        raise AssertionError(f"{int((~ok).sum())} rounded quotients differ from torch's away from an integer "
-                             f"quotient; (index, pykernels, torch, exact quotient): {details}")
+        raise AssertionError(
+            f"{int((~ok).sum())} rounded quotients differ from torch's away from an integer "
+            f"quotient; (index, pykernels, torch, exact quotient): {details}"
+        )
 
 
 def accum_tol(dtype, n, *, mean=False):

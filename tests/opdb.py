@@ -11,6 +11,7 @@ overloads get the calls of their functional form. A sample knows how torch compu
 thing, and builds its tensors only when a test runs it (under the test's seed), on the device the
 test asks for. Internal ops have hand-written samples and references, keyed by name below.
 """
+
 import dataclasses
 import functools
 import math
@@ -20,10 +21,10 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEVICES, make, make_layout
 
 import pykernels as pk
 from pykernels import optable
+from conftest import DEVICES, make, make_layout
 
 _REDUCTIONS = ("none", "mean", "sum")  # torch's at::Reduction values 0, 1, 2
 
@@ -274,8 +275,13 @@ class Sample:
 
 # Values where an argument needs them: keeps divisors from 0, logarithms and roots from negative
 # numbers, and ReLU and other kinks away from 0 so that finite differences are valid.
-DOMAIN = {("div", "other"): "nonzero", ("log", "input"): "positive", ("sqrt", "input"): "positive",
-          ("pow", "input"): "positive", ("relu", "input"): "nonzero"}
+DOMAIN = {
+    ("div", "other"): "nonzero",
+    ("log", "input"): "positive",
+    ("sqrt", "input"): "positive",
+    ("pow", "input"): "positive",
+    ("relu", "input"): "nonzero",
+}
 
 # Values for the schemas' non-tensor arguments, by argument name.
 OPTIONS = {"alpha": (2, 0.5, -3), "rounding_mode": ("trunc", "floor"), "reduction": (0, 2)}
@@ -323,11 +329,37 @@ def dtype_name(dtype):
 
 # The samples each check takes, by case name (beside every dtype's basic sample and the options):
 # finite differences and opcheck are slow, so they take the cases that reach different code.
-GRAD_CASES = {"broadcast", "row", "0-dim-other", "cpu-0-dim-other", "transposed", "strided", "vector", "3-d", "dot",
-              "vector-matrix", "matrix-vector", "batch-vector", "vector-batch", "broadcast-batch", "matrix-batch",
-              "dim", "dims-keepdim", "0-dim", "broadcast-target"}
-OPCHECK_CASES = {"broadcast", "transposed", "0-dim-other", "3-d", "dot", "broadcast-batch", "dims-keepdim",
-                 "broadcast-target"}
+GRAD_CASES = {
+    "broadcast",
+    "row",
+    "0-dim-other",
+    "cpu-0-dim-other",
+    "transposed",
+    "strided",
+    "vector",
+    "3-d",
+    "dot",
+    "vector-matrix",
+    "matrix-vector",
+    "batch-vector",
+    "vector-batch",
+    "broadcast-batch",
+    "matrix-batch",
+    "dim",
+    "dims-keepdim",
+    "0-dim",
+    "broadcast-target",
+}
+OPCHECK_CASES = {
+    "broadcast",
+    "transposed",
+    "0-dim-other",
+    "3-d",
+    "dot",
+    "broadcast-batch",
+    "dims-keepdim",
+    "broadcast-target",
+}
 OPCHECK_DTYPES = (torch.float32, torch.int64)
 
 
@@ -395,8 +427,14 @@ ALL_TABLE_DTYPES = [dtype_of(name) for name in optable.ALL]
 STRUCTURE_DTYPES = (torch.float32, torch.float64)
 # (input dtype, other dtype): a float64 other is a 0-dim CPU tensor, which joins any device and
 # does not raise a floating input's dtype.
-MIXED_DTYPES = [(torch.float32, torch.int64), (torch.int32, torch.float64), (torch.float16, torch.float64),
-                (torch.float16, torch.float32), (torch.uint8, torch.bool), (torch.bool, torch.int32)]
+MIXED_DTYPES = [
+    (torch.float32, torch.int64),
+    (torch.int32, torch.float64),
+    (torch.float16, torch.float64),
+    (torch.float16, torch.float32),
+    (torch.uint8, torch.bool),
+    (torch.bool, torch.int32),
+]
 
 
 def _elementwise(overload, cases, large):
@@ -422,28 +460,50 @@ def _elementwise(overload, cases, large):
             index += 1
         if n == 2:
             # A CPU 0-dim operand (float64: it must not raise the result dtype) beside tensors on any device.
-            m.add("cpu-0-dim-other", dtype, m.operands(_specs(overload, [(4, 3), ()], [dtype, torch.float64],
-                                                              ["contiguous", "cpu"])), "structure")
-            m.add("cpu-0-dim-input", dtype, m.operands(_specs(overload, [(), (4, 3)], [torch.float64, dtype],
-                                                              ["cpu", "contiguous"])), "structure")
+            m.add(
+                "cpu-0-dim-other",
+                dtype,
+                m.operands(_specs(overload, [(4, 3), ()], [dtype, torch.float64], ["contiguous", "cpu"])),
+                "structure",
+            )
+            m.add(
+                "cpu-0-dim-input",
+                dtype,
+                m.operands(_specs(overload, [(), (4, 3)], [torch.float64, dtype], ["cpu", "contiguous"])),
+                "structure",
+            )
     m.add("large", torch.float32, m.operands(_specs(overload, large, [torch.float32] * n)), "large")
     if n == 2:
         for a, b in MIXED_DTYPES:
             if a in _dtypes(op) and b in ALL_TABLE_DTYPES:
                 other = ((), "cpu") if b == torch.float64 else ((4,), "contiguous")
-                m.add(dtype_name(b), a, m.operands(_specs(overload, [(3, 4), other[0]], [a, b],
-                                                          ["contiguous", other[1]])), "mixed")
+                m.add(
+                    dtype_name(b),
+                    a,
+                    m.operands(_specs(overload, [(3, 4), other[0]], [a, b], ["contiguous", other[1]])),
+                    "mixed",
+                )
     for argument, value in _options(overload):
         for dtype in (d for d in (torch.float32, torch.float64, torch.int64) if d in _dtypes(op)):
             shapes = cases.get("row", basic)
-            m.add(f"{argument}={value}", dtype, m.operands(_specs(overload, shapes, [dtype] * n), {argument: value}),
-                  "option")
+            m.add(
+                f"{argument}={value}",
+                dtype,
+                m.operands(_specs(overload, shapes, [dtype] * n), {argument: value}),
+                "option",
+            )
     return m.samples
 
 
 _BINARY_CASES = {
-    "same": [(5, 7), (5, 7)], "broadcast": [(3, 1), (1, 4)], "row": [(2, 3), (3,)], "batch": [(3, 1), (2, 1, 4)],
-    "0-dim-other": [(4, 3), ()], "0-dim-input": [(), (4, 3)], "0-dim": [(), ()], "empty": [(0, 3), (1, 3)],
+    "same": [(5, 7), (5, 7)],
+    "broadcast": [(3, 1), (1, 4)],
+    "row": [(2, 3), (3,)],
+    "batch": [(3, 1), (2, 1, 4)],
+    "0-dim-other": [(4, 3), ()],
+    "0-dim-input": [(), (4, 3)],
+    "0-dim": [(), ()],
+    "empty": [(0, 3), (1, 3)],
 }
 _UNARY_CASES = {"matrix": [(5, 7)], "vector": [(7,)], "3-d": [(2, 3, 4)], "0-dim": [()], "empty": [(0, 3)]}
 
@@ -460,10 +520,19 @@ def _unary(overload):
 
 # Operand shapes for products of every rank; each op keeps those torch takes for it.
 _GEMM_CASES = [
-    ("2-d", (5, 7), (7, 3)), ("3-d", (2, 5, 7), (2, 7, 3)), ("dot", (7,), (7,)), ("vector-matrix", (7,), (7, 5)),
-    ("matrix-vector", (5, 7), (7,)), ("batch-vector", (3, 5, 7), (7,)), ("vector-batch", (7,), (2, 7, 4)),
-    ("broadcast-batch", (2, 1, 5, 7), (3, 7, 4)), ("matrix-batch", (5, 7), (3, 7, 4)), ("empty-m", (0, 7), (7, 3)),
-    ("empty-k", (5, 0), (0, 3)), ("empty-n", (5, 7), (7, 0)), ("empty-batch", (0, 5, 7), (0, 7, 3)),
+    ("2-d", (5, 7), (7, 3)),
+    ("3-d", (2, 5, 7), (2, 7, 3)),
+    ("dot", (7,), (7,)),
+    ("vector-matrix", (7,), (7, 5)),
+    ("matrix-vector", (5, 7), (7,)),
+    ("batch-vector", (3, 5, 7), (7,)),
+    ("vector-batch", (7,), (2, 7, 4)),
+    ("broadcast-batch", (2, 1, 5, 7), (3, 7, 4)),
+    ("matrix-batch", (5, 7), (3, 7, 4)),
+    ("empty-m", (0, 7), (7, 3)),
+    ("empty-k", (5, 0), (0, 3)),
+    ("empty-n", (5, 7), (7, 0)),
+    ("empty-batch", (0, 5, 7), (0, 7, 3)),
     ("ones", (1, 1), (1, 1)),
 ]
 _GEMM_LARGE = [((96, 512), (512, 8)), ((2, 96, 512), (2, 512, 8))]  # tried in this order
@@ -492,8 +561,12 @@ def _gemm(overload):
         for layout in LAYOUTS:
             m.add(layout, dtype, m.operands([(a, dtype, layout), (b, dtype, "transposed")]), "structure")
     x, y = next((x, y) for x, y in _GEMM_LARGE if _accepts(fn, x, y))
-    m.add("large", torch.float32, m.operands([(x, torch.float32, "contiguous"), (y, torch.float32, "contiguous")]),
-          "large")
+    m.add(
+        "large",
+        torch.float32,
+        m.operands([(x, torch.float32, "contiguous"), (y, torch.float32, "contiguous")]),
+        "large",
+    )
     return m.samples
 
 
@@ -507,9 +580,13 @@ def _reduction(overload):
         m.add("", dtype, build((6, 7), dtype), "sweep")
         m.add("dim0", dtype, build((6, 7), dtype, {"dim": [0]}), "sweep")
     cases = {
-        "dim": ((3, 4, 5), {"dim": [1]}), "dims-keepdim": ((3, 4, 5), {"dim": [0, -1], "keepdim": True}),
-        "no-dims": ((3, 4, 5), {"dim": []}), "0-dim": ((), {"dim": [0]}), "0-dim-all": ((), {}),
-        "empty": ((0, 3), {"dim": [0]}), "empty-all": ((0, 3), {}),
+        "dim": ((3, 4, 5), {"dim": [1]}),
+        "dims-keepdim": ((3, 4, 5), {"dim": [0, -1], "keepdim": True}),
+        "no-dims": ((3, 4, 5), {"dim": []}),
+        "0-dim": ((), {"dim": [0]}),
+        "0-dim-all": ((), {}),
+        "empty": ((0, 3), {"dim": [0]}),
+        "empty-all": ((0, 3), {}),
     }
     for dtype in STRUCTURE_DTYPES:
         for case, (shape, kwargs) in cases.items():
@@ -541,8 +618,9 @@ def _loss(overload):
             index += 1
         for layout in LAYOUTS:
             kwargs = reductions[index % len(reductions)]
-            m.add(layout, dtype, m.operands([((6, 5), dtype, layout), ((6, 5), dtype, "transposed")], kwargs),
-                  "structure")
+            m.add(
+                layout, dtype, m.operands([((6, 5), dtype, layout), ((6, 5), dtype, "transposed")], kwargs), "structure"
+            )
             index += 1
     for a, b in [(torch.float32, torch.float64), (torch.float16, torch.float32)]:
         m.add(dtype_name(b), a, m.operands([((4, 5), a, "contiguous"), ((4, 5), b, "contiguous")]), "mixed")
@@ -579,7 +657,7 @@ def _number_samples(overload):
         values = _numbers_for(overload.op, name, values)
     samples = []
     for i, sample in enumerate(samples_of(base)):
-        for number in (values if "sweep" in sample.tags else [values[i % len(values)]]):
+        for number in values if "sweep" in sample.tags else [values[i % len(values)]]:
             samples.append(_numbers_in(sample, overload, positions, number))
     return samples
 
@@ -679,11 +757,18 @@ class Internal:
 
 def _relu_backward_cases():
     def case(shape, layout="contiguous"):
-        return lambda dtype, device: ((make_layout(shape, dtype, device, layout),
-                                       make(shape, dtype, device, nonzero=True)), {})
+        return lambda dtype, device: (
+            (make_layout(shape, dtype, device, layout), make(shape, dtype, device, nonzero=True)),
+            {},
+        )
 
-    return {"matrix": case((5, 7)), "0-dim": case(()), "empty": case((0, 3)), "transposed": case((6, 5), "transposed"),
-            "strided": case((6, 5), "strided")}
+    return {
+        "matrix": case((5, 7)),
+        "0-dim": case(()),
+        "empty": case((0, 3)),
+        "transposed": case((6, 5), "transposed"),
+        "strided": case((6, 5), "strided"),
+    }
 
 
 def _relu_and_mask_cases():
@@ -697,9 +782,18 @@ def _relu_and_mask_cases():
 
         return build
 
-    return {"matrix": case((5, 7)), "0-dim": case(()), "empty": case((0,)), "byte": case((8,)), "bytes": case((9,)),
-            "word": case((65,)), "3-d": case((2, 3, 5)), "specials": case((13,), specials=True),
-            "transposed": case((6, 5), "transposed"), "strided": case((37, 29), "strided")}
+    return {
+        "matrix": case((5, 7)),
+        "0-dim": case(()),
+        "empty": case((0,)),
+        "byte": case((8,)),
+        "bytes": case((9,)),
+        "word": case((65,)),
+        "3-d": case((2, 3, 5)),
+        "specials": case((13,), specials=True),
+        "transposed": case((6, 5), "transposed"),
+        "strided": case((37, 29), "strided"),
+    }
 
 
 def _relu_mask_backward_cases():
@@ -710,8 +804,14 @@ def _relu_mask_backward_cases():
 
         return build
 
-    return {"matrix": case((5, 7)), "0-dim": case(()), "empty": case((0,)), "bytes": case((9,)),
-            "transposed": case((6, 5), "transposed"), "strided": case((6, 5), "strided")}
+    return {
+        "matrix": case((5, 7)),
+        "0-dim": case(()),
+        "empty": case((0,)),
+        "bytes": case((9,)),
+        "transposed": case((6, 5), "transposed"),
+        "strided": case((6, 5), "strided"),
+    }
 
 
 def _mse_loss_backward_cases():
@@ -722,8 +822,11 @@ def _mse_loss_backward_cases():
 
         return build
 
-    cases = {f"{shape_name}-reduction={r}": case(shape, r) for r in (0, 1, 2)
-             for shape_name, shape in (("matrix", (5, 7)), ("0-dim", ()), ("empty", (0, 3)))}
+    cases = {
+        f"{shape_name}-reduction={r}": case(shape, r)
+        for r in (0, 1, 2)
+        for shape_name, shape in (("matrix", (5, 7)), ("0-dim", ()), ("empty", (0, 3)))
+    }
     cases.update({"transposed": case((6, 5), 0, "transposed"), "strided": case((6, 5), 1, "strided")})
     return cases
 
@@ -737,10 +840,15 @@ def _mse_loss_and_grad_cases():
 
         return build
 
-    return {"matrix": case([(5, 7), (5, 7)]), "sum": case([(5, 7), (5, 7)], 2), "mean": case([(5, 7), (5, 7)], 1),
-            "0-dim": case([(), ()], 2), "empty": case([(0,), (0,)], 1), "transposed": case([(4, 3), (4, 3)], 2,
-                                                                                           "transposed"),
-            "broadcast-float64-target": case([(4, 3), (3,)], 1, "transposed", torch.float64)}
+    return {
+        "matrix": case([(5, 7), (5, 7)]),
+        "sum": case([(5, 7), (5, 7)], 2),
+        "mean": case([(5, 7), (5, 7)], 1),
+        "0-dim": case([(), ()], 2),
+        "empty": case([(0,), (0,)], 1),
+        "transposed": case([(4, 3), (4, 3)], 2, "transposed"),
+        "broadcast-float64-target": case([(4, 3), (3,)], 1, "transposed", torch.float64),
+    }
 
 
 def _pow_tensor_backward_cases():
@@ -760,8 +868,7 @@ def _relu_mask_backward(grad, mask):
 
 
 INTERNAL = {
-    "relu_backward": Internal(_relu_backward_cases(), lambda g, r: torch.ops.aten.threshold_backward(g, r, 0),
-                              "exact"),
+    "relu_backward": Internal(_relu_backward_cases(), lambda g, r: torch.ops.aten.threshold_backward(g, r, 0), "exact"),
     "relu_and_mask": Internal(_relu_and_mask_cases(), lambda x: (torch.relu(x), pack_bits(_passes(x))), "exact"),
     "relu_mask_backward": Internal(_relu_mask_backward_cases(), _relu_mask_backward, "exact"),
     "mse_loss_backward": Internal(_mse_loss_backward_cases(), torch.ops.aten.mse_loss_backward, "elementwise"),
@@ -777,8 +884,12 @@ def _internal(overload):
     for dtype in _dtypes(overload.op):
         for case, build in entry.cases.items():
             if case == first or dtype in STRUCTURE_DTYPES:
-                m.add(case, dtype, lambda device, build=build, dtype=dtype: build(dtype, device),
-                      "sweep" if case == first else "structure")
+                m.add(
+                    case,
+                    dtype,
+                    lambda device, build=build, dtype=dtype: build(dtype, device),
+                    "sweep" if case == first else "structure",
+                )
     return m.samples
 
 
@@ -818,8 +929,11 @@ def on_devices(samples):
 
 def gradcheck_samples():
     """The float64 samples for gradient checks of the differentiable overloads."""
-    return [s for s in all_samples() if s.overload.differentiable and "grad" in s.tags and s.dtype == torch.float64
-            and s.valid]
+    return [
+        s
+        for s in all_samples()
+        if s.overload.differentiable and "grad" in s.tags and s.dtype == torch.float64 and s.valid
+    ]
 
 
 def opcheck_samples():
@@ -859,8 +973,14 @@ def binary_cases():
     rounding_mode="floor", ...)."""
     cases = []
     for name in functions("binary"):
-        forms = [o for o in OVERLOADS if o.public_name == name and not o.number and not o.mutating
-                 and [str(a.type) for a in _positional(o)] == ["Tensor", "Tensor"]]
+        forms = [
+            o
+            for o in OVERLOADS
+            if o.public_name == name
+            and not o.number
+            and not o.mutating
+            and [str(a.type) for a in _positional(o)] == ["Tensor", "Tensor"]
+        ]
         if forms:
             cases += [(name, {})] + [(name, {argument: value}) for argument, value in _options(forms[0])]
     return cases

@@ -13,6 +13,7 @@
 - under torch.profiler, forward and backward of every op run no ATen op that computes;
 - torch.func transforms of every public function give torch's results.
 """
+
 import shutil
 import warnings
 
@@ -20,6 +21,9 @@ import numpy as np
 import opdb
 import pytest
 import torch
+
+import pykernels as pk
+from pykernels import _compat, optable
 from conftest import assert_close, check_like_torch, leaf, make
 from handwritten import (
     assert_kernels_only,
@@ -28,9 +32,6 @@ from handwritten import (
     aten_ops_inside_pykernels,
     profile,
 )
-
-import pykernels as pk
-from pykernels import _compat, optable
 
 ops = torch.ops.pykernels
 
@@ -93,7 +94,7 @@ def assert_all_close(actual, expected):
 
 
 def built(sample, device):
-    (args, kwargs), = sample.calls(device, count=1)
+    ((args, kwargs),) = sample.calls(device, count=1)
     return args, kwargs
 
 
@@ -108,8 +109,11 @@ def test_gradcheck(sample, device, how):
     assert torch.autograd.gradcheck(fn, inputs)
 
 
-@pytest.mark.parametrize("sample,device,how", params([s for s in GRAD if s.overload.public_name], how="public") +
-                         params([s for s in GRAD if s.overload.public_name is None], how="raw"))
+@pytest.mark.parametrize(
+    "sample,device,how",
+    params([s for s in GRAD if s.overload.public_name], how="public")
+    + params([s for s in GRAD if s.overload.public_name is None], how="raw"),
+)
 def test_gradgradcheck(sample, device, how):
     """Second derivatives: backward runs on pykernels ops, which are themselves differentiable."""
     fn, inputs = as_function(sample, how, *built(sample, device))
@@ -134,6 +138,7 @@ def test_gradcheck_inplace():
 
 def test_gradcheck_inplace_on_views():
     """An in-place op on a view of a non-leaf rebases the base's history (torch's CopySlices)."""
+
     def f(x, y):
         z = pk.mul(x, 1.0)
         pk.mul_(z[1:], y)
@@ -180,13 +185,17 @@ def test_raw_op_output_has_grad_fn(sample):
     assert not any(out.requires_grad for out in _results(fn(*(x.detach() for x in inputs))))
 
 
-@pytest.mark.parametrize("name,node,call", [
-    ("mm", "Mm", lambda x: pk.mm(x, x.t())),
-    ("bmm", "Bmm", lambda x: pk.bmm(x[None], x.t()[None])),
-    ("relu", "Relu", pk.relu),
-    ("relu_backward", "ReluBackward", lambda x: ops.relu_backward(x, pk.relu(x.detach()))),
-    ("mse_loss", "MseLoss", lambda x: pk.mse_loss(x, torch.zeros_like(x))),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "name,node,call",
+    [
+        ("mm", "Mm", lambda x: pk.mm(x, x.t())),
+        ("bmm", "Bmm", lambda x: pk.bmm(x[None], x.t()[None])),
+        ("relu", "Relu", pk.relu),
+        ("relu_backward", "ReluBackward", lambda x: ops.relu_backward(x, pk.relu(x.detach()))),
+        ("mse_loss", "MseLoss", lambda x: pk.mse_loss(x, torch.zeros_like(x))),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_training_step_ops_record_cpp_nodes(name, node, call):
     """The ops a training step runs record their graph in C++ (csrc/autograd.cpp), with no
     Python formula on the way, and with their autograd nowhere else."""
@@ -219,8 +228,10 @@ def opcheck_params():
     for p in opdb.on_devices(opdb.opcheck_samples()):
         sample, device = p.values
         grads = [False] + ([True] if not sample.overload.mutating and sample.dtype.is_floating_point else [])
-        out += [pytest.param(sample, device, g, id=f"{p.id}-{'requires_grad' if g else 'no_grad'}", marks=p.marks)
-                for g in grads]
+        out += [
+            pytest.param(sample, device, g, id=f"{p.id}-{'requires_grad' if g else 'no_grad'}", marks=p.marks)
+            for g in grads
+        ]
     return out
 
 
@@ -365,9 +376,11 @@ def test_inplace_op_bumps_the_version_counter(op):
         y.sum().backward()
 
 
-@pytest.mark.parametrize("overload,how", [(o, how) for o in opdb.OVERLOADS if o.mutating
-                                          for how in (["public"] if o.public_name else []) + ["raw"]],
-                         ids=lambda v: v if isinstance(v, str) else v.qualname)
+@pytest.mark.parametrize(
+    "overload,how",
+    [(o, how) for o in opdb.OVERLOADS if o.mutating for how in (["public"] if o.public_name else []) + ["raw"]],
+    ids=lambda v: v if isinstance(v, str) else v.qualname,
+)
 def test_inplace_and_out_ops_bump_the_version_counter(overload, how):
     sample = _first_valid(overload, torch.float32)
     args, kwargs = built(sample, "cpu")
@@ -386,8 +399,19 @@ def test_inplace_and_out_ops_bump_the_version_counter(overload, how):
 ALPHA = [name for name, op in optable.public_functions() if "alpha=" in op.public[name][0]]
 
 
-@pytest.mark.parametrize("alpha", [np.float64(0.5), np.float32(2.5), np.int64(3), np.bool_(True), torch.tensor(2.0),
-                                   torch.tensor(3), torch.tensor([2.0])], ids=repr)
+@pytest.mark.parametrize(
+    "alpha",
+    [
+        np.float64(0.5),
+        np.float32(2.5),
+        np.int64(3),
+        np.bool_(True),
+        torch.tensor(2.0),
+        torch.tensor(3),
+        torch.tensor([2.0]),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("op", ALPHA)
 def test_alpha_as_numpy_number_or_tensor(op, alpha):
     """torch takes alpha as any number, numpy's and 0-dim tensors included (not as a 1-element
@@ -483,10 +507,17 @@ def test_torch_func_grad_matches_torch(sample):
     ref, _ = as_function(sample, "torch", theirs, their_kwargs)
     inputs = [x.detach() for x in inputs]
     argnums = tuple(range(len(inputs)))
-    scalar = lambda f: (lambda *xs: f(*xs).sum())
+
+    def scalar(f):
+        return lambda *xs: f(*xs).sum()
+
     assert_all_close(torch.func.grad(scalar(fn), argnums)(*inputs), torch.func.grad(scalar(ref), argnums)(*inputs))
-    second = lambda f: torch.func.grad(
-        lambda *xs: sum(g.sin().sum() for g in torch.func.grad(scalar(f), argnums)(*xs)), argnums)
+
+    def second(f):
+        return torch.func.grad(
+            lambda *xs: sum(g.sin().sum() for g in torch.func.grad(scalar(f), argnums)(*xs)), argnums
+        )
+
     assert_all_close(second(fn)(*inputs), second(ref)(*inputs))
     out, vjp = torch.func.vjp(fn, *inputs)
     ref_out, ref_vjp = torch.func.vjp(ref, *inputs)
@@ -509,7 +540,10 @@ def test_torch_func_inplace_chain_matches_torch():
         return _inplace_chain(None, w, x)
 
     assert_all_close(torch.func.grad(lambda w: fn(w).sum())(w), torch.func.grad(lambda w: ref(w).sum())(w))
-    second = lambda f: torch.func.grad(lambda w: torch.func.grad(lambda v: f(v).sum())(w).sin().sum())
+
+    def second(f):
+        return torch.func.grad(lambda w: torch.func.grad(lambda v: f(v).sum())(w).sin().sum())
+
     assert_all_close(second(fn)(w), second(ref)(w))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "There is a performance drop")

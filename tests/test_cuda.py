@@ -9,6 +9,7 @@ test_autograd.py, which take the device as a parameter.)
 Everything is skipped with "no CUDA device" when no GPU is visible, except that a visible GPU with
 a pykernels built without its CUDA kernels is a failure, not a skip.
 """
+
 import json
 import math
 import os
@@ -18,6 +19,9 @@ import sys
 import opdb
 import pytest
 import torch
+
+import pykernels as pk
+from pykernels import optable
 from conftest import (
     ALL_DTYPES,
     FLOAT_DTYPES,
@@ -28,13 +32,11 @@ from conftest import (
 )
 from conftest import make as _make
 
-import pykernels as pk
-from pykernels import optable
-
 HAS_GPU = torch.cuda.is_available()
 BUILT_WITH_CUDA = "CUDA" in pk.build_info()["backends"]
 
 pytestmark = pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
+
 
 def reduce_tol(dtype, n, *, mean=False):
     """A sum (mean=True: a mean) of n O(1) terms against the exact float64 result rounded to dtype.
@@ -123,8 +125,14 @@ def operands(name, shape, dtype):
 
 def check_binary(name, kwargs, a, b):
     """torch's result, or torch's exception type where torch rejects the combination."""
-    check_like_torch(getattr(pk, name), getattr(torch, name), (a, b), kwargs, name=name,
-                     tolerance=binary_tol(name, kwargs, torch.result_type(a, b)))
+    check_like_torch(
+        getattr(pk, name),
+        getattr(torch, name),
+        (a, b),
+        kwargs,
+        name=name,
+        tolerance=binary_tol(name, kwargs, torch.result_type(a, b)),
+    )
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
@@ -247,9 +255,19 @@ def test_nan_handling():
 
 
 SUM_CASES = [
-    ((0,), None, False), ((1,), None, False), ((1031,), None, False), (((1 << 22) + 1,), None, False),
-    ((37, 300), 1, False), ((300, 37), 0, True), ((5000, 3), 0, False), ((4, 100000), 1, False),
-    ((6, 7, 8), (0, 2), False), ((6, 7, 8), 1, True), ((3, 0), 1, False), ((4, 1, 5), 1, False), ((), None, False),
+    ((0,), None, False),
+    ((1,), None, False),
+    ((1031,), None, False),
+    (((1 << 22) + 1,), None, False),
+    ((37, 300), 1, False),
+    ((300, 37), 0, True),
+    ((5000, 3), 0, False),
+    ((4, 100000), 1, False),
+    ((6, 7, 8), (0, 2), False),
+    ((6, 7, 8), 1, True),
+    ((3, 0), 1, False),
+    ((4, 1, 5), 1, False),
+    ((), None, False),
 ]
 
 
@@ -316,8 +334,11 @@ def test_relu_training_forward_keeps_output_on_cuda():
 @pytest.mark.filterwarnings("ignore:Using a target size")  # broadcast targets warn, in torch too
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("shapes", [((0,), (0,)), ((1,), (1,)), ((1031,), (1031,)), ((30, 1), (70,)),
-                                    (((1 << 20) + 3,), ((1 << 20) + 3,))], ids=str)
+@pytest.mark.parametrize(
+    "shapes",
+    [((0,), (0,)), ((1,), (1,)), ((1031,), (1031,)), ((30, 1), (70,)), (((1 << 20) + 3,), ((1 << 20) + 3,))],
+    ids=str,
+)
 def test_mse_loss(dtype, reduction, shapes):
     a, b = make(shapes[0], dtype), make(shapes[1], dtype)
     n = max(torch.broadcast_shapes(a.shape, b.shape).numel(), 1)
@@ -331,11 +352,15 @@ def test_mse_loss(dtype, reduction, shapes):
 def test_mse_loss_layouts(dtype, kind):
     a, b = layout(make((40, 30), dtype), kind), make((40, 30), dtype)
     for reduction in ("none", "mean", "sum"):
-        close(pk.mse_loss(a, b, reduction=reduction), torch.nn.functional.mse_loss(a, b, reduction=reduction),
-              **accum_tol(dtype, a.numel(), mean=reduction == "mean"))
+        close(
+            pk.mse_loss(a, b, reduction=reduction),
+            torch.nn.functional.mse_loss(a, b, reduction=reduction),
+            **accum_tol(dtype, a.numel(), mean=reduction == "mean"),
+        )
 
 
 # ---- matmul ------------------------------------------------------------------------------------------------
+
 
 def gemm_ref(a, b):
     """The exact product (computed in float64), rounded once to the operands' dtype."""
@@ -348,8 +373,20 @@ def matrix(rows, cols, dtype, kind):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
-@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 67, 131), (256, 256, 256),
-                                   (64, 0, 64), (1, 300, 257), (300, 70, 1), (512, 1024, 384)])
+@pytest.mark.parametrize(
+    "m,k,n",
+    [
+        (1, 1, 1),
+        (7, 13, 5),
+        (33, 17, 65),
+        (129, 67, 131),
+        (256, 256, 256),
+        (64, 0, 64),
+        (1, 300, 257),
+        (300, 70, 1),
+        (512, 1024, 384),
+    ],
+)
 def test_mm_shapes(dtype, m, k, n):
     a, b = make((m, k), dtype), make((k, n), dtype)
     close(pk.mm(a, b), gemm_ref(a, b), **accum_tol(dtype, k))
@@ -473,8 +510,11 @@ def assert_low_precision_product(ours, a, b):
 
 
 def sm90_active():
-    return (torch.cuda.get_device_capability()[0] == 9 and pk.build_info().get("sm90_gemm")
-            and os.environ.get("PYKERNELS_GEMM_SM90") == "1")
+    return (
+        torch.cuda.get_device_capability()[0] == 9
+        and pk.build_info().get("sm90_gemm")
+        and os.environ.get("PYKERNELS_GEMM_SM90") == "1"
+    )
 
 
 # Edge tiles in m, k and n with an aligned row-major B (N a multiple of 8), whose cp.async chunks are whole
@@ -545,8 +585,17 @@ print(json.dumps(results))
 
 def _sm90_case(op, dtype, a, b, la="row", lb="row", sm90=True):
     name = f"{op}-{str(dtype).replace('torch.', '')}-{'x'.join(map(str, a))}@{'x'.join(map(str, b))}-{la}-{lb}"
-    return dict(id=name, op=op, dtype=str(dtype).replace("torch.", ""), a=a, b=b, la=la, lb=lb, sm90=sm90,
-                **accum_tol(dtype, a[-1]))
+    return dict(
+        id=name,
+        op=op,
+        dtype=str(dtype).replace("torch.", ""),
+        a=a,
+        b=b,
+        la=la,
+        lb=lb,
+        sm90=sm90,
+        **accum_tol(dtype, a[-1]),
+    )
 
 
 def _sm90_cases():
@@ -580,8 +629,13 @@ def sm90_results():
         f"(cuda_arches: {pk.build_info()['cuda_arches']!r}); rebuild with TORCH_CUDA_ARCH_LIST including 9.0"
     )
     env = dict(os.environ, PYKERNELS_GEMM_SM90="1")
-    done = subprocess.run([sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -11,6 +11,7 @@
 - ``python -m pykernels run SCRIPT ARGS`` gives the script its argv, __main__ and exit status and
   prints the routing report to stderr.
 """
+
 import contextlib
 import io
 import json
@@ -22,6 +23,10 @@ import sys
 import opdb
 import pytest
 import torch
+
+import pykernels
+from pykernels import dropin, optable
+from pykernels.__main__ import main
 from conftest import accum_tol, assert_close, make
 from handwritten import (
     FORBIDDEN,
@@ -30,10 +35,6 @@ from handwritten import (
     aten_ops_run_by,
     profile,
 )
-
-import pykernels
-from pykernels import dropin, optable
-from pykernels.__main__ import main
 
 F = torch.nn.functional
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -169,8 +170,7 @@ ROUTED = [
     ("__rmatmul__", lambda a, b: b.__rmatmul__(a), [(3, 4), (4, 5)], {}, "torch.Tensor.__rmatmul__"),
     ("torch.mv", lambda a, b: torch.mv(a, b), [(3, 4), (4,)], {}, "torch.mv"),
     ("torch.dot", lambda a, b: torch.dot(a, b), [(4,), (4,)], {}, "torch.dot"),
-    ("torch.addmm", lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2), [(5,), (3, 4), (4, 5)], {},
-     "torch.addmm"),
+    ("torch.addmm", lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2), [(5,), (3, 4), (4, 5)], {}, "torch.addmm"),
     ("F.linear", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], {}, "torch.nn.functional.linear"),
     ("F.linear-2d-nobias", lambda x, w: F.linear(x, w), [(3, 4), (5, 4)], {}, "torch.nn.functional.linear"),
     ("scalar-", lambda a: 3 - a, [(3, 4)], {}, "torch.Tensor.__rsub__"),
@@ -187,10 +187,8 @@ ROUTED = [
     ("Tensor.clamp_min", lambda a: a.clamp_min(0), [(3, 4)], NZ, "torch.Tensor.clamp_min"),
     ("torch.lerp", lambda a, b: torch.lerp(a, b, 0.3), [(3, 4), (3, 4)], {}, "torch.lerp"),
     ("Tensor.lerp-high", lambda a, b: a.lerp(b, 0.75), [(3, 4), (3, 4)], {}, "torch.Tensor.lerp"),
-    ("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)], {},
-     "torch.addcmul"),
-    ("torch.addcdiv", lambda a, b, c: torch.addcdiv(a, b, c, value=-2), [(3, 4), (3, 4), (3, 4)], NZ,
-     "torch.addcdiv"),
+    ("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)], {}, "torch.addcmul"),
+    ("torch.addcdiv", lambda a, b, c: torch.addcdiv(a, b, c, value=-2), [(3, 4), (3, 4), (3, 4)], NZ, "torch.addcdiv"),
 ]
 
 
@@ -294,9 +292,17 @@ def test_in_place_on_a_leaf_that_requires_grad_raises_torchs_error():
         w.add_(1)
 
 
-@pytest.mark.parametrize("fn", [lambda x: x.clamp(min=0), lambda x: x.clamp_min(0), lambda x: x.relu(),
-                                lambda x: (x * 1).clamp_(min=0), lambda x: F.relu(x * 1, inplace=True)],
-                         ids=["clamp", "clamp_min", "relu", "clamp_", "relu-inplace"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.clamp(min=0),
+        lambda x: x.clamp_min(0),
+        lambda x: x.relu(),
+        lambda x: (x * 1).clamp_(min=0),
+        lambda x: F.relu(x * 1, inplace=True),
+    ],
+    ids=["clamp", "clamp_min", "relu", "clamp_", "relu-inplace"],
+)
 def test_gradient_at_zero_like_torch(fn):
     """At exactly 0, the gradient of clamp(min=0) and relu is torch's (0 in current torch, for both)."""
     x = torch.tensor([-1.0, 0.0, 0.0, 2.0])
@@ -304,9 +310,11 @@ def test_gradient_at_zero_like_torch(fn):
     theirs, ours = x.clone().requires_grad_(), x.clone().requires_grad_()
     fn(theirs).backward(grad)
     if theirs.grad[1] != 0:
-        pytest.skip(f"torch {torch.__version__}'s clamp passes the gradient at the bound; pykernels gives relu's 0, "
-                    "as torch 2.14.1 does for both")
-    _, mode, used = under_mode(lambda: fn(ours).backward(grad))
+        pytest.skip(
+            f"torch {torch.__version__}'s clamp passes the gradient at the bound; pykernels gives relu's 0, "
+            "as torch 2.14.1 does for both"
+        )
+    _, _mode, used = under_mode(lambda: fn(ours).backward(grad))
     assert not used, sorted(used)
     assert torch.equal(ours.grad, theirs.grad), (ours.grad, theirs.grad)
 
@@ -314,8 +322,18 @@ def test_gradient_at_zero_like_torch(fn):
 def test_integer_and_mixed_dtypes_follow_torch():
     i = torch.arange(-5, 7).reshape(3, 4)
     f = make((3, 4))
-    cases = [lambda: i + 2, lambda: i * 2.5, lambda: i / 2, lambda: i.sum(), lambda: i + f, lambda: i.clamp(min=0),
-             lambda: i.clamp(min=0.0), lambda: (i > 0) + (i < 2), lambda: i @ i.t(), lambda: i ** 2]
+    cases = [
+        lambda: i + 2,
+        lambda: i * 2.5,
+        lambda: i / 2,
+        lambda: i.sum(),
+        lambda: i + f,
+        lambda: i.clamp(min=0),
+        lambda: i.clamp(min=0.0),
+        lambda: (i > 0) + (i < 2),
+        lambda: i @ i.t(),
+        lambda: i**2,
+    ]
     for case in cases:
         expected = case()
         with dropin.enable():
@@ -446,21 +464,52 @@ def test_foreach_functions_routed():
 # ---------------------------------------------------------------------------------------------- the tutorials
 
 TUTORIALS = [
-    ("tensors", "tutorial_tensors.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
-                                            "torch.Tensor.sum", "torch.Tensor.sub", "torch.Tensor.mul",
-                                            "torch.Tensor.sub_"}),
-    ("autograd", "tutorial_autograd.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
-                                              "torch.Tensor.sum", "torch.Tensor.sub_"}),
-    ("nn", "tutorial_nn.py", [], {"torch.nn.functional.linear", "torch.nn.functional.relu",
-                                  "torch.nn.functional.mse_loss", "torch.Tensor.sub_"}),
+    (
+        "tensors",
+        "tutorial_tensors.py",
+        [],
+        {
+            "torch.Tensor.mm",
+            "torch.Tensor.clamp",
+            "torch.Tensor.pow",
+            "torch.Tensor.sum",
+            "torch.Tensor.sub",
+            "torch.Tensor.mul",
+            "torch.Tensor.sub_",
+        },
+    ),
+    (
+        "autograd",
+        "tutorial_autograd.py",
+        [],
+        {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow", "torch.Tensor.sum", "torch.Tensor.sub_"},
+    ),
+    (
+        "nn",
+        "tutorial_nn.py",
+        [],
+        {"torch.nn.functional.linear", "torch.nn.functional.relu", "torch.nn.functional.mse_loss", "torch.Tensor.sub_"},
+    ),
     ("optim-sgd", "tutorial_optim.py", ["--sgd"], {"torch.nn.functional.linear", "torch.Tensor.add_"}),
-    ("optim-adam", "tutorial_optim.py", ["--adam"], {"torch.Tensor.lerp_", "torch.Tensor.addcmul_",
-                                                     "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"}),
+    (
+        "optim-adam",
+        "tutorial_optim.py",
+        ["--adam"],
+        {"torch.Tensor.lerp_", "torch.Tensor.addcmul_", "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"},
+    ),
     ("optim-sgd-foreach", "tutorial_optim.py", ["--sgd", "--foreach"], {"torch._foreach_add_"}),
-    ("optim-adam-foreach", "tutorial_optim.py", ["--adam", "--foreach"], {"torch._foreach_lerp_",
-                                                                          "torch._foreach_addcdiv_"}),
-    ("module", "tutorial_module.py", [], {"torch.nn.functional.linear", "torch.Tensor.clamp",
-                                          "torch.nn.functional.mse_loss", "torch.Tensor.add_"}),
+    (
+        "optim-adam-foreach",
+        "tutorial_optim.py",
+        ["--adam", "--foreach"],
+        {"torch._foreach_lerp_", "torch._foreach_addcdiv_"},
+    ),
+    (
+        "module",
+        "tutorial_module.py",
+        [],
+        {"torch.nn.functional.linear", "torch.Tensor.clamp", "torch.nn.functional.mse_loss", "torch.Tensor.add_"},
+    ),
 ]
 TUTORIAL_ITERS = 4
 
@@ -472,7 +521,7 @@ def run_tutorial(script, args, mode=None):
     sys.argv = [path, str(TUTORIAL_ITERS), *args]
     out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), (mode or contextlib.nullcontext()):
+        with contextlib.redirect_stdout(out), mode or contextlib.nullcontext():
             runpy.run_path(path, run_name="__main__")
     finally:
         sys.argv = saved
@@ -570,8 +619,13 @@ def test_run_script_as_a_module(monkeypatch, capsys):
 
 def test_python_dash_m_pykernels_run():
     script = os.path.join(SCRIPTS, "argv_exit.py")
-    proc = subprocess.run([sys.executable, "-m", "pykernels", "run", script, "7", "--verbose", "x"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykernels", "run", script, "7", "--verbose", "x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 7, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["argv"] == [script, "7", "--verbose", "x"] and seen["name"] == "__main__"
@@ -591,7 +645,8 @@ def test_run_on_a_tutorial_prints_torchs_losses(capsys):
 
 
 _PYKERNELS_CUDA = torch.cuda.is_available() and "cuda" in {
-    b.lower() for b in pykernels.build_info().get("backends", [])}
+    b.lower() for b in pykernels.build_info().get("backends", [])
+}
 
 
 @pytest.mark.skipif(not _PYKERNELS_CUDA, reason="no GPU visible, or this pykernels build has no CUDA kernels")

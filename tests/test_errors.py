@@ -1,10 +1,13 @@
 """Bad input raises (never crashes) with torch's exception type and a message naming the op, for
 every op family, through the public functions and the raw torch.ops.pykernels ops.
 (Matmul shape/rank errors, in-place and out= dtype/shape errors are in the family test files.)"""
+
 import opdb
 import pytest
 import torch
 import torch.nn.functional as F
+
+import pykernels as pk
 from conftest import (
     ALL_DTYPES,
     assert_raises_like,
@@ -12,8 +15,6 @@ from conftest import (
     make,
     torch_outcome,
 )
-
-import pykernels as pk
 
 # mse_loss with a broadcast target warns (like torch); the tests that care record it themselves
 pytestmark = pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
@@ -143,15 +144,15 @@ def test_unsupported_dtype(overload, dtype, how):
     """Dtypes outside the op's table entry raise RuntimeError, or NotImplementedError as torch's
     own 'not implemented for <dtype>' errors do, naming the op."""
     sample = next(s for s in opdb.samples_of(overload) if s.dtype == torch.float32)
-    (args, kwargs), = sample.calls("cpu", count=1)
+    ((args, kwargs),) = sample.calls("cpu", count=1)
     args = tuple(in_dtype(a, dtype) for a in args)
     kwargs = {k: in_dtype(v, dtype) for k, v in kwargs.items()}
+    if how == "public":
+        fn, args, kwargs = sample.public_call(args, kwargs)
+    else:
+        fn = overload.resolve()
     with pytest.raises((RuntimeError, NotImplementedError)) as info:
-        if how == "public":
-            fn, args, kwargs = sample.public_call(args, kwargs)
-            fn(*args, **kwargs)
-        else:
-            overload.resolve()(*args, **kwargs)
+        fn(*args, **kwargs)
     assert overload.op.name in str(info.value)
 
 

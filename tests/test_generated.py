@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_generated_files_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_ops.py"), "--check"], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_ops.py"), "--check"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr

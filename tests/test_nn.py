@@ -5,6 +5,7 @@
 - state_dict round trips torch -> pykernels -> torch through torch.save / torch.load;
 - they compose with nn.Sequential and torch.optim; convert() swaps modules keeping the weights.
 """
+
 import copy
 import io
 
@@ -106,7 +107,7 @@ def test_mse_loss_like_torch(reduction):
 
 
 def test_mse_loss_legacy_arguments():
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
         ours = pknn.MSELoss(size_average=False)  # the legacy spelling of reduction="sum"
     assert ours.reduction == "sum"
     a, t = make((3, 4)), make((3, 4))

@@ -5,9 +5,11 @@ torch's values, dtype, shape and device (the public elementwise functions: and i
 raises torch's exception type naming the op. In-place and out= forms write torch's result into
 the tensor they are given and return it (the public functions) or nothing (the raw overloads).
 """
+
 import opdb
 import pytest
 import torch
+
 from conftest import (
     EXACT,
     accum_tol,

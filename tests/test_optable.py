@@ -3,6 +3,7 @@ registered as written, every registered pykernels op is in the table, each overl
 kernel of its own has one for exactly the table's devices and an autograd kernel where the table
 gives a derivative, and pykernels' public functions are the table's, with its signatures.
 Also: the op database (tests/opdb.py) covers every entry of the table."""
+
 import inspect
 
 import opdb
@@ -21,7 +22,7 @@ def registered():
     names = set()
     for qualified in _compat.all_op_names():
         if qualified.startswith("pykernels::"):
-            name, _, overload_name = qualified[len("pykernels::"):].partition(".")
+            name, _, overload_name = qualified[len("pykernels::") :].partition(".")
             names.add(f"{name}.{overload_name or 'default'}")
     return names
 
@@ -44,13 +45,15 @@ def test_every_registered_op_is_in_the_table():
 def test_kernels_where_the_table_says(overload):
     """Kernels for the table's devices only (CUDA's where the build has them), and an autograd
     kernel for every overload the table gives a derivative."""
-    qualified = f"pykernels::{overload.packet}" + ("" if overload.overload_name == "default" else
-                                                  f".{overload.overload_name}")
+    qualified = f"pykernels::{overload.packet}" + (
+        "" if overload.overload_name == "default" else f".{overload.overload_name}"
+    )
     devices = {"cpu": "CPU"} | ({"cuda": "CUDA"} if BUILT_WITH_CUDA else {})
     for device, key in devices.items():
         has = _compat.has_kernel_for_dispatch_key(qualified, key)
-        assert has == (device in overload.op.devices), f"{qualified}: {key} kernel {has}, table devices " \
-                                                       f"{overload.op.devices}"
+        assert has == (device in overload.op.devices), (
+            f"{qualified}: {key} kernel {has}, table devices {overload.op.devices}"
+        )
     if overload.op.derivative is not None:
         assert _compat.has_kernel_for_dispatch_key(qualified, "Autograd"), f"{qualified} has no autograd kernel"
 

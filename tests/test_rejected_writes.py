@@ -8,13 +8,14 @@ every tensor it was given must be bit-for-bit what it was, with its autograd his
 Also: the device rule itself (one device, except a 0-dim CPU tensor beside another device's
 tensors), on meta tensors as the other device.
 """
+
 import opdb
 import pytest
 import torch
-from conftest import make
 
 import pykernels as pk
 from pykernels import optable
+from conftest import make
 
 ops = torch.ops.pykernels
 
@@ -32,6 +33,7 @@ def meta(*shape):
 
 
 # ---- in-place -----------------------------------------------------------------------------------
+
 
 def _inplace(kind):
     """name -> (public function, Tensor method, raw op) for the in-place functions of a kind."""
@@ -79,8 +81,13 @@ class Snapshot:
     @staticmethod
     def _state(t):
         base = _base(t).detach()
-        return (base.clone().view(-1).view(torch.uint8) if base.numel() else None, t.shape, t.stride(),
-                t.grad_fn, t.requires_grad)
+        return (
+            base.clone().view(-1).view(torch.uint8) if base.numel() else None,
+            t.shape,
+            t.stride(),
+            t.grad_fn,
+            t.requires_grad,
+        )
 
     def assert_unchanged(self):
         for t, (data, shape, stride, grad_fn, requires_grad) in zip(self.tensors, self.state):
@@ -156,9 +163,15 @@ def test_rejected_foreach_inplace_writes_nothing(name):
 # ---- out= ---------------------------------------------------------------------------------------
 
 # name -> (public function, raw out= overload, whether it takes one tensor) for every out= overload.
-OUT = {o.public_name: (getattr(pk, o.public_name), o.resolve(),
-                       sum(str(a.type) == "Tensor" for a in o.arguments if not a.kwarg_only) == 1)
-       for o in opdb.OVERLOADS if o.is_out and not o.number}
+OUT = {
+    o.public_name: (
+        getattr(pk, o.public_name),
+        o.resolve(),
+        sum(str(a.type) == "Tensor" for a in o.arguments if not a.kwarg_only) == 1,
+    )
+    for o in opdb.OVERLOADS
+    if o.is_out and not o.number
+}
 
 
 def _overlapping():
@@ -234,14 +247,18 @@ def test_device_rule_like_torch(name, layout):
     assert (result.device, result.shape, result.dtype) == (expected.device, expected.shape, expected.dtype)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: pk.mm(f(2, 3), meta(3, 2)),
-    lambda: pk.bmm(meta(2, 2, 3), f(2, 3, 2)),
-    lambda: pk.matmul(f(2, 3), meta(3)),
-    lambda: ops.relu_backward(f(3), meta(3)),
-    lambda: ops.mse_loss_backward(f(), f(3), meta(3), 1),
-    lambda: ops.mse_loss_and_grad(f(3), meta(3), 1),
-], ids=["mm", "bmm", "matmul", "relu_backward", "mse_loss_backward", "mse_loss_and_grad"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: pk.mm(f(2, 3), meta(3, 2)),
+        lambda: pk.bmm(meta(2, 2, 3), f(2, 3, 2)),
+        lambda: pk.matmul(f(2, 3), meta(3)),
+        lambda: ops.relu_backward(f(3), meta(3)),
+        lambda: ops.mse_loss_backward(f(), f(3), meta(3), 1),
+        lambda: ops.mse_loss_and_grad(f(3), meta(3), 1),
+    ],
+    ids=["mm", "bmm", "matmul", "relu_backward", "mse_loss_backward", "mse_loss_and_grad"],
+)
 def test_two_devices_raise(call):
     with pytest.raises(RuntimeError, match="same device"):
         call()
@@ -250,19 +267,23 @@ def test_two_devices_raise(call):
 # ---- arguments that are not tensors ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: pk.relu([1.0, -2.0]), "relu"),
-    (lambda: pk.relu_([1.0, -2.0]), "relu_"),
-    (lambda: pk.neg([1.0]), "neg"),
-    (lambda: pk.neg_([1.0]), "neg_"),
-    (lambda: pk.exp((1.0,)), "exp"),
-    (lambda: pk.mm([[1.0]], f(1, 1)), "mm"),
-    (lambda: pk.sum([1, 2]), "sum"),
-    (lambda: pk.pow([1.0], 2), "pow"),
-    (lambda: pk.mse_loss([1.0], f(1)), "mse_loss"),
-    (lambda: pk.add_([1.0], 1), "add_"),
-    (lambda: pk.add(f(2), 1, out=[0.0, 0.0]), "add"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: pk.relu([1.0, -2.0]), "relu"),
+        (lambda: pk.relu_([1.0, -2.0]), "relu_"),
+        (lambda: pk.neg([1.0]), "neg"),
+        (lambda: pk.neg_([1.0]), "neg_"),
+        (lambda: pk.exp((1.0,)), "exp"),
+        (lambda: pk.mm([[1.0]], f(1, 1)), "mm"),
+        (lambda: pk.sum([1, 2]), "sum"),
+        (lambda: pk.pow([1.0], 2), "pow"),
+        (lambda: pk.mse_loss([1.0], f(1)), "mse_loss"),
+        (lambda: pk.add_([1.0], 1), "add_"),
+        (lambda: pk.add(f(2), 1, out=[0.0, 0.0]), "add"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_list_argument_is_a_type_error(call, name):
     with pytest.raises(TypeError, match=rf"pykernels\.{name}\(\): argument '\w+'.*(Tensor|tensor)"):
         call()

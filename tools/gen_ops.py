@@ -153,8 +153,10 @@ class Table:
         for s in self.kernels[op.name]:
             if s.name != number_form.name or s.shape() != number_form.shape():
                 continue
-            if all(a.base == b.base or (a.base == "Scalar" and b.base == "Tensor")
-                   for a, b in zip(number_form.args, s.args)):
+            if all(
+                a.base == b.base or (a.base == "Scalar" and b.base == "Tensor")
+                for a, b in zip(number_form.args, s.args)
+            ):
                 if any(a.base == "Scalar" and b.base == "Tensor" for a, b in zip(number_form.args, s.args)):
                     return s
         raise ValueError(f"no tensor form for {number_form.qualified}")
@@ -164,12 +166,30 @@ class Table:
 
 
 def gen_ops_h(table):
-    lines = [f"// {HEADER}.", "//", "// Every overload's device kernel (csrc/<family>.cpp, namespace ops) and the autograd kernel of",
-             "// every differentiable one (csrc/autograd/, namespace autograd), with the C++ types the dispatcher",
-             "// gives the schema.", "#pragma once", "", "#include <ATen/core/Tensor.h>", "#include <ATen/core/stack.h>",
-             "#include <c10/core/DispatchKeySet.h>", "#include <c10/core/Scalar.h>", "", "#include <optional>",
-             "#include <tuple>", "", "namespace c10 {", "class OperatorHandle;", "}", "",
-             "namespace pykernels {", "", "namespace ops {"]
+    lines = [
+        f"// {HEADER}.",
+        "//",
+        "// Every overload's device kernel (csrc/<family>.cpp, namespace ops) and the autograd kernel of",
+        "// every differentiable one (csrc/autograd/, namespace autograd), with the C++ types the dispatcher",
+        "// gives the schema.",
+        "#pragma once",
+        "",
+        "#include <ATen/core/Tensor.h>",
+        "#include <ATen/core/stack.h>",
+        "#include <c10/core/DispatchKeySet.h>",
+        "#include <c10/core/Scalar.h>",
+        "",
+        "#include <optional>",
+        "#include <tuple>",
+        "",
+        "namespace c10 {",
+        "class OperatorHandle;",
+        "}",
+        "",
+        "namespace pykernels {",
+        "",
+        "namespace ops {",
+    ]
     for op in table.ops:
         for s in table.kernels[op.name]:
             lines.append(cpp_signature(s) + ";")
@@ -180,12 +200,17 @@ def gen_ops_h(table):
         for s in table.kernels[op.name] + table.numbers[op.name]:
             if not s.is_out:
                 lines.append(cpp_signature(s) + ";")
-    lines += ["// out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.",
-              "void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);",
-              "// The version-counter bump of every written argument (ADInplaceOrView).",
-              "void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
-              "torch::jit::Stack* stack);",
-              "}  // namespace autograd", "", "}  // namespace pykernels", ""]
+    lines += [
+        "// out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.",
+        "void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);",
+        "// The version-counter bump of every written argument (ADInplaceOrView).",
+        "void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
+        "torch::jit::Stack* stack);",
+        "}  // namespace autograd",
+        "",
+        "}  // namespace pykernels",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -201,13 +226,23 @@ def number_form_kernel(table, op, s):
 
 
 def gen_registrations(table):
-    out = [f"// {HEADER}.", "//", "// The schemas of every op and their registrations on each dispatch key.",
-           "#include <ATen/core/dispatch/Dispatcher.h>", "#include <torch/library.h>", "",
-           "#include \"common/wrapped_number.h\"", "#include \"generated/ops.h\"", "",
-           "namespace pykernels {", "namespace {", "",
-           "// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one, and",
-           "// the tensor form's kernel runs. Their autograd is their own (csrc/autograd/), so that no",
-           "// dispatched call carries a wrapped number: tracers hand those to Python as plain numbers."]
+    out = [
+        f"// {HEADER}.",
+        "//",
+        "// The schemas of every op and their registrations on each dispatch key.",
+        "#include <ATen/core/dispatch/Dispatcher.h>",
+        "#include <torch/library.h>",
+        "",
+        '#include "common/wrapped_number.h"',
+        '#include "generated/ops.h"',
+        "",
+        "namespace pykernels {",
+        "namespace {",
+        "",
+        "// Number forms: the number becomes a wrapped-number tensor, as torch's bindings make one, and",
+        "// the tensor form's kernel runs. Their autograd is their own (csrc/autograd/), so that no",
+        "// dispatched call carries a wrapped number: tracers hand those to Python as plain numbers.",
+    ]
     for op in table.ops:
         for s in table.numbers[op.name]:
             out.append(number_form_kernel(table, op, s))
@@ -233,7 +268,9 @@ def gen_registrations(table):
     for op in table.ops:
         for s in table.kernels[op.name] + table.numbers[op.name]:
             if s.is_out:
-                out.append(f'  m.impl("{s.qualified}", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());')
+                out.append(
+                    f'  m.impl("{s.qualified}", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());'
+                )
             elif op.derivative is not None:
                 out.append(f'  m.impl("{s.qualified}", &autograd::{s.cpp_name});')
     out.append("}")
@@ -241,8 +278,10 @@ def gen_registrations(table):
     for op in table.ops:
         for s in table.kernels[op.name] + table.numbers[op.name]:
             if s.mutating:
-                out.append(f'  m.impl("{s.qualified}", '
-                           "torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());")
+                out.append(
+                    f'  m.impl("{s.qualified}", '
+                    "torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());"
+                )
     out += ["}", "", "}  // namespace pykernels", ""]
     return "\n".join(out)
 
@@ -284,7 +323,7 @@ def binding(table, op, public_name):
     if len(spec) > 2:  # a hand-written adapter calls the binding with the schema's own arguments
         names = [a.name for a in calls[0].args]
     else:
-        params = spec[0][spec[0].index("(") + 1: -1]
+        params = spec[0][spec[0].index("(") + 1 : -1]
         names = [p.split("=")[0].strip() for p in params.split(",") if p.strip() != "*"]
     forms = calls + outs
     tensor_in_some = {a.name for s in forms for a in s.args if a.base == "Tensor"}
@@ -318,8 +357,10 @@ def binding(table, op, public_name):
                 args.append(a.name)
             else:
                 args.append(PASS_ARG.get(a.type, "{n}").format(n=a.name))
-        handle = (f'c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::{s.name}", "{s.overload}")'
-                  f".typed<{cpp_function_type(s)}>()")
+        handle = (
+            f'c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::{s.name}", "{s.overload}")'
+            f".typed<{cpp_function_type(s)}>()"
+        )
         lines = [f"{lead}static const auto op = {handle};"]
         if s.returns:
             return lines + [f"{lead}return op.call({', '.join(args)});"]
@@ -329,14 +370,19 @@ def binding(table, op, public_name):
     def dispatch(group, lead):
         body = []
         for s in group:
-            fits = [f"{a.name}.is_number()" if a.base == "Scalar" else f"!{a.name}.is_number()"
-                    for a in s.args if a.name in operands]
+            fits = [
+                f"{a.name}.is_number()" if a.base == "Scalar" else f"!{a.name}.is_number()"
+                for a in s.args
+                if a.name in operands
+            ]
             if fits:
                 body += [f"{lead}if ({' && '.join(fits)}) {{"] + call(s, lead + "  ") + [f"{lead}}}"]
             else:
                 body += call(s, lead)
         if any(a.name in operands for a in group[-1].args):
-            body.append(f'{lead}TORCH_CHECK_TYPE(false, "pykernels.{public_name}(): no overload takes these arguments");')
+            body.append(
+                f'{lead}TORCH_CHECK_TYPE(false, "pykernels.{public_name}(): no overload takes these arguments");'
+            )
         return body
 
     body = []
@@ -345,21 +391,31 @@ def binding(table, op, public_name):
     body += dispatch(calls, "")
     ret_type = "at::Tensor" if (outs or mutated) else cpp_return(calls[0])
     inner = "\n".join("    " + line for line in body)
-    return (f'  m.def("{public_name}", []({", ".join(bind_params)}) -> {ret_type} {{\n'
-            f"    PK_TRANSLATE_ERRORS_BEGIN\n"
-            f"    pybind11::gil_scoped_release no_gil;\n"
-            f"{inner}\n"
-            f"    PK_TRANSLATE_ERRORS_END\n"
-            f"  }});")
+    return (
+        f'  m.def("{public_name}", []({", ".join(bind_params)}) -> {ret_type} {{\n'
+        f"    PK_TRANSLATE_ERRORS_BEGIN\n"
+        f"    pybind11::gil_scoped_release no_gil;\n"
+        f"{inner}\n"
+        f"    PK_TRANSLATE_ERRORS_END\n"
+        f"  }});"
+    )
 
 
 def gen_bindings(table):
-    out = [f"// {HEADER}.", "//",
-           "// `pykernels._C.api`: one typed binding per public function. A Python number where the op takes a",
-           "// Tensor becomes a wrapped-number tensor, as torch's own bindings make one; an argument the",
-           "// binding can't take is a TypeError, after which the public function goes through torch.ops.",
-           "#include <ATen/core/dispatch/Dispatcher.h>", "", "#include \"bindings/arguments.h\"", "",
-           "namespace pykernels {", "", "void add_api_bindings(pybind11::module_& m) {"]
+    out = [
+        f"// {HEADER}.",
+        "//",
+        "// `pykernels._C.api`: one typed binding per public function. A Python number where the op takes a",
+        "// Tensor becomes a wrapped-number tensor, as torch's own bindings make one; an argument the",
+        "// binding can't take is a TypeError, after which the public function goes through torch.ops.",
+        "#include <ATen/core/dispatch/Dispatcher.h>",
+        "",
+        '#include "bindings/arguments.h"',
+        "",
+        "namespace pykernels {",
+        "",
+        "void add_api_bindings(pybind11::module_& m) {",
+    ]
     for op in table.ops:
         for public_name in op.public:
             out.append(binding(table, op, public_name))
@@ -371,12 +427,19 @@ def gen_bindings(table):
 
 
 def gen_api(table):
-    out = [f'"""The public functions, {HEADER}.', "",
-           "Each mirrors the torch function its docstring names. Outside torch.compile and __torch_function__,",
-           "it calls its typed binding (pykernels._C.api); under them, or when the binding can't take an",
-           "argument (a TypeError), it calls torch.ops.pykernels.<op>, which they expect and which converts the rest.",
-           '"""', "", "from ._C import api as _api", "from ._call import compiling as _compiling",
-           "from ._call import fallback as _fallback", "from ._call import has_torch_function as _has_torch_function"]
+    out = [
+        f'"""The public functions, {HEADER}.',
+        "",
+        "Each mirrors the torch function its docstring names. Outside torch.compile and __torch_function__,",
+        "it calls its typed binding (pykernels._C.api); under them, or when the binding can't take an",
+        "argument (a TypeError), it calls torch.ops.pykernels.<op>, which they expect and which converts the rest.",
+        '"""',
+        "",
+        "from ._C import api as _api",
+        "from ._call import compiling as _compiling",
+        "from ._call import fallback as _fallback",
+        "from ._call import has_torch_function as _has_torch_function",
+    ]
     adapters, names, functions = [], [], []
     for op in table.ops:
         for public_name, spec in op.public.items():
@@ -384,24 +447,37 @@ def gen_api(table):
             if len(spec) > 2:  # a hand-written adapter
                 module, _, function = spec[2].rpartition(".")
                 module = "." + module.split(".", 1)[1] if module.startswith("pykernels.") else module
-                adapters.append(f"from {module} import {function}" + ("" if function == public_name else f" as {public_name}"))
+                adapters.append(
+                    f"from {module} import {function}" + ("" if function == public_name else f" as {public_name}")
+                )
                 continue
             signature, doc = spec[0], spec[1]
-            params = [p.strip() for p in signature[signature.index("(") + 1: -1].split(",")]
+            params = [p.strip() for p in signature[signature.index("(") + 1 : -1].split(",")]
             star = params.index("*") if "*" in params else len(params)
             positional = [p.split("=")[0] for p in params[:star]]
-            keywords = [p.split("=")[0] for p in params[star + 1:]]
+            keywords = [p.split("=")[0] for p in params[star + 1 :]]
             everything = ", ".join(positional + keywords) + ("," if len(positional + keywords) == 1 else "")
-            fallback = (f"_fallback(\"{public_name}\", ({', '.join(positional)}{',' if len(positional) == 1 else ''}), "
-                        f"{{{', '.join(chr(34) + k + chr(34) + ': ' + k for k in keywords)}}})")
-            functions += ["", "", f"def {signature}:", f'    """{doc}"""',
-                          f"    if _compiling() or _has_torch_function(({everything})):",
-                          f"        return {fallback}",
-                          "    try:",
-                          f"        return _api.{public_name}({everything.rstrip(',')})",
-                          "    except TypeError:",
-                          f"        return {fallback}"]
-    out += adapters + functions + ["", "", "__all__ = [" + ", ".join(chr(34) + n + chr(34) for n in sorted(names)) + "]", ""]
+            fallback = (
+                f'_fallback("{public_name}", ({", ".join(positional)}{"," if len(positional) == 1 else ""}), '
+                f"{{{', '.join(chr(34) + k + chr(34) + ': ' + k for k in keywords)}}})"
+            )
+            functions += [
+                "",
+                "",
+                f"def {signature}:",
+                f'    """{doc}"""',
+                f"    if _compiling() or _has_torch_function(({everything})):",
+                f"        return {fallback}",
+                "    try:",
+                f"        return _api.{public_name}({everything.rstrip(',')})",
+                "    except TypeError:",
+                f"        return {fallback}",
+            ]
+    out += (
+        adapters
+        + functions
+        + ["", "", "__all__ = [" + ", ".join(chr(34) + n + chr(34) for n in sorted(names)) + "]", ""]
+    )
     return "\n".join(out)
 
 
@@ -413,38 +489,62 @@ def cpp_default(arg):
 
 
 def gen_calls_h(table):
-    lines = [f"// {HEADER}.", "//",
-             "// Every overload of every op, called through the dispatcher, so that every dispatch key (autograd,",
-             "// functorch, fake tensors, Python modes) sees the call. With grad mode on (a backward with",
-             "// create_graph=True, or any backward under a torch.func transform) a call goes through the Autograd",
-             "// key and records its own node, which makes a backward differentiable; with grad mode off it starts",
-             "// below the Autograd key, which would only redispatch. Each handle is looked up at its first call:",
-             "// the schemas are registered while the library loads, in an order no other file controls.",
-             "#pragma once", "", "#include <ATen/core/LegacyTypeDispatch.h>",
-             "#include <ATen/core/dispatch/Dispatcher.h>", "#include <ATen/core/grad_mode.h>", "",
-             "#include <optional>", "#include <tuple>", "#include <utility>", "",
-             "namespace pykernels::autograd::op {", "", "namespace detail {", "",
-             "template <typename Signature>",
-             "c10::TypedOperatorHandle<Signature> find(const char* name, const char* overload) {",
-             "  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload).typed<Signature>();", "}", "",
-             "template <typename Signature, typename... Args>",
-             "decltype(auto) call(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {",
-             "  if (at::GradMode::is_enabled()) return op.call(std::forward<Args>(args)...);",
-             "  at::AutoDispatchBelowAutograd below;", "  return op.call(std::forward<Args>(args)...);", "}", "",
-             "}  // namespace detail", ""]
+    lines = [
+        f"// {HEADER}.",
+        "//",
+        "// Every overload of every op, called through the dispatcher, so that every dispatch key (autograd,",
+        "// functorch, fake tensors, Python modes) sees the call. With grad mode on (a backward with",
+        "// create_graph=True, or any backward under a torch.func transform) a call goes through the Autograd",
+        "// key and records its own node, which makes a backward differentiable; with grad mode off it starts",
+        "// below the Autograd key, which would only redispatch. Each handle is looked up at its first call:",
+        "// the schemas are registered while the library loads, in an order no other file controls.",
+        "#pragma once",
+        "",
+        "#include <ATen/core/LegacyTypeDispatch.h>",
+        "#include <ATen/core/dispatch/Dispatcher.h>",
+        "#include <ATen/core/grad_mode.h>",
+        "",
+        "#include <optional>",
+        "#include <tuple>",
+        "#include <utility>",
+        "",
+        "namespace pykernels::autograd::op {",
+        "",
+        "namespace detail {",
+        "",
+        "template <typename Signature>",
+        "c10::TypedOperatorHandle<Signature> find(const char* name, const char* overload) {",
+        "  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload).typed<Signature>();",
+        "}",
+        "",
+        "template <typename Signature, typename... Args>",
+        "decltype(auto) call(const c10::TypedOperatorHandle<Signature>& op, Args&&... args) {",
+        "  if (at::GradMode::is_enabled()) return op.call(std::forward<Args>(args)...);",
+        "  at::AutoDispatchBelowAutograd below;",
+        "  return op.call(std::forward<Args>(args)...);",
+        "}",
+        "",
+        "}  // namespace detail",
+        "",
+    ]
     for op in table.ops:
         for s in table.kernels[op.name] + table.numbers[op.name]:
             # C++ takes defaults for trailing parameters only.
             trailing = len(s.args)
             while trailing > 0 and s.args[trailing - 1].default is not None:
                 trailing -= 1
-            params = ", ".join(CPP_ARG[a.type] + " " + a.name + (cpp_default(a) if i >= trailing else "")
-                               for i, a in enumerate(s.args))
+            params = ", ".join(
+                CPP_ARG[a.type] + " " + a.name + (cpp_default(a) if i >= trailing else "") for i, a in enumerate(s.args)
+            )
             names = ", ".join(a.name for a in s.args)
-            lines += [f"inline {cpp_return(s)} {s.cpp_name}({params}) {{",
-                      f'  static const auto op = detail::find<{cpp_function_type(s)}>("pykernels::{s.name}", '
-                      f'"{s.overload}");',
-                      f"  return detail::call(op, {names});", "}", ""]
+            lines += [
+                f"inline {cpp_return(s)} {s.cpp_name}({params}) {{",
+                f'  static const auto op = detail::find<{cpp_function_type(s)}>("pykernels::{s.name}", '
+                f'"{s.overload}");',
+                f"  return detail::call(op, {names});",
+                "}",
+                "",
+            ]
     lines += ["}  // namespace pykernels::autograd::op", ""]
     return "\n".join(lines)
 

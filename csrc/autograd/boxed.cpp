@@ -4,8 +4,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 
-#include "generated/ops.h"
 #include "common/torch_compat.h"
+#include "generated/ops.h"
 
 namespace pykernels::autograd {
 

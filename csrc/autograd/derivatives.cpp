@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "generated/ops.h"
-#include "generated/calls.h"
 #include "autograd/helpers.h"
 #include "autograd/node.h"
+#include "generated/calls.h"
+#include "generated/ops.h"
 
 namespace pykernels::autograd {
 namespace {

@@ -8,10 +8,10 @@
 
 #include <vector>
 
-#include "generated/ops.h"
-#include "generated/calls.h"
 #include "autograd/helpers.h"
 #include "autograd/node.h"
+#include "generated/calls.h"
+#include "generated/ops.h"
 
 namespace pykernels::autograd {
 namespace {
@@ -118,7 +118,8 @@ struct PowScalarBackward : Derivative<PowScalarBackward> {
 }  // namespace
 
 Tensor add_Scalar(const Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = handle<Tensor(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::add", "Scalar");
+  static const auto op =
+      handle<Tensor(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::add", "Scalar");
   return scaled_form("add", input, 1, [&] { return op.call(input, other, alpha); });
 }
 
@@ -129,12 +130,14 @@ Tensor add_Scalar_Tensor(const c10::Scalar& input, const Tensor& other, const c1
 }
 
 void add__Scalar(const Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = handle<void(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::add_", "Scalar");
+  static const auto op =
+      handle<void(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::add_", "Scalar");
   scaled_form_("add_", input, 1, [&] { op.call(input, other, alpha); });
 }
 
 Tensor sub_Scalar(const Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = handle<Tensor(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::sub", "Scalar");
+  static const auto op =
+      handle<Tensor(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::sub", "Scalar");
   return scaled_form("sub", input, 1, [&] { return op.call(input, other, alpha); });
 }
 
@@ -145,7 +148,8 @@ Tensor sub_Scalar_Tensor(const c10::Scalar& input, const Tensor& other, const c1
 }
 
 void sub__Scalar(const Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha) {
-  static const auto op = handle<void(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::sub_", "Scalar");
+  static const auto op =
+      handle<void(const Tensor&, const c10::Scalar&, const c10::Scalar&)>("pykernels::sub_", "Scalar");
   scaled_form_("sub_", input, 1, [&] { op.call(input, other, alpha); });
 }
 

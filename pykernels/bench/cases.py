@@ -5,8 +5,8 @@ The op table (pykernels/optable.py) lists each op's cases and the suites they be
 helpers here build the cases that time more than one call (forward and backward, a training
 step). Add a suite by naming it in table entries and adding it to ``SUITES``.
 """
+
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 
 import pykernels
-
 from .. import optable, train
 
 GFLOPS, GBS = "GFLOP/s", "GB/s"
@@ -80,15 +79,28 @@ def _fmt_shape(shape):
 
 
 def mm_case(m, k, n, dtype=torch.float32):
-    return Case("mm", f"{m}x{k} @ {k}x{n}", dtype, _inputs(_randn(m, k, dtype=dtype), _randn(k, n, dtype=dtype)),
-                lambda lib, a, b: lib.mm(a, b), 2 * m * k * n, GFLOPS)
+    return Case(
+        "mm",
+        f"{m}x{k} @ {k}x{n}",
+        dtype,
+        _inputs(_randn(m, k, dtype=dtype), _randn(k, n, dtype=dtype)),
+        lambda lib, a, b: lib.mm(a, b),
+        2 * m * k * n,
+        GFLOPS,
+    )
 
 
 def mm_transposed_case(batch, n_in, n_out):
     """``x.t() @ g``: the weight-gradient product of a linear layer, a non-contiguous operand."""
-    return Case("mm", f"({batch}x{n_in}).t() @ {batch}x{n_out}", torch.float32,
-                _inputs(_randn(batch, n_in), _randn(batch, n_out)),
-                lambda lib, x, g: lib.mm(x.t(), g), 2 * batch * n_in * n_out, GFLOPS)
+    return Case(
+        "mm",
+        f"({batch}x{n_in}).t() @ {batch}x{n_out}",
+        torch.float32,
+        _inputs(_randn(batch, n_in), _randn(batch, n_out)),
+        lambda lib, x, g: lib.mm(x.t(), g),
+        2 * batch * n_in * n_out,
+        GFLOPS,
+    )
 
 
 def _argument(spec, device, positive):
@@ -119,8 +131,16 @@ def table_case(op, bench):
         read = sum(a.numel() for a in on_meta if isinstance(a, torch.Tensor))
         work, unit = F32 * (read + out.numel()), GBS
     inputs = lambda device: tuple(_argument(a, device, op.positive) for a in bench.args)  # noqa: E731
-    return Case(function, _label(bench.args, function), torch.float32, inputs,
-                lambda lib, *args: getattr(lib, function)(*args), work, unit, target=bench.target)
+    return Case(
+        function,
+        _label(bench.args, function),
+        torch.float32,
+        inputs,
+        lambda lib, *args: getattr(lib, function)(*args),
+        work,
+        unit,
+        target=bench.target,
+    )
 
 
 def table_cases(suite):
@@ -136,8 +156,15 @@ def _relu_forward_backward(lib, x, g):
 
 def relu_case(n):
     """ReLU forward and backward: read x, write y; read g and y (or its mask), write x.grad."""
-    return Case("relu", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
-                _relu_forward_backward, 5 * F32 * n, GBS)
+    return Case(
+        "relu",
+        f"{n} fwd+bwd",
+        torch.float32,
+        _inputs(_randn(n, grad=True), _randn(n)),
+        _relu_forward_backward,
+        5 * F32 * n,
+        GBS,
+    )
 
 
 def _mse_forward_backward(lib, x, target):
@@ -148,8 +175,15 @@ def _mse_forward_backward(lib, x, target):
 
 def mse_case(n):
     """MSE loss forward and backward: read input and target, then both again, and write input.grad."""
-    return Case("mse_loss", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
-                _mse_forward_backward, 5 * F32 * n, GBS)
+    return Case(
+        "mse_loss",
+        f"{n} fwd+bwd",
+        torch.float32,
+        _inputs(_randn(n, grad=True), _randn(n)),
+        _mse_forward_backward,
+        5 * F32 * n,
+        GBS,
+    )
 
 
 def _train_step(lib, x, target, w1, w2, lr=1e-3):
@@ -180,8 +214,16 @@ def sgd_step_case():
         return run
 
     flops = 3 * 2 * train.N * (train.D_IN * train.H + train.H * train.D_OUT)
-    return Case("train_step", f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}", torch.float32,
-                lambda device: (train.make_data(device=device),), None, flops, GFLOPS, prepare=prepare)
+    return Case(
+        "train_step",
+        f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
+        torch.float32,
+        lambda device: (train.make_data(device=device),),
+        None,
+        flops,
+        GFLOPS,
+        prepare=prepare,
+    )
 
 
 def targeted(case, ratio):
@@ -192,17 +234,20 @@ def targeted(case, ratio):
 def train_step_case(batch, n_in, hidden, n_out):
     """A small MLP training step; work counts the matmuls only (backward costs twice forward)."""
     flops = 3 * 2 * batch * (n_in * hidden + hidden * n_out)
-    inputs = _inputs(_randn(batch, n_in), _randn(batch, n_out),
-                     _randn(n_in, hidden, grad=True), _randn(hidden, n_out, grad=True))
-    return Case("train_step", f"mlp {n_in}-{hidden}-{n_out}, batch {batch}", torch.float32, inputs,
-                _train_step, flops, GFLOPS)
+    inputs = _inputs(
+        _randn(batch, n_in), _randn(batch, n_out), _randn(n_in, hidden, grad=True), _randn(hidden, n_out, grad=True)
+    )
+    return Case(
+        "train_step", f"mlp {n_in}-{hidden}-{n_out}, batch {batch}", torch.float32, inputs, _train_step, flops, GFLOPS
+    )
 
 
 N_SMALL = optable.N
 
 # Each suite: the op table's cases in it, then the cases that time more than one call.
 SUITES = {
-    "default": table_cases("default") + [
+    "default": table_cases("default")
+    + [
         mm_case(512, 512, 512, dtype=torch.float64),
         mm_transposed_case(64, 1000, 100),
         relu_case(N_SMALL),
@@ -210,13 +255,15 @@ SUITES = {
         train_step_case(64, 1000, 100, 10),
     ],
     # The CPU speed targets: each case with the ratio it should reach on a 2-core machine.
-    "cpu": table_cases("cpu") + [
+    "cpu": table_cases("cpu")
+    + [
         targeted(mm_transposed_case(64, 1000, 100), 1.3),
         targeted(relu_case(N_SMALL), 1.2),
         targeted(mse_case(N_SMALL), 2.5),
         targeted(sgd_step_case(), 2.0),
     ],
-    "quick": table_cases("quick") + [
+    "quick": table_cases("quick")
+    + [
         mm_transposed_case(64, 1000, 100),
         relu_case(N_SMALL),
         mse_case(N_SMALL),

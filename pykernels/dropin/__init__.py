@@ -26,6 +26,7 @@ script under the mode and prints that table to stderr.
 The package: routing.py says which torch function goes to which handler (handlers.py; foreach.py
 for ``torch._foreach_*``); mode.py is the mode and its report; script.py runs a script under it.
 """
+
 from .mode import DropIn, enable
 from .script import run_script
 

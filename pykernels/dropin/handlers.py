@@ -7,13 +7,14 @@ result with pykernels or raises ``FallThrough``; torch then runs the call itself
 named after the torch function they handle, ``sum`` and ``pow`` included: in this module those
 names are the handlers, not Python's builtins.
 """
+
 import functools
 
 import torch
 
 from .. import _C
-from .. import nn as _nn
 from .. import _api as pk
+from .. import nn as _nn
 
 _ops = torch.ops.pykernels
 
@@ -78,12 +79,6 @@ def _in_place(self, fn):
 # ---- matmul family --------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
 def rmatmul(self, other):
     need(is_tensor(other))
     return pk.matmul(other, self)
@@ -95,8 +90,14 @@ def mv(input, vec, *, out=None):
 
 
 def dot(input, tensor, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(tensor) and input.dim() == 1 and tensor.dim() == 1
-         and input.dtype == tensor.dtype)
+    need(
+        out is None
+        and is_tensor(input)
+        and is_tensor(tensor)
+        and input.dim() == 1
+        and tensor.dim() == 1
+        and input.dtype == tensor.dtype
+    )
     return pk.matmul(input, tensor)
 
 
@@ -118,10 +119,6 @@ def linear(input, weight, bias=None):
 # ---- elementwise ----------------------------------------------------------------------------------
 
 
-
-
-
-
 def rsub(input, other, *, alpha=1):
     need(is_tensor(input) and is_operand(other) and is_number(alpha))
     return pk.sub(other, input, alpha=alpha)
@@ -132,10 +129,6 @@ def rsub_operator(self, other):
     return pk.sub(other, self)
 
 
-
-
-
-
 def true_divide(input, other, *, out=None):
     need(is_tensor(input) and is_operand(other))
     return pk.div(input, other, out=out)
@@ -144,22 +137,6 @@ def true_divide(input, other, *, out=None):
 def rdiv_operator(self, other):
     need(is_tensor(self) and is_operand(other))
     return pk.div(other, self)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def pow_(self, exponent):
@@ -193,8 +170,13 @@ def computed_in_place(fn):
 
 
 def _lerp_check(input, end, weight):
-    need(is_tensor(input) and is_tensor(end) and is_number(weight) and input.is_floating_point()
-         and end.dtype == input.dtype)
+    need(
+        is_tensor(input)
+        and is_tensor(end)
+        and is_number(weight)
+        and input.is_floating_point()
+        and end.dtype == input.dtype
+    )
 
 
 def _lerp_value(input, end, weight):
@@ -295,8 +277,12 @@ def _reduce_args(dim, keepdim, axis, out):
     if axis is not None:
         need(dim is None)
         dim = axis
-    need(dim is None or isinstance(dim, int)
-         or (isinstance(dim, (list, tuple)) and all(isinstance(d, int) for d in dim)), "named dimensions")
+    need(
+        dim is None
+        or isinstance(dim, int)
+        or (isinstance(dim, (list, tuple)) and all(isinstance(d, int) for d in dim)),
+        "named dimensions",
+    )
     return dim
 
 
@@ -330,8 +316,7 @@ def functional_relu_(input):
 def _is_relu_clamp(input, min, max):
     # clamp(x, min=0) of an integer tensor by a float 0.0 promotes to float: that is not relu.
     _relu_input(input)
-    need(max is None and is_zero(min) and (input.is_floating_point() or isinstance(min, int)),
-         "clamp other than min=0")
+    need(max is None and is_zero(min) and (input.is_floating_point() or isinstance(min, int)), "clamp other than min=0")
 
 
 def _clamp_min_zero(input):

@@ -2,6 +2,7 @@
 in the routes (routing.py), runs the handler where the arguments are ones pykernels takes, lets
 torch run everything else, and counts both for its report.
 """
+
 import collections
 import contextlib
 import sys
@@ -110,8 +111,7 @@ def _name(func):
 
 
 def _is_pykernels_op(func):
-    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith(
-        "pykernels.")
+    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith("pykernels.")
 
 
 def _is_attribute(name):
@@ -226,8 +226,12 @@ class DropIn(TorchFunctionMode):
         fell_rows = [(name, n) for name, n in sorted(fell.items(), key=lambda kv: (-kv[1], kv[0]))]
         width = max([len(name) for name, _ in rows + fell_rows] + [40])
         total_routed, total_fell = sum(routed.values()), sum(fell.values())
-        lines = [(f"pykernels drop-in report: {total_routed} torch calls routed to pykernels, "
-                  f"{total_fell} fell through to torch")]
+        lines = [
+            (
+                f"pykernels drop-in report: {total_routed} torch calls routed to pykernels, "
+                f"{total_fell} fell through to torch"
+            )
+        ]
         lines.append(f"  {'routed to pykernels':<{width}}  {'calls':>9}")
         lines += [f"    {name:<{width - 2}}  {n:>9}" for name, n in rows] or ["    (none)"]
         lines.append(f"  {'fell through to torch':<{width}}  {'calls':>9}")

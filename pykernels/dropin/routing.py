@@ -8,6 +8,7 @@ A handler takes precedence over the table's route for the same callable. ``FOREA
 ``torch._foreach_*`` functions taken element by element (foreach.py). A name the installed torch
 lacks is skipped. ``HANDLERS``, what the mode looks calls up in, is built when the module is imported.
 """
+
 import functools
 import inspect
 
