@@ -244,6 +244,15 @@ def _mean(a, dim=None, keepdim=False, dtype=None):
 # ---- ReLU and MSE loss ------------------------------------------------------------------------------
 
 
+@register_fake("pykernels::pow_tensor_backward")
+def _pow_tensor_backward(grad, a, exponent, result):
+    device = _device("pow_tensor_backward", grad, a, exponent, result)
+    shape = _broadcast("pow_tensor_backward", grad.shape, a.shape, exponent.shape, result.shape)
+    dtype = torch.promote_types(torch.promote_types(torch.result_type(a, exponent), grad.dtype), result.dtype)
+    _check(dtype.is_floating_point, "pow_tensor_backward", f"dtype {dtype} is not supported (floating types only)")
+    return a.new_empty(shape, dtype=dtype, device=device), a.new_empty(shape, dtype=dtype, device=device)
+
+
 @register_fake("pykernels::relu_backward")
 def _relu_backward(grad, result):
     _device("relu_backward", grad, result, cpu_scalars=False)

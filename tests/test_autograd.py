@@ -115,9 +115,17 @@ def test_gradcheck(sample, device, how):
     + params([s for s in GRAD if s.overload.public_name is None], how="raw"),
 )
 def test_gradgradcheck(sample, device, how):
-    """Second derivatives: backward runs on pykernels ops, which are themselves differentiable."""
+    """Second derivatives: backward runs on pykernels ops, which are themselves differentiable; pow
+    with a tensor exponent has a first derivative only (one fused kernel), and says so."""
     fn, inputs = as_function(sample, how, *built(sample, device))
+    if sample.overload.qualname in FIRST_DERIVATIVE_ONLY:
+        with pytest.raises(RuntimeError, match=r"pykernels\.pow: double backward with a tensor exponent"):
+            torch.autograd.gradgradcheck(fn, inputs)
+        return
     assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+FIRST_DERIVATIVE_ONLY = {"pow.Tensor_Tensor", "pow.Scalar"}
 
 
 def test_gradcheck_inplace():
@@ -171,7 +179,7 @@ def test_raw_inplace_op_records_its_write(overload):
     ours, reference = pk.mul(x, 1.0), x * 1.0
     overload.resolve()(ours, *args[1:], **kwargs)
     sample.expected((reference, *theirs[1:]), their_kwargs)
-    assert ours.grad_fn.name().startswith("torch::autograd::CppNode<pykernels::autograd::")
+    assert ours.grad_fn.name().startswith("pykernels::autograd::")
     grad = make(ours.shape, torch.float64)
     (g_ours,) = torch.autograd.grad(ours, x, grad)
     (g_theirs,) = torch.autograd.grad(reference, x, grad)
@@ -197,10 +205,10 @@ def test_raw_op_output_has_grad_fn(sample):
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_training_step_ops_record_cpp_nodes(name, node, call):
-    """The ops a training step runs record their graph in C++ (csrc/autograd.cpp), with no
+    """The ops a training step runs record their graph in C++ (csrc/autograd/), with no
     Python formula on the way, and with their autograd nowhere else."""
     x = make((3, 4), requires_grad=True)
-    assert call(x).grad_fn.name() == f"torch::autograd::CppNode<pykernels::autograd::{node}>"
+    assert call(x).grad_fn.name().startswith(f"pykernels::autograd::{node}")
     assert _compat.has_kernel_for_dispatch_key(f"pykernels::{name}", "Autograd")
 
 

@@ -410,6 +410,14 @@ struct MseLossBackward : Derivative<MseLossBackward> {
   }
 };
 
+// The factor of mse_loss's gradient: 2, or 2 / numel for 'mean' (numel symbolic under torch.compile's
+// dynamic shapes). An empty input leaves every term it scales empty or a sum of nothing: any finite
+// factor gives torch's zeros, and a count of at least 1 keeps 'mean' from dividing by zero.
+c10::Scalar mse_scale(int64_t reduction, const Tensor& gradient) {
+  if (reduction != 1) return 2.0;
+  return c10::SymFloat(2.0) / c10::SymFloat(gradient.sym_numel().max(1));
+}
+
 // mse_loss_backward computes scale * (self - target) * g, with scale = 2 (2 / numel for 'mean') and
 // g broadcast over the loss's shape; it is linear in each of g, self and target:
 // grad_output: scale * (self - target) * grad        (summed to grad_output's shape)
@@ -423,9 +431,7 @@ struct MseLossBackwardBackward : Derivative<MseLossBackwardBackward> {
   Sizes grad_output_sizes, self_sizes, target_sizes;
 
   variable_list gradients(const Tensor& grad) {
-    // An empty input leaves every term below empty or a sum of nothing: any finite scale gives
-    // torch's zeros, and 1 keeps 'mean' from dividing by zero.
-    const double scale = reduction == 1 ? 2.0 / static_cast<double>(std::max<int64_t>(grad.numel(), 1)) : 2.0;
+    const c10::Scalar scale = mse_scale(reduction, grad);
     Tensor grad_grad_output, grad_self, grad_target;
     if (needs(0)) {
       const Tensor difference = op::sub(unpack(self), unpack(target), 1);
@@ -447,7 +453,7 @@ struct MseLossAndGradBackward : Derivative<MseLossAndGradBackward> {
   static constexpr const char* kName = "pykernels::autograd::MseLossAndGradBackward";
   SavedVariable gradient;
   Sizes self_sizes, target_sizes;
-  double scale = 2.0;
+  c10::Scalar scale = 2.0;
   auto saved() { return std::tie(gradient); }
   void save_outputs(const Tensor&, const Tensor& grad) { gradient = SavedVariable(grad, true); }
 
@@ -656,7 +662,7 @@ std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& self, const Tensor& t
   auto [loss, grad] = below_autograd([&] { return op::mse_loss_and_grad(self, target, reduction); });
   node->self_sizes = self.sizes().vec();
   node->target_sizes = target.sizes().vec();
-  node->scale = reduction == 1 ? 2.0 / static_cast<double>(std::max<int64_t>(grad.numel(), 1)) : 2.0;
+  node->scale = mse_scale(reduction, grad);
   finish(node, loss, grad);
   return {loss, grad};
 }
