@@ -52,11 +52,13 @@ def _forms(public_name):
 _FORMS = {name: _forms(name) for name, _ in optable.public_functions()}
 
 
-def _scalar(value):
-    """A number-only argument (alpha) as torch.ops takes it: a one-element tensor or a numpy number as the
-    Python number it holds (torch reads a numpy bool as a float)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not compiling():
-        return value.item()
+def _scalar(public_name, name, value):
+    """A number-only argument (alpha) as torch.ops takes it: a 0-dim tensor or a numpy number as the
+    Python number it holds (torch reads a numpy bool as a float); any other tensor is torch's TypeError."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0:
+            raise TypeError(f"pykernels.{public_name}(): argument '{name}' must be Number, not Tensor")
+        return value if compiling() else value.item()
     if type(value).__module__ == "numpy" and hasattr(value, "item"):
         value = value.item()
         return float(value) if isinstance(value, bool) else value
@@ -79,7 +81,7 @@ def fallback(public_name, args, kwargs):
     forms = _FORMS[public_name]
     out = kwargs.get("out")
     kwargs = {
-        k: _scalar(v) if k not in ("out", "rounding_mode", "dtype", "dim", "keepdim") else v
+        k: _scalar(public_name, k, v) if k not in ("rounding_mode", "dtype", "dim", "keepdim") else v
         for k, v in kwargs.items()
         if k != "out"
     }

@@ -39,7 +39,8 @@ CPP = "csrc/autograd/derivatives.cpp"
 class Bench:
     """A benchmark case of a public function: its positional arguments, where a tuple of ints is a
     random float32 tensor of that shape and a number is itself. ``suites`` are the benchmark suites
-    it belongs to; ``target``, the ratio (torch time / pykernels time) it should reach."""
+    it belongs to; ``target``, the ratio (torch time / pykernels time) it should reach in the
+    targets suite ("cpu")."""
 
     args: tuple
     suites: tuple = ("default",)

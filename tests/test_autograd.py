@@ -507,9 +507,8 @@ FUNC = [s for s in GRAD if s.overload.public_name and "sweep" in s.tags]
 
 @pytest.mark.parametrize("sample", FUNC, ids=lambda s: s.id)
 def test_torch_func_grad_matches_torch(sample):
-    """torch.func.grad (to second order), vjp and jacrev through every public function give torch's
-    results: under functorch transforms the ops run through their setup_context Functions
-    (functorch refuses C++ autograd Functions and torch.library's registered autograd)."""
+    """torch.func.grad (to second order where the op has one), vjp and jacrev through every public
+    function give torch's results: functorch transforms run through the ops' C++ autograd nodes."""
     (args, kwargs), (theirs, their_kwargs) = sample.calls("cpu")
     fn, inputs = as_function(sample, "public", args, kwargs)
     ref, _ = as_function(sample, "torch", theirs, their_kwargs)
@@ -526,7 +525,8 @@ def test_torch_func_grad_matches_torch(sample):
             lambda *xs: sum(g.sin().sum() for g in torch.func.grad(scalar(f), argnums)(*xs)), argnums
         )
 
-    assert_all_close(second(fn)(*inputs), second(ref)(*inputs))
+    if sample.overload.qualname not in FIRST_DERIVATIVE_ONLY:
+        assert_all_close(second(fn)(*inputs), second(ref)(*inputs))
     out, vjp = torch.func.vjp(fn, *inputs)
     ref_out, ref_vjp = torch.func.vjp(ref, *inputs)
     cotangent = make(tuple(out.shape), torch.float64)

@@ -228,7 +228,9 @@ struct PowBackward : Derivative<PowBackward> {
 
 // self, exponent: pow_tensor_backward(grad, self, exponent, result), which applies torch's masks
 // (self = 0, exponent = 0), each summed to its operand's shape. That op has no derivative of its
-// own: a backward that would record one (grad mode on) is refused.
+// own: differentiating these gradients once more raises kSecondDerivative.
+constexpr const char* kSecondDerivative = "pykernels.pow: double backward with a tensor exponent is not supported";
+
 struct PowTensorTensorBackward : Derivative<PowTensorTensorBackward> {
   static constexpr const char* kName = "pykernels::autograd::PowTensorTensorBackward";
   SavedVariable self, exponent, result;
@@ -237,10 +239,15 @@ struct PowTensorTensorBackward : Derivative<PowTensorTensorBackward> {
   void save_outputs(const Tensor& out) { result = SavedVariable(out, true); }
 
   variable_list gradients(const Tensor& grad) {
-    TORCH_CHECK(!at::GradMode::is_enabled(),
-                "pykernels.pow: double backward with a tensor exponent is not supported (this backward ran with "
-                "grad mode on: create_graph=True, or a torch.func transform)");
-    auto [grad_self, grad_exponent] = op::pow_tensor_backward(grad, unpack(self), unpack(exponent), unpack(result));
+    const Tensor self_value = unpack(self), exponent_value = unpack(exponent), result_value = unpack(result);
+    Tensor grad_self, grad_exponent;
+    {
+      at::AutoDispatchBelowAutograd below;  // one fused kernel, with no derivative of its own
+      std::tie(grad_self, grad_exponent) = op::pow_tensor_backward(grad, self_value, exponent_value, result_value);
+    }
+    const at::Tensor inputs[] = {grad, self_value, exponent_value};
+    grad_self = first_derivative_only(grad_self, kSecondDerivative, inputs);
+    grad_exponent = first_derivative_only(grad_exponent, kSecondDerivative, inputs);
     return {needs(0) ? sum_to_shape(grad_self, self_sizes) : Tensor(),
             needs(1) ? sum_to_shape(grad_exponent, exponent_sizes) : Tensor()};
   }

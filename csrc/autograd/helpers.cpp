@@ -1,11 +1,16 @@
 // Formula helpers (helpers.h): all arithmetic through the pykernels ops.
 #include "autograd/helpers.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
+#include <torch/csrc/autograd/functions/basic_ops.h>
+#include <torch/csrc/autograd/functions/utils.h>
 
+#include <algorithm>
 #include <vector>
 
+#include "common/torch_compat.h"
 #include "generated/calls.h"
 
 namespace pykernels::autograd {
@@ -34,5 +39,16 @@ at::Tensor product_like(bool column_major, at::Tensor (*product)(const at::Tenso
 }
 
 at::Tensor zero_gradient(at::IntArrayRef shape, const at::Tensor& like) { return at::zeros(shape, like.options()); }
+
+at::Tensor first_derivative_only(at::Tensor value, const char* message, const at::TensorList inputs) {
+  if (!value.defined() || !at::GradMode::is_enabled() ||
+      std::none_of(inputs.begin(), inputs.end(),
+                   [](const at::Tensor& t) { return t.defined() && t.requires_grad(); })) {
+    return value;
+  }
+  const auto node = compat::make_node<torch::autograd::Error>(message, torch::autograd::collect_next_edges(inputs));
+  torch::autograd::set_history(value, compat::NodeRef(node));
+  return value;
+}
 
 }  // namespace pykernels::autograd

@@ -108,10 +108,16 @@ struct PowScalarBackward : Derivative<PowScalarBackward> {
 
   variable_list gradients(const Tensor& grad) {
     if (!needs(0)) return {Tensor()};
-    TORCH_CHECK(!at::GradMode::is_enabled(), "pykernels.pow: double backward with a tensor exponent is not supported");
     const Tensor e = unpack(exponent);
     const Tensor base = at::scalar_tensor(input, grad.options());
-    return {std::get<1>(op::pow_tensor_backward(grad, base, e, unpack(result)))};
+    Tensor grad_exponent;
+    {
+      at::AutoDispatchBelowAutograd below;  // one fused kernel, with no derivative of its own
+      grad_exponent = std::get<1>(op::pow_tensor_backward(grad, base, e, unpack(result)));
+    }
+    const Tensor inputs[] = {grad, e};
+    return {first_derivative_only(grad_exponent,
+                                  "pykernels.pow: double backward with a tensor exponent is not supported", inputs)};
   }
 };
 

@@ -17,7 +17,7 @@
 
 namespace pykernels {
 
-// A Scalar: a Python bool, int (within int64) or float, a one-element tensor (its value), or a numpy
+// A Scalar: a Python bool, int (within int64) or float, a 0-dim tensor (its value), or a numpy
 // number (torch reads a numpy bool as a float, so it becomes one here too).
 struct PyScalar {
   c10::Scalar value;
@@ -95,7 +95,7 @@ struct type_caster<pykernels::PyScalar> {
     }
     if (THPVariable_Check(o)) {
       const at::Tensor& t = THPVariable_Unpack(o);
-      if (t.numel() != 1) return false;
+      if (t.dim() != 0) return false;
       pybind11::gil_scoped_release no_gil;
       value.value = t.item();
       return true;

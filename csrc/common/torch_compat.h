@@ -55,12 +55,13 @@ using NodePtr = std::conditional_t<intrusive_nodes, c10::intrusive_ptr<T>, std::
 // The owning pointer to a node that torch's own functions take (an Edge's).
 using NodeRef = decltype(torch::autograd::Edge::function);
 
-template <typename T>
-NodePtr<T> make_node() {
+template <typename T, typename... Args>
+NodePtr<T> make_node(Args&&... args) {
   if constexpr (intrusive_nodes) {
-    return c10::make_intrusive<T>();
+    return c10::make_intrusive<T>(std::forward<Args>(args)...);
   } else {
-    return NodePtr<T>(new T(), [](T* node) { deleteNode(node); });  // torch::autograd::deleteNode, found by ADL
+    // torch::autograd::deleteNode, found by ADL
+    return NodePtr<T>(new T(std::forward<Args>(args)...), [](T* node) { deleteNode(node); });
   }
 }
 

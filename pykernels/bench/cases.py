@@ -118,10 +118,11 @@ def _label(args, function):
     return ", ".join(shapes) + (f" ({function})" if function.endswith("_") else "")
 
 
-def table_case(op, bench):
+def table_case(op, bench, suite):
     """A case of the op table (pykernels/optable.py): the public function on ``bench.args``. Its work is
     what torch's result implies: 2·m·k·n per product for the matmul family, otherwise the bytes of
-    every tensor argument read once and the result written once."""
+    every tensor argument read once and the result written once. Its target is the targets suite's
+    ("cpu")."""
     function = bench.function or op.name
     on_meta = [_argument(a, "meta", False) for a in bench.args]
     out = getattr(LIBRARIES["torch"], function)(*on_meta)
@@ -139,13 +140,13 @@ def table_case(op, bench):
         lambda lib, *args: getattr(lib, function)(*args),
         work,
         unit,
-        target=bench.target,
+        target=bench.target if suite == "cpu" else None,
     )
 
 
 def table_cases(suite):
     """The op table's cases in ``suite``, in table order."""
-    return [table_case(op, b) for op in optable.OPS for b in op.bench if suite in b.suites]
+    return [table_case(op, b, suite) for op in optable.OPS for b in op.bench if suite in b.suites]
 
 
 def _relu_forward_backward(lib, x, g):

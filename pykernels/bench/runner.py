@@ -13,7 +13,10 @@ from .cases import GBS, LIBRARIES, mm_case, select_cases
 
 
 def _copy(t):
-    """An equal, independent copy, so in-place updates and .grad of one library never reach the other."""
+    """An equal, independent copy, so in-place updates and .grad of one library never reach the other
+    (a number argument is its own copy)."""
+    if not isinstance(t, torch.Tensor):
+        return t
     return t.detach().clone().requires_grad_(t.requires_grad)
 
 
