@@ -13,7 +13,7 @@ SOURCES := setup.py pyproject.toml $(shell find csrc -type f)
 # The linters, pinned: another version would format or judge the same code differently.
 RUFF_VERSION         := 0.17.6
 CLANG_FORMAT_VERSION := 23.1.5
-CXX_FILES := $(shell find csrc tools/cuda_emu -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort)
+CXX_FILES := $(shell find csrc tools/cuda_emu -path csrc/generated -prune -o -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) -print | sort)
 
 .PHONY: install lint test test-floor emu train bench info clean
 
@@ -31,9 +31,11 @@ $(VENV)/.lint-tools: Makefile
 	$(PY) -m pip install "ruff==$(RUFF_VERSION)" "clang-format==$(CLANG_FORMAT_VERSION)"
 	touch $@
 
-# ruff's rules and format (pyproject.toml), then clang-format (.clang-format) over the C++ and
-# CUDA sources; each reports what it would change and changes nothing.
+# The files generated from the op table are current; ruff's rules and format (pyproject.toml),
+# then clang-format (.clang-format) over the C++ and CUDA sources; each reports what it would
+# change and changes nothing.
 lint: $(VENV)/.lint-tools
+	$(PY) tools/gen_ops.py --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_FILES)

@@ -4,6 +4,7 @@ One extension, ``pykernels._C``: the schema table, the device-independent wrappe
 kernels always; the CUDA kernels too when torch is a CUDA build and a CUDA toolkit is found
 (the decision never depends on a GPU being visible, so GPU-less build hosts compile them).
 """
+
 import glob
 import hashlib
 import importlib.util
@@ -56,8 +57,12 @@ def _nvcc_candidates(nvcc):
     or a wrapper script (`exec /opt/cuda-13.0/bin/nvcc "$@"`), so ask it and read it."""
     yield os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
     try:  # nvcc reports its own directory: `#$ _HERE_=/usr/local/cuda-13.0/bin`
-        dry = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
-                             capture_output=True, text=True, timeout=60)
+        dry = subprocess.run(
+            [nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         for line in (dry.stdout + dry.stderr).splitlines():
             if line.startswith("#$ _HERE_="):
                 yield os.path.dirname(line.split("=", 1)[1].strip())
@@ -98,7 +103,7 @@ def cuda_arch_list():
             known = [re.match(r"sm_(\d+)(\d)", a) for a in torch.cuda.get_arch_list()]
             newest = max((int(m.group(1)), int(m.group(2))) for m in known if m)
             caps = sorted({min(torch.cuda.get_device_capability(i), newest) for i in range(torch.cuda.device_count())})
-            arches = ";".join("%d.%d" % c for c in caps) + "+PTX"
+            arches = ";".join(f"{c[0]}.{c[1]}" for c in caps) + "+PTX"
         else:
             arches = "8.0;9.0+PTX"
     arches = ";".join(a for a in arches.replace(" ", ";").split(";") if a)
@@ -109,8 +114,12 @@ def cuda_arch_list():
 def nvcc_version():
     """(major, minor) of the toolkit's nvcc, or (0, 0) if it cannot be asked."""
     try:
-        out = subprocess.run([os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), "--version"],
-                             capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return (0, 0)
     m = re.search(r"release (\d+)\.(\d+)", out)
@@ -139,8 +148,12 @@ def nvcc_targets():
     targets = set()
     for option in ("--list-gpu-arch", "--list-gpu-code"):
         try:
-            out = subprocess.run([os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), option],
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"), option],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         if out.returncode != 0:
@@ -169,7 +182,7 @@ def cuda_absent_reason():
     if os.environ.get("PYKERNELS_NO_CUDA", "0") == "1":
         return "disabled with PYKERNELS_NO_CUDA=1 at build time"
     if not torch.version.cuda:
-        return "torch %s is a CPU-only build" % torch.__version__
+        return f"torch {torch.__version__} is a CPU-only build"
     if not sources("csrc/cuda/*.cu"):
         return "the CUDA sources were not found at build time"
     home = find_cuda_home()
@@ -183,18 +196,25 @@ def cuda_absent_reason():
     problem = None
     # torch refuses to build with a toolkit of another major version than its own.
     if toolkit[0] != int(torch.version.cuda.split(".")[0]):
-        problem = "the CUDA toolkit at %s is CUDA %d.%d, but torch %s was built for CUDA %s" % (
-            home, toolkit[0], toolkit[1], torch.__version__, torch.version.cuda)
+        problem = (
+            f"the CUDA toolkit at {home} is CUDA {toolkit[0]}.{toolkit[1]}, but torch {torch.__version__} was "
+            f"built for CUDA {torch.version.cuda}"
+        )
     else:
         arches = cuda_arch_list()
         unsupported = unsupported_targets()
         if unsupported:
-            problem = "TORCH_CUDA_ARCH_LIST=%s asks for %s, which the CUDA %d.%d toolkit at %s cannot target" % (
-                arches, ", ".join(unsupported), toolkit[0], toolkit[1], home)
+            problem = (
+                f"TORCH_CUDA_ARCH_LIST={arches} asks for {', '.join(unsupported)}, which the CUDA "
+                f"{toolkit[0]}.{toolkit[1]} toolkit at {home} cannot target"
+            )
     if problem:
-        print("pykernels: WARNING: %s; building the CPU kernels only. For the CUDA kernels, build with a CUDA "
-              "toolkit that matches (CUDA_HOME=...); to build CPU-only without this warning, set "
-              "PYKERNELS_NO_CUDA=1." % problem, file=sys.stderr)
+        print(
+            f"pykernels: WARNING: {problem}; building the CPU kernels only. For the CUDA kernels, build with a CUDA "
+            "toolkit that matches (CUDA_HOME=...); to build CPU-only without this warning, set "
+            "PYKERNELS_NO_CUDA=1.",
+            file=sys.stderr,
+        )
     return problem
 
 
@@ -222,7 +242,13 @@ def extension(cuda_absent):
     # -fno-math-errno: sqrt need not set errno (torch never reads it); -fno-trapping-math: no
     # floating-point trap is ever enabled. Together they let the compiler vectorize sqrt and the
     # branch-free exp/log (cpu/vmath.h) instead of calling libm element by element.
-    cxx = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-DPYKERNELS_TORCH_VERSION=\"%s\"" % torch.__version__]
+    cxx = [
+        "-O3",
+        "-fopenmp",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+        f'-DPYKERNELS_TORCH_VERSION="{torch.__version__}"',
+    ]
     cxx += warning_flags()
     link = ["-fopenmp"]
     kwargs = dict(name="pykernels._C", include_dirs=[os.path.join(HERE, "csrc")], extra_link_args=link)
@@ -231,8 +257,10 @@ def extension(cuda_absent):
         gencode = cuda_gencode_flags()
         # what each .cu file is compiled to: sm_XY machine code, compute_XY PTX
         targets = ";".join(re.search(r"code=(\w+)$", f).group(1) for f in gencode)
-        print("pykernels: building CUDA kernels with %s for TORCH_CUDA_ARCH_LIST=%s (targets %s)"
-              % (cpp_extension.CUDA_HOME, arches, targets), file=sys.stderr)
+        print(
+            f"pykernels: building CUDA kernels with {cpp_extension.CUDA_HOME} for TORCH_CUDA_ARCH_LIST={arches} (targets {targets})",
+            file=sys.stderr,
+        )
         cuda_sources = sources("csrc/cuda/*.cu")
         defines = ["-DPYKERNELS_WITH_CUDA"] + (["-DPYKERNELS_WITH_SM90A"] if SM90A in gencode else [])
         # PYKERNELS_DEBUG=1: device-side checks that turn hangs into traps (the Hopper pipeline's waits)
@@ -242,7 +270,7 @@ def extension(cuda_absent):
         nvcc += ["-Xcompiler", ",".join(warning_flags())]
         if werror():  # nvcc's own warnings too: its front end's on device code, ptxas's
             nvcc += ["-Werror", "all-warnings"]
-        cxx += defines + ["-DPYKERNELS_CUDA_ARCHES=\"%s\"" % targets]
+        cxx += defines + [f'-DPYKERNELS_CUDA_ARCHES="{targets}"']
         ext = cpp_extension.CUDAExtension(
             sources=cpu_sources + cuda_sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **kwargs
         )
@@ -277,9 +305,9 @@ class BuildExtension(cpp_extension.BuildExtension):
         path = os.path.join(os.path.dirname(self.get_ext_fullpath("pykernels._C")), "_build_config.py")
         with open(path, "w") as f:
             f.write("# Written by setup.py when it built the extension next to this file.\n")
-            f.write("TORCH_VERSION = %r\n" % torch.__version__)
-            f.write("CUDA_ABSENT_REASON = %r\n" % CUDA_ABSENT)
-            f.write("SOURCES_SHA256 = %r\n" % sources_digest())
+            f.write(f"TORCH_VERSION = {torch.__version__!r}\n")
+            f.write(f"CUDA_ABSENT_REASON = {CUDA_ABSENT!r}\n")
+            f.write(f"SOURCES_SHA256 = {sources_digest()!r}\n")
 
 
 CUDA_ABSENT = cuda_absent_reason()

@@ -4,6 +4,7 @@ The same as ``python -m pykernels bench --out <this folder>/results``: the resul
 ``results`` folder beside this script wherever it is run from (a later ``--out`` takes precedence).
 Needs pykernels installed (built), not just checked out.
 """
+
 import sys
 from pathlib import Path
 

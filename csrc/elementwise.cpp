@@ -1,13 +1,14 @@
-// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow, exp, log, sqrt.
+// Elementwise ops: add, sub, mul, div, neg (functional, out= and in-place), pow (with a number
+// or a tensor exponent, and the gradients for a tensor exponent), exp, log, sqrt.
 //
 // The wrappers do what torch's TensorIterator does for its own kernels, and nothing more:
 // type promotion (at::result_type, true division of integers gives the default float type),
 // broadcasting (expand: a stride-0 view, no copy), output allocation and the out=/in-place
 // rules. The arithmetic happens in binary_kernel_* / unary_kernel_*.
 #include <ATen/ATen.h>
-#include <torch/library.h>
 
 #include "common/checks.h"
+#include "generated/ops.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -36,7 +37,8 @@ Tensor run_into(Tensor out, at::ScalarType compute, Kernel&& kernel) {
 
 const char* binary_name(BinaryOp op, OutKind kind) {
   static const char* names[][3] = {{"add", "add.out", "add_"}, {"sub", "sub.out", "sub_"}, {"mul", "mul.out", "mul_"},
-                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"}};
+                                   {"div", "div.out", "div_"}, {"div", "div.out", "div_"}, {"div", "div.out", "div_"},
+                                   {"pow", "pow.out", "pow_"}};
   return names[static_cast<int>(op)][static_cast<int>(kind)];
 }
 
@@ -65,6 +67,7 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   check_dtype_supported(name, compute);
   PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || (op != BinaryOp::DivTrunc && op != BinaryOp::DivFloor), name,
                            "rounding division is not implemented for Bool");
+  PK_CHECK_NOT_IMPLEMENTED(compute != at::kBool || op != BinaryOp::Pow, name, "\"pow\" not implemented for 'Bool'");
   if (op == BinaryOp::Div && at::isIntegralType(compute, /*includeBool=*/true)) compute = default_float();
   if (op == BinaryOp::Add || op == BinaryOp::Sub) {
     PK_CHECK(!alpha.isBoolean() || compute == at::kBool, name, "boolean alpha only supported for Boolean results.");
@@ -75,11 +78,12 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
   Tensor out = prepare_output(name, kind, target, shape, compute, self.options().device(device), {self, other});
   // torch's CPU kernels for mul and the divisions read a single-element `other` at float
   // precision when the result is float16/bfloat16 (x / 0.3 divides by 0.3f, not by 0.30004883),
-  // where add/sub and the CUDA kernels round it to the result dtype like any operand.
+  // where add/sub/pow and the CUDA kernels round it to the result dtype like any operand.
   // (The CUDA emulator runs the CUDA kernels on CPU tensors: this CPU-only path would bypass them.)
 #ifndef PYKERNELS_CUDA_EMULATION
   const bool reduced = compute == at::kHalf || compute == at::kBFloat16;
-  if (device.is_cpu() && reduced && other.numel() == 1 && op != BinaryOp::Add && op != BinaryOp::Sub) {
+  const bool rounds_other = op == BinaryOp::Add || op == BinaryOp::Sub || op == BinaryOp::Pow;
+  if (device.is_cpu() && reduced && other.numel() == 1 && !rounds_other) {
     const c10::Scalar b = other.item();
     const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
     return run_into(out, compute, [&](Tensor& result) {
@@ -88,6 +92,23 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
     });
   }
 #endif
+  // torch's CUDA pow reads a 0-dim CPU exponent as a number (in the result dtype) and runs its
+  // number-exponent kernel, with that kernel's shortcuts (sqrt for 0.5, 1 / x for -1, ...); its
+  // CPU pow computes pow for every element. (Under the CUDA emulator every tensor is a CPU tensor
+  // and the CUDA kernels always run.)
+#ifdef PYKERNELS_CUDA_EMULATION
+  const bool cuda_kernels = true;
+#else
+  const bool cuda_kernels = device.is_cuda();
+#endif
+  if (op == BinaryOp::Pow && cuda_kernels && at::isFloatingType(compute) && other.dim() == 0 && other.is_cpu()) {
+    const c10::Scalar exponent = other.to(compute).item();
+    const Tensor a = operand(self, compute, shape, device);  // outlives the kernel
+    return run_into(out, compute, [&](Tensor& result) {
+      auto it = make_iter<2>(name, {result, a});
+      PYKERNELS_DEVICE_CALL(result.device(), unary_kernel, UnaryOp::Pow, it, compute, exponent);
+    });
+  }
   // Converted operands must outlive the kernel: the iterator holds raw pointers only.
   const Tensor a = operand(self, compute, shape, device), b = operand(other, compute, shape, device);
   return run_into(out, compute, [&](Tensor& result) {
@@ -95,6 +116,11 @@ Tensor binary(BinaryOp op, OutKind kind, const Tensor& self, const Tensor& other
     PYKERNELS_DEVICE_CALL(result.device(), binary_kernel, op, it, compute, alpha);
   });
 }
+
+}  // namespace
+
+// The ops' device kernels (registered from the op table: csrc/generated/).
+namespace ops {
 
 Tensor add(const Tensor& a, const Tensor& b, const c10::Scalar& alpha) {
   return binary(BinaryOp::Add, OutKind::Functional, a, b, alpha, {});
@@ -126,6 +152,10 @@ void div_out(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> m
 void div_(const Tensor& a, const Tensor& b, c10::optional<c10::string_view> mode) {
   binary(div_kind("div_", mode), OutKind::InPlace, a, b, 1, {});
 }
+
+}  // namespace ops
+
+namespace {
 
 // ---- unary -------------------------------------------------------------------------------------
 
@@ -170,10 +200,17 @@ Tensor unary(UnaryOp op, const char* name, OutKind kind, const Tensor& self, con
   });
 }
 
+}  // namespace
+
+namespace ops {
+
 Tensor neg(const Tensor& a) { return unary(UnaryOp::Neg, "neg", OutKind::Functional, a, 0, {}); }
 void neg_out(const Tensor& a, const Tensor& out) { unary(UnaryOp::Neg, "neg.out", OutKind::Out, a, 0, out); }
 void neg_(const Tensor& a) { unary(UnaryOp::Neg, "neg_", OutKind::InPlace, a, 0, {}); }
 Tensor pow(const Tensor& a, const c10::Scalar& e) { return unary(UnaryOp::Pow, "pow", OutKind::Functional, a, e, {}); }
+Tensor pow_Tensor_Tensor(const Tensor& a, const Tensor& e) {
+  return binary(BinaryOp::Pow, OutKind::Functional, a, e, 1, {});
+}
 Tensor exp(const Tensor& a) { return unary(UnaryOp::Exp, "exp", OutKind::Functional, a, 0, {}); }
 Tensor log(const Tensor& a) { return unary(UnaryOp::Log, "log", OutKind::Functional, a, 0, {}); }
 Tensor sqrt(const Tensor& a) { return unary(UnaryOp::Sqrt, "sqrt", OutKind::Functional, a, 0, {}); }
@@ -200,7 +237,41 @@ Tensor relu_backward(const Tensor& grad, const Tensor& result) {
   return out;
 }
 
-int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
+// Both gradients of pow(input, exponent) for a tensor exponent, in one pass: torch's
+// pow_backward_self and pow_backward_exponent (csrc/cpu/elementwise.cpp has the formulas), at the
+// broadcast shape of the four operands, in the dtype they promote to (floating only), contiguous.
+// The autograd node sums each to its operand's shape.
+std::tuple<Tensor, Tensor> pow_tensor_backward(const Tensor& grad, const Tensor& self, const Tensor& exponent,
+                                               const Tensor& result) {
+  const char* name = "pow_tensor_backward";
+  check_defined(name, grad, "grad");
+  check_defined(name, self, "input");
+  check_defined(name, exponent, "exponent");
+  check_defined(name, result, "result");
+  // The forward may have taken a 0-dim CPU exponent (or base) beside CUDA tensors.
+  const at::Device device = common_device(name, {grad, self, exponent, result});
+  const auto compute =
+      at::promote_types(at::promote_types(at::result_type(self, exponent), grad.scalar_type()), result.scalar_type());
+  check_dtype_supported(name, compute);
+  PK_CHECK_NOT_IMPLEMENTED(at::isFloatingType(compute), name, "dtype ", compute,
+                           " is not supported (floating types only)");
+  auto shape = broadcast_shape(name, grad.sizes(), self.sizes());
+  shape = broadcast_shape(name, shape, exponent.sizes());
+  shape = broadcast_shape(name, shape, result.sizes());
+  const auto options = self.options().device(device).dtype(compute);
+  Tensor grad_input = at::empty(shape, options), grad_exponent = at::empty(shape, options);
+  if (grad_input.numel() == 0) return {grad_input, grad_exponent};
+  // The outputs and `result` share one layout (contiguous) and so the offsets of the walk's
+  // operand 0: result is copied only where it is not contiguous at the broadcast shape already.
+  const Tensor g = operand(grad, compute, shape, device), a = operand(self, compute, shape, device),
+               e = operand(exponent, compute, shape, device),
+               r = operand(result, compute, shape, device).contiguous();  // all outlive the kernel
+  auto it = make_iter<4>(name, {grad_input, g, a, e});
+  PYKERNELS_DEVICE_CALL(device, pow_tensor_backward_kernel, it, grad_exponent.data_ptr(), r.const_data_ptr(), compute);
+  return {grad_input, grad_exponent};
+}
+
+static int64_t mask_bytes(int64_t numel) { return (numel + 7) / 8; }
 
 // relu(input) and its bit mask; CPU only (the CUDA forward keeps the output).
 std::tuple<Tensor, Tensor> relu_and_mask(const Tensor& self) {
@@ -236,40 +307,6 @@ Tensor relu_mask_backward(const Tensor& grad, const Tensor& mask) {
   return out;
 }
 
-void register_elementwise(torch::Library& m) {
-  m.impl("add", &add);
-  m.impl("add.out", &add_out);
-  m.impl("add_", &add_);
-  m.impl("sub", &sub);
-  m.impl("sub.out", &sub_out);
-  m.impl("sub_", &sub_);
-  m.impl("mul", &mul);
-  m.impl("mul.out", &mul_out);
-  m.impl("mul_", &mul_);
-  m.impl("div", &div);
-  m.impl("div.out", &div_out);
-  m.impl("div_", &div_);
-  m.impl("neg", &neg);
-  m.impl("neg.out", &neg_out);
-  m.impl("neg_", &neg_);
-  m.impl("pow", &pow);
-  m.impl("exp", &exp);
-  m.impl("log", &log);
-  m.impl("sqrt", &sqrt);
-  m.impl("relu", &relu);
-  m.impl("relu_", &relu_);
-  m.impl("relu_backward", &relu_backward);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
-  register_elementwise(m);
-  m.impl("relu_and_mask", &relu_and_mask);
-  m.impl("relu_mask_backward", &relu_mask_backward);
-}
-#ifdef PYKERNELS_WITH_CUDA
-TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_elementwise(m); }
-#endif
+}  // namespace ops
 
 }  // namespace pykernels

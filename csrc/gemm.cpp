@@ -3,9 +3,9 @@
 // copied to make them contiguous: the kernels read through strides, and broadcast batch
 // dimensions of matmul are stride-0 batch dimensions.
 #include <ATen/ATen.h>
-#include <torch/library.h>
 
 #include "common/checks.h"
+#include "generated/ops.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -48,6 +48,11 @@ void run_gemm(const char* op, const Tensor& c, const Tensor& a, const Tensor& b)
                 c.scalar_type()};
   PYKERNELS_DEVICE_CALL(c.device(), gemm_kernel, p);
 }
+
+}  // namespace
+
+// The op's device kernels (registered from the op table: csrc/generated/).
+namespace ops {
 
 Tensor mm(const Tensor& a, const Tensor& b) {
   check_operands("mm", a, b);
@@ -97,17 +102,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return c;
 }
 
-void register_gemm(torch::Library& m) {
-  m.impl("mm", &mm);
-  m.impl("bmm", &bmm);
-  m.impl("matmul", &matmul);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_gemm(m); }
-#ifdef PYKERNELS_WITH_CUDA
-TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_gemm(m); }
-#endif
+}  // namespace ops
 
 }  // namespace pykernels

@@ -15,7 +15,7 @@
 
 namespace pykernels {
 
-enum class BinaryOp { Add, Sub, Mul, Div, DivTrunc, DivFloor };
+enum class BinaryOp { Add, Sub, Mul, Div, DivTrunc, DivFloor, Pow };
 enum class UnaryOp { Neg, Exp, Log, Sqrt, Pow, Relu };
 
 // C[b] = A[b] @ B[b] for every batch index b. `batch` walks the batch dimensions of
@@ -36,6 +36,9 @@ struct ReduceProblem {
   at::ScalarType dtype;
 };
 
+// pow_tensor_backward_kernel: both gradients of pow(input, exponent) for a tensor exponent, `it`
+// walking (grad_input, grad, input, exponent); grad_exponent and result are laid out as operand 0
+// (all three contiguous), so they share its offsets and the walk needs no more operands.
 #define PYKERNELS_DECLARE_KERNELS(dev)                                                                              \
   void gemm_kernel_##dev(const GemmProblem& p);                                                                     \
   void binary_kernel_##dev(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha);  \
@@ -46,7 +49,9 @@ struct ReduceProblem {
   void mse_loss_reduce_grad_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype, void* out, double scale,   \
                                          double grad_scale);                                                        \
   void mse_loss_none_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
-  void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);
+  void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);                \
+  void pow_tensor_backward_kernel_##dev(const StridedIter<4>& it, void* grad_exponent, const void* result,          \
+                                        at::ScalarType dtype);
 
 PYKERNELS_DECLARE_KERNELS(cpu)
 
@@ -62,7 +67,7 @@ void binary_scalar_kernel_cpu(BinaryOp op, const StridedIter<2>& it, at::ScalarT
 #ifdef PYKERNELS_WITH_CUDA
 PYKERNELS_DECLARE_KERNELS(cuda)
 
-// The GEMM kernel that the calling thread's last CUDA mm/bmm/matmul launched, as
+// The GEMM kernel that the calling thread's last CUDA matrix product launched, as
 // "<kernel> <tile> a:<k|m>[+vec] b:<k|n>[+vec]" (which dimension each operand's loads run along,
 // and whether they are 16-byte vector loads), or "sm90 128x256"; "" before the first launch.
 std::string gemm_last_kernel_cuda();

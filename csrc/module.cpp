@@ -1,7 +1,7 @@
 // The Python module `pykernels._C`. Importing it runs the static TORCH_LIBRARY registrations
 // of this shared library; its functions report what was compiled in and which CUDA GEMM kernel
 // ran last (for the tests) and measure the CPU's FMA peak (for the benchmarks), and its
-// submodule `direct` holds the ops' typed bindings (direct.cpp).
+// submodule `api` holds the public functions' typed bindings (bindings/).
 #include <Python.h>
 
 #include <exception>
@@ -70,23 +70,23 @@ PyMethodDef methods[] = {
     {"fma_peak", fma_peak, METH_VARARGS,
      "fma_peak(seconds) -> (GFLOP/s, isa): measured float32 FMA throughput over torch's threads."},
     {"gemm_last_kernel", gemm_last_kernel, METH_NOARGS,
-     "The CUDA GEMM kernel this thread's last CUDA mm/bmm/matmul launched ('' before any; None without CUDA)."},
+     "The CUDA GEMM kernel this thread's last CUDA matrix product launched ('' before any; None without CUDA)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
+PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 
 namespace pykernels {
-void add_direct_calls(PyObject* module);  // direct.cpp
+void add_bindings(PyObject* module);  // bindings/bindings.cpp
 }
 
 PyMODINIT_FUNC PyInit__C() {
   PyObject* m = PyModule_Create(&module);
   if (m == nullptr) return nullptr;
   try {
-    pykernels::add_direct_calls(m);
+    pykernels::add_bindings(m);
   } catch (const std::exception& e) {
     Py_DECREF(m);
     PyErr_SetString(PyExc_ImportError, e.what());

@@ -3,9 +3,9 @@
 // pass too: grad_input = scale * (self - target) * grad_output. mse_loss_and_grad fuses the
 // two for training: one pass gives the loss and the gradient.
 #include <ATen/ATen.h>
-#include <torch/library.h>
 
 #include "common/checks.h"
+#include "generated/ops.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -46,6 +46,11 @@ double loss_scale(int64_t reduction, int64_t n) {
 // d loss / d self per unit of (self - target) and of loss gradient: 2/n for 'mean', 2 for 'sum'
 // and 'none'.
 double grad_scale(int64_t reduction, int64_t n) { return reduction == Mean ? 2.0 / std::max<int64_t>(n, 1) : 2.0; }
+
+}  // namespace
+
+// The op's device kernels (registered from the op table: csrc/generated/).
+namespace ops {
 
 Tensor mse_loss(const Tensor& self, const Tensor& target, int64_t reduction) {
   const char* name = "mse_loss";
@@ -121,17 +126,6 @@ std::tuple<Tensor, Tensor> mse_loss_and_grad(const Tensor& self, const Tensor& t
   return {loss, grad};
 }
 
-void register_mse_loss(torch::Library& m) {
-  m.impl("mse_loss", &mse_loss);
-  m.impl("mse_loss_backward", &mse_loss_backward);
-  m.impl("mse_loss_and_grad", &mse_loss_and_grad);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_mse_loss(m); }
-#ifdef PYKERNELS_WITH_CUDA
-TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_mse_loss(m); }
-#endif
+}  // namespace ops
 
 }  // namespace pykernels

@@ -5,12 +5,12 @@
 // "for every kept index, reduce over the reduced index" whatever the input's layout.
 #include <ATen/ATen.h>
 #include <ATen/WrapDimUtils.h>
-#include <torch/library.h>
 
 #include <bitset>
 #include <limits>
 
 #include "common/checks.h"
+#include "generated/ops.h"
 #include "kernels.h"
 
 namespace pykernels {
@@ -74,6 +74,11 @@ Tensor reduce(const char* name, bool mean, const Tensor& self, at::OptionalIntAr
   return out;
 }
 
+}  // namespace
+
+// The op's device kernels (registered from the op table: csrc/generated/).
+namespace ops {
+
 Tensor sum(const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim, c10::optional<at::ScalarType> dtype) {
   return reduce("sum", false, self, dim, keepdim, dtype);
 }
@@ -82,16 +87,6 @@ Tensor mean(const Tensor& self, at::OptionalIntArrayRef dim, bool keepdim, c10::
   return reduce("mean", true, self, dim, keepdim, dtype);
 }
 
-void register_reduce(torch::Library& m) {
-  m.impl("sum", &sum);
-  m.impl("mean", &mean);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(pykernels, CPU, m) { register_reduce(m); }
-#ifdef PYKERNELS_WITH_CUDA
-TORCH_LIBRARY_IMPL(pykernels, CUDA, m) { register_reduce(m); }
-#endif
+}  // namespace ops
 
 }  // namespace pykernels

@@ -5,39 +5,17 @@ the fake kernels and the autograd formulas, and exposes functions named and call
 torch's: ``pykernels.mm(a, b)`` where you wrote ``torch.mm(a, b)``. ``pykernels.nn`` has the
 matching modules, and ``with pykernels.enable():`` routes unmodified torch code to pykernels.
 """
+
 import torch  # noqa: F401  (the extension links against torch's libraries)
 
 from . import _build  # noqa: F401  first: it raises ImportError if _C was built against another torch
-from . import _C  # noqa: F401  registers the ops
+from . import _C
 from . import fake as _fake  # noqa: F401
-from . import autograd as _autograd  # noqa: F401
+from . import _api
+from ._api import *  # noqa: F403  the public functions, one per entry of the op table
 from . import dropin, nn  # noqa: F401
-from .dropin import enable
+from .dropin import enable as enable
 from .__version__ import __version__
-from .ops import (
-    add,
-    add_,
-    bmm,
-    div,
-    div_,
-    exp,
-    log,
-    matmul,
-    mean,
-    mm,
-    mse_loss,
-    mul,
-    mul_,
-    neg,
-    neg_,
-    pow,
-    relu,
-    relu_,
-    sqrt,
-    sub,
-    sub_,
-    sum,
-)
 
 
 def build_info():
@@ -49,7 +27,4 @@ def build_info():
     return info
 
 
-__all__ = [
-    "add", "add_", "bmm", "build_info", "div", "div_", "enable", "exp", "log", "matmul", "mean", "mm", "mse_loss",
-    "mul", "mul_", "neg", "neg_", "pow", "relu", "relu_", "sqrt", "sub", "sub_", "sum",
-]
+__all__ = sorted(_api.__all__ + ["build_info", "enable"])

@@ -6,6 +6,7 @@ The check runs right after parsing, before any work: a user's mistake (a missing
 unwritable path, an op not in the suite) ends the command there, as argparse's own errors do, with
 one line on stderr, ``pykernels <command>: error: ...``, and exit status 2.
 """
+
 import argparse
 import functools
 import importlib.util
@@ -59,8 +60,11 @@ def info(args):
     build = pykernels.build_info()
     built_against = build.get("torch_version")
     cuda_absent = pykernels._build.cuda_absent_reason() or "the build did not record why"
-    cuda = (f"{torch.cuda.device_count()} visible ({torch.cuda.get_device_name()})"
-            if torch.cuda.is_available() else "none visible")
+    cuda = (
+        f"{torch.cuda.device_count()} visible ({torch.cuda.get_device_name()})"
+        if torch.cuda.is_available()
+        else "none visible"
+    )
     fields = [
         ("pykernels", pykernels.__version__),
         ("torch, built against", built_against or "unknown"),
@@ -68,8 +72,12 @@ def info(args):
         ("backends", _names(build.get("backends")) or "unknown"),
         ("CPU SIMD", build.get("cpu_simd") or "unknown"),
         ("CUDA arches", _names(build.get("cuda_arches")) or f"none: {cuda_absent}"),
-        ("Hopper GEMM", "sm_90a wgmma/TMA kernel compiled in, used with PYKERNELS_GEMM_SM90=1"
-         if build.get("sm90_gemm") else "not compiled in (no sm_90a target)"),
+        (
+            "Hopper GEMM",
+            "sm_90a wgmma/TMA kernel compiled in, used with PYKERNELS_GEMM_SM90=1"
+            if build.get("sm90_gemm")
+            else "not compiled in (no sm_90a target)",
+        ),
         ("torch threads", torch.get_num_threads()),
         ("CUDA device", cuda),
     ]
@@ -143,31 +151,68 @@ def _has_matplotlib():
 
 
 def _bench_arguments(parser):
-    parser.add_argument("--suite", choices=sorted(bench.SUITES), default="default",
-                        help="which list of cases to run; 'quick' is a smoke test (default: %(default)s)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                        help="where the inputs live and the kernels run (default: %(default)s)")
-    parser.add_argument("--ops", type=lambda s: [op for op in s.split(",") if op], default=[],
-                        help="comma-separated ops to keep, e.g. mm,add (default: all in the suite)")
-    parser.add_argument("--min-run-time", type=_positive(float), default=0.5, metavar="SECONDS",
-                        help="timing per implementation per case (default: %(default)s)")
+    parser.add_argument(
+        "--suite",
+        choices=sorted(bench.SUITES),
+        default="default",
+        help="which list of cases to run; 'quick' is a smoke test (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where the inputs live and the kernels run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ops",
+        type=lambda s: [op for op in s.split(",") if op],
+        default=[],
+        help="comma-separated ops to keep, e.g. mm,add (default: all in the suite)",
+    )
+    parser.add_argument(
+        "--min-run-time",
+        type=_positive(float),
+        default=0.5,
+        metavar="SECONDS",
+        help="timing per implementation per case (default: %(default)s)",
+    )
     parser.add_argument("--threads", type=_positive(int), help="torch.set_num_threads before timing (default: torch's)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write the results as .md and .json (and the plot) into DIR, created if missing "
-                             "(default: print the table only, write no file)")
-    parser.add_argument("--peak", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure the FMA peak and copy bandwidth first, and show each rate as a %% of "
-                             "them (default: on for --suite cpu)")
-    parser.add_argument("--plot", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
-                             "as <name>-mm.png in the --out directory (needs matplotlib; default: on for "
-                             "--suite cpu with --out)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the results as .md and .json (and the plot) into DIR, created if missing "
+        "(default: print the table only, write no file)",
+    )
+    parser.add_argument(
+        "--peak",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure the FMA peak and copy bandwidth first, and show each rate as a %% of "
+        "them (default: on for --suite cpu)",
+    )
+    parser.add_argument(
+        "--plot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
+        "as <name>-mm.png in the --out directory (needs matplotlib; default: on for "
+        "--suite cpu with --out)",
+    )
 
 
 def _bench(args):
     """Exit status 1 if pykernels failed or differed from torch on a case."""
-    rows = bench.run(args.suite, args.ops, args.device, args.min_run_time, threads=args.threads, out=args.out,
-                     peak=args.peak, plot=args.plot)
+    rows = bench.run(
+        args.suite,
+        args.ops,
+        args.device,
+        args.min_run_time,
+        threads=args.threads,
+        out=args.out,
+        peak=args.peak,
+        plot=args.plot,
+    )
     return int(any(r.get("error") or r.get("mismatch") for r in rows))
 
 
@@ -189,17 +234,23 @@ def _check_bench(parser, args):
 
 
 def _train_arguments(parser):
-    parser.add_argument("--variant", action="append", choices=list(train.VARIANTS) + ["all"],
-                        help="variant to run (repeatable; default: all)")
-    parser.add_argument("--iters", type=_positive(int), default=train.ITERS,
-                        help="iterations (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=train.SEED,
-                        help="random seed for data and weights (default: %(default)s)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=list(train.VARIANTS) + ["all"],
+        help="variant to run (repeatable; default: all)",
+    )
+    parser.add_argument("--iters", type=_positive(int), default=train.ITERS, help="iterations (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=train.SEED, help="random seed for data and weights (default: %(default)s)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                        help="default: %(default)s")
-    parser.add_argument("--dropin", action="store_true",
-                        help="run the torch code under pykernels.dropin.enable() instead of the pykernels API")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="default: %(default)s")
+    parser.add_argument(
+        "--dropin",
+        action="store_true",
+        help="run the torch code under pykernels.dropin.enable() instead of the pykernels API",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="save the loss curves (log scale); needs matplotlib")
 
 
@@ -222,16 +273,22 @@ def _check_train(parser, args):
 
 
 def _run_arguments(parser):
-    parser.add_argument("-m", dest="module", action="store_true",
-                        help="SCRIPT is a module name, run as `python -m SCRIPT` runs it")
-    parser.add_argument("--no-report", dest="report", action="store_false",
-                        help="do not print the routing report. It goes to stderr once the script has "
-                             "finished (returned, called sys.exit or raised), unless the script made no "
-                             "torch call at all, as when it stops at its own --help or a usage error")
+    parser.add_argument(
+        "-m", dest="module", action="store_true", help="SCRIPT is a module name, run as `python -m SCRIPT` runs it"
+    )
+    parser.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not print the routing report. It goes to stderr once the script has "
+        "finished (returned, called sys.exit or raised), unless the script made no "
+        "torch call at all, as when it stops at its own --help or a usage error",
+    )
     parser.add_argument("target", metavar="SCRIPT", help="the script to run (or a module name, with -m)")
     # argparse marks a REMAINDER positional required, and would name ARGS as missing beside SCRIPT.
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                        help="the script's own arguments").required = False
+    parser.add_argument(
+        "args", nargs=argparse.REMAINDER, metavar="ARGS", help="the script's own arguments"
+    ).required = False
 
 
 def _check_run(parser, args):
@@ -255,12 +312,21 @@ def _run(args):
 
 COMMANDS = {
     "info": Command("show the build (versions, backends, SIMD, CUDA arches) and the runtime", _info_arguments, info),
-    "bench": Command("time pykernels against torch, print the table, and save it with --out",
-                     _bench_arguments, _bench, _check_bench),
-    "train": Command("train the tutorials' two-layer net on pykernels and on torch, and compare the loss curves",
-                     _train_arguments, _train, _check_train),
-    "run": Command("run a Python script with its torch calls routed to pykernels, then report the routing",
-                   _run_arguments, _run, _check_run),
+    "bench": Command(
+        "time pykernels against torch, print the table, and save it with --out", _bench_arguments, _bench, _check_bench
+    ),
+    "train": Command(
+        "train the tutorials' two-layer net on pykernels and on torch, and compare the loss curves",
+        _train_arguments,
+        _train,
+        _check_train,
+    ),
+    "run": Command(
+        "run a Python script with its torch calls routed to pykernels, then report the routing",
+        _run_arguments,
+        _run,
+        _check_run,
+    ),
 }
 
 

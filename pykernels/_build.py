@@ -6,6 +6,7 @@ releases: loaded into another torch it fails on an undefined symbol, or worse. I
 module (``import pykernels`` does, before loading the extension) compares the versions and
 says what to do.
 """
+
 import torch
 
 try:

@@ -8,6 +8,7 @@ from here, never from torch._C, torch._ops and the like.
 setup.py loads this file on its own, before the extension exists: it imports nothing from
 pykernels.
 """
+
 import torch
 
 # ---- the dispatcher ----------------------------------------------------------------------------
@@ -43,7 +44,8 @@ functorch_transforms_active = torch._C._are_functorch_transforms_active
 def any_requires_grad_in_python(*args):
     """Whether any tensor among the arguments, or in a list or tuple among them, requires grad."""
     return any(
-        a.requires_grad if isinstance(a, torch.Tensor)
+        a.requires_grad
+        if isinstance(a, torch.Tensor)
         else isinstance(a, (list, tuple)) and any_requires_grad_in_python(*a)
         for a in args
     )

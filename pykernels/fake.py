@@ -3,8 +3,11 @@
 They let ``torch.compile`` trace through pykernels ops and ``torch.library.opcheck`` compare
 the schema, and they repeat the checks whose failure would otherwise give a wrong shape.
 """
+
 import torch
 from torch.library import register_fake
+
+from . import _compat, optable
 
 
 def _check(cond, op, msg):
@@ -29,8 +32,11 @@ def _device(op, *inputs, out=None, cpu_scalars=True):
             continue
         if device is None:
             device = t.device
-        _check(t.device == device, op, "expected all tensors to be on the same device, but found at least two "
-               f"devices, {device} and {t.device}")
+        _check(
+            t.device == device,
+            op,
+            f"expected all tensors to be on the same device, but found at least two devices, {device} and {t.device}",
+        )
     return device if device is not None else inputs[0].device
 
 
@@ -52,8 +58,11 @@ def _bmm(a, b):
     _device("bmm", a, b, cpu_scalars=False)
     _same_dtype("bmm", a, b)
     _check(a.dim() == 3 and b.dim() == 3, "bmm", f"expected 3-D tensors, got {tuple(a.shape)} and {tuple(b.shape)}")
-    _check(a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1], "bmm",
-           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    _check(
+        a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1],
+        "bmm",
+        f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})",
+    )
     return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
 
 
@@ -64,8 +73,9 @@ def _matmul(a, b):
     _check(a.dim() >= 1 and b.dim() >= 1, "matmul", "both arguments need to be at least 1D")
     a2 = a.unsqueeze(0) if a.dim() == 1 else a
     b2 = b.unsqueeze(-1) if b.dim() == 1 else b
-    _check(a2.shape[-1] == b2.shape[-2], "matmul",
-           f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})")
+    _check(
+        a2.shape[-1] == b2.shape[-2], "matmul", f"shapes cannot be multiplied ({tuple(a.shape)} and {tuple(b.shape)})"
+    )
     shape = list(_broadcast("matmul", a2.shape[:-2], b2.shape[:-2]))
     if a.dim() > 1:
         shape.append(a2.shape[-2])
@@ -136,88 +146,74 @@ def _like_inputs(shape, dtype, device, *inputs):
     return a.new_empty_strided(shape, out_strides, dtype=dtype, device=device)
 
 
-def _binary_result(op, a, b, true_div=False):
-    dtype = torch.result_type(a, b)
-    if true_div and not (dtype.is_floating_point or dtype.is_complex):
+def _result_dtype(op, inputs, kwargs):
+    """torch's result dtype for an elementwise op: promotion, then integers to the default float
+    dtype where the op computes in floating point (true division: no rounding_mode)."""
+    dtype = torch.result_type(*inputs) if len(inputs) > 1 else inputs[0].dtype
+    if (
+        op.integer_to_float
+        and kwargs.get("rounding_mode") is None
+        and not (dtype.is_floating_point or dtype.is_complex)
+    ):
         dtype = torch.get_default_dtype()
-    return _broadcast(op, a.shape, b.shape), dtype
+    return dtype
 
 
-def _castable(op, dtype, out):
-    _check(torch.can_cast(dtype, out.dtype), op, f"result type {dtype} can't be cast to the desired output type "
-           f"{out.dtype}")
+def _castable(name, dtype, out):
+    _check(
+        torch.can_cast(dtype, out.dtype),
+        name,
+        f"result type {dtype} can't be cast to the desired output type {out.dtype}",
+    )
 
 
-def _functional(op, true_div=False):
-    def fake(a, b, **kwargs):
-        device = _device(op, a, b)
-        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
-        return _like_inputs(shape, dtype, device, a, b)
+def _elementwise(op, schema):
+    """The fake kernel of an elementwise overload (functional, out= or in-place), from its schema:
+    the operands are the arguments before the keyword-only ones; a Scalar operand takes part in
+    promotion as a number."""
+    name = schema.name.split("::")[-1] + (f".{schema.overload_name}" if schema.overload_name else "")
+    operands = [a.name for a in schema.arguments if not a.kwarg_only]
+    written = next((a.name for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write), None)
+    out_form = written == "out"
+
+    def fake(*args, **kwargs):
+        bound = dict(zip([a.name for a in schema.arguments], args))
+        bound.update(kwargs)
+        values = [bound[n] for n in operands]
+        tensors = [v for v in values if isinstance(v, torch.Tensor)]
+        target = bound[written] if written else None
+        device = _device(name, *tensors, out=target)
+        shape = _broadcast(name, *(t.shape for t in tensors))
+        dtype = _result_dtype(op, values if len(values) > 1 else tensors, bound)
+        if target is None:
+            return _like_inputs(shape, dtype, device, *tensors)
+        if out_form and not op.integer_to_float and schema.name.split("::")[-1] in _SAME_DTYPE_OUT:
+            _check(target.dtype == dtype, name, f"Found dtype {target.dtype} but expected {dtype}")
+        _castable(name, dtype, target)
+        if out_form:
+            if tuple(target.shape) != tuple(shape):
+                target.resize_(shape)
+        else:
+            _check(
+                tuple(shape) == tuple(target.shape),
+                name,
+                f"output with shape {tuple(target.shape)} doesn't match the broadcast shape {tuple(shape)}",
+            )
 
     return fake
 
 
-def _out(op, true_div=False):
-    def fake(a, b, out, **kwargs):
-        _device(op, a, b, out=out)
-        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
-        _castable(op, dtype, out)
-        if tuple(out.shape) != tuple(shape):
-            out.resize_(shape)
+# Unary out= forms take no cast, as torch's: out must have the result dtype.
+_SAME_DTYPE_OUT = {op.name for op in optable.OPS if op.kind == "unary"}
 
-    return fake
-
-
-def _inplace(op, true_div=False):
-    def fake(a, b, **kwargs):
-        _device(op, a, b, out=a)
-        shape, dtype = _binary_result(op, a, b, true_div and kwargs.get("rounding_mode") is None)
-        _castable(op, dtype, a)
-        _check(tuple(shape) == tuple(a.shape), op,
-               f"output with shape {tuple(a.shape)} doesn't match the broadcast shape {tuple(shape)}")
-
-    return fake
-
-
-for _name in ("add", "sub", "mul", "div"):
-    register_fake(f"pykernels::{_name}", _functional(_name, _name == "div"))
-    register_fake(f"pykernels::{_name}.out", _out(_name, _name == "div"))
-    register_fake(f"pykernels::{_name}_", _inplace(_name + "_", _name == "div"))
-
-
-# Functional outputs are laid out like torch's (_like_inputs).
-
-
-@register_fake("pykernels::neg")
-def _neg(a):
-    return _like_inputs(a.shape, a.dtype, a.device, a)
-
-
-@register_fake("pykernels::neg.out")
-def _neg_out(a, out):
-    _device("neg.out", a, out=out)
-    _check(out.dtype == a.dtype, "neg.out", f"Found dtype {out.dtype} but expected {a.dtype}")
-    if out.shape != a.shape:
-        out.resize_(a.shape)
-
-
-@register_fake("pykernels::neg_")
-def _neg_(a):
-    pass
-
-
-@register_fake("pykernels::pow")
-def _pow(a, exponent):
-    return _like_inputs(a.shape, torch.result_type(a, exponent), a.device, a)
-
-
-def _float_unary(a):
-    dtype = a.dtype if a.dtype.is_floating_point else torch.get_default_dtype()
-    return _like_inputs(a.shape, dtype, a.device, a)
-
-
-for _name in ("exp", "log", "sqrt"):
-    register_fake(f"pykernels::{_name}", _float_unary)
+for _op in optable.OPS:
+    if _op.kind not in ("binary", "unary"):
+        continue
+    for _text in _op.overloads + _op.numbers:
+        _qualified = _text.split("(")[0]
+        _name, _, _overload = _qualified.partition(".")
+        _schema = _compat.op_schema(getattr(getattr(torch.ops.pykernels, _name), _overload or "default"))
+        register_fake(f"pykernels::{_qualified}", _elementwise(_op, _schema))
 
 
 # ---- reductions ---------------------------------------------------------------------------------------
@@ -239,21 +235,22 @@ def _sum(a, dim=None, keepdim=False, dtype=None):
 @register_fake("pykernels::mean")
 def _mean(a, dim=None, keepdim=False, dtype=None):
     dtype = dtype or a.dtype
-    torch._check_not_implemented(dtype.is_floating_point, lambda: f"pykernels.mean: could not infer output dtype; got {dtype}")
+    torch._check_not_implemented(
+        dtype.is_floating_point, lambda: f"pykernels.mean: could not infer output dtype; got {dtype}"
+    )
     return a.new_empty(_reduced_shape(a, dim, keepdim), dtype=dtype)
 
 
 # ---- ReLU and MSE loss ------------------------------------------------------------------------------
 
 
-@register_fake("pykernels::relu")
-def _relu(a):
-    return _like_inputs(a.shape, a.dtype, a.device, a)
-
-
-@register_fake("pykernels::relu_")
-def _relu_(a):
-    pass
+@register_fake("pykernels::pow_tensor_backward")
+def _pow_tensor_backward(grad, a, exponent, result):
+    device = _device("pow_tensor_backward", grad, a, exponent, result)
+    shape = _broadcast("pow_tensor_backward", grad.shape, a.shape, exponent.shape, result.shape)
+    dtype = torch.promote_types(torch.promote_types(torch.result_type(a, exponent), grad.dtype), result.dtype)
+    _check(dtype.is_floating_point, "pow_tensor_backward", f"dtype {dtype} is not supported (floating types only)")
+    return a.new_empty(shape, dtype=dtype, device=device), a.new_empty(shape, dtype=dtype, device=device)
 
 
 @register_fake("pykernels::relu_backward")
@@ -273,10 +270,16 @@ def _relu_and_mask(a):
 def _relu_mask_backward(grad, mask):
     _device("relu_mask_backward", grad, mask, cpu_scalars=False)
     _check(grad.dtype.is_floating_point, "relu_mask_backward", f"needs a floating point grad_output, got {grad.dtype}")
-    _check(mask.dtype == torch.uint8 and mask.dim() == 1, "relu_mask_backward",
-           f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}")
-    _check(mask.numel() == (grad.numel() + 7) // 8, "relu_mask_backward",
-           f"mask of {mask.numel()} bytes does not fit grad_output of shape {tuple(grad.shape)}")
+    _check(
+        mask.dtype == torch.uint8 and mask.dim() == 1,
+        "relu_mask_backward",
+        f"mask must be a contiguous 1-D uint8 tensor, got {mask.dtype} of shape {tuple(mask.shape)}",
+    )
+    _check(
+        mask.numel() == (grad.numel() + 7) // 8,
+        "relu_mask_backward",
+        f"mask of {mask.numel()} bytes does not fit grad_output of shape {tuple(grad.shape)}",
+    )
     return grad.new_empty(grad.shape)
 
 

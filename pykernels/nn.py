@@ -11,11 +11,12 @@ the same model built from these modules and back, and they compose with ``torch.
 these in place, keeping the very same module and parameter objects (so an optimizer built before
 the swap still updates them).
 """
+
 import torch
 
-from . import ops
+from . import _api as ops
 
-__all__ = ["Linear", "ReLU", "MSELoss", "convert", "linear"]
+__all__ = ["Linear", "MSELoss", "ReLU", "convert", "linear"]
 
 
 def linear(input, weight, bias=None):

@@ -28,16 +28,17 @@ optimizer's arithmetic is pykernels' too; or, with ``--dropin``, the torch code 
 ``pykernels.dropin.enable()``), and on native torch. The two runs advance in lockstep, so the
 losses are printed side by side as they come.
 """
+
 import math
 import sys
 import time
-from typing import List, NamedTuple
+from typing import NamedTuple
 
 import torch
 
+from . import _api as pk
 from . import dropin
 from . import nn as pknn
-from . import ops as pk
 
 N, D_IN, H, D_OUT = 64, 1000, 100, 10
 ITERS = 500
@@ -162,8 +163,9 @@ def make_data(seed=SEED, device="cpu", dtype=torch.float32):
     torch.manual_seed(seed)
     x, y = torch.randn(N, D_IN), torch.randn(N, D_OUT)
     w1, w2 = torch.randn(D_IN, H), torch.randn(H, D_OUT)
-    model = torch.nn.Sequential(torch.nn.Linear(D_IN, H, bias=False), torch.nn.ReLU(),
-                                torch.nn.Linear(H, D_OUT, bias=False))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(D_IN, H, bias=False), torch.nn.ReLU(), torch.nn.Linear(H, D_OUT, bias=False)
+    )
     init = {k: v.to(device, dtype) for k, v in model.state_dict().items()}
     return Data(*(t.to(device, dtype) for t in (x, y, w1, w2)), init)
 
@@ -274,8 +276,9 @@ class TwoLayerNet(torch.nn.Module):
 def adam(lib, data, lr):
     x, y = data.x, data.y
     model = TwoLayerNet(lib, D_IN, H, D_OUT).to(data.x.device, data.x.dtype)
-    model.load_state_dict({"linear1.weight": data.default_init["0.weight"],
-                           "linear2.weight": data.default_init["2.weight"]})
+    model.load_state_dict(
+        {"linear1.weight": data.default_init["0.weight"], "linear2.weight": data.default_init["2.weight"]}
+    )
     loss_fn = lib.MSELoss(reduction="sum")
     return _optimizer_step(lib, model, loss_fn, torch.optim.Adam(model.parameters(), lr=lr), x, y)
 
@@ -294,8 +297,8 @@ VARIANTS = {
 
 class Result(NamedTuple):
     variant: str
-    pykernels: List[float]  # loss at each iteration, before that iteration's update
-    torch: List[float]
+    pykernels: list[float]  # loss at each iteration, before that iteration's update
+    torch: list[float]
     seconds_pykernels: float  # total time of the iterations
     seconds_torch: float
 
@@ -397,26 +400,40 @@ def _train_one(name, iters, seed, device, dtype, use_dropin, out):
     result = run_variant(name, iters, seed, device, dtype, use_dropin, on_iter)
     progress.clear()
     head = min(PARITY_ITERS, iters)
-    print(f"  final loss: {ours} {result.pykernels[-1]:.4e}, torch {result.torch[-1]:.4e} "
-          f"(fell {result.drop(result.pykernels):.3g}x and {result.drop(result.torch):.3g}x)", file=out)
-    print(f"  largest relative gap: {result.max_gap(head):.2e} over iterations 0-{head - 1}, "
-          f"{result.max_gap():.2e} over all {iters}", file=out)
-    print(f"  time per iteration: {ours} {result.ms_per_iter('pykernels'):.2f} ms, "
-          f"torch {result.ms_per_iter('torch'):.2f} ms", file=out, flush=True)
+    print(
+        f"  final loss: {ours} {result.pykernels[-1]:.4e}, torch {result.torch[-1]:.4e} "
+        f"(fell {result.drop(result.pykernels):.3g}x and {result.drop(result.torch):.3g}x)",
+        file=out,
+    )
+    print(
+        f"  largest relative gap: {result.max_gap(head):.2e} over iterations 0-{head - 1}, "
+        f"{result.max_gap():.2e} over all {iters}",
+        file=out,
+    )
+    print(
+        f"  time per iteration: {ours} {result.ms_per_iter('pykernels'):.2f} ms, "
+        f"torch {result.ms_per_iter('torch'):.2f} ms",
+        file=out,
+        flush=True,
+    )
     return result
 
 
 def _summary(results, out):
     print("\nsummary", file=out)
-    head = f"  {'variant':<11} {'final pk':>11} {'final torch':>11} {'drop pk':>9} {'gap 0-199':>10} " \
-           f"{'gap all':>9} {'ms/it pk':>9} {'ms/it torch':>11}  check"
+    head = (
+        f"  {'variant':<11} {'final pk':>11} {'final torch':>11} {'drop pk':>9} {'gap 0-199':>10} "
+        f"{'gap all':>9} {'ms/it pk':>9} {'ms/it torch':>11}  check"
+    )
     print(head, file=out)
     for r in results:
         problems = r.failures()
-        print(f"  {r.variant:<11} {r.pykernels[-1]:11.3e} {r.torch[-1]:11.3e} {r.drop(r.pykernels):9.2e} "
-              f"{r.max_gap(PARITY_ITERS):10.2e} {r.max_gap():9.2e} {r.ms_per_iter('pykernels'):9.2f} "
-              f"{r.ms_per_iter('torch'):11.2f}  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}",
-              file=out)
+        print(
+            f"  {r.variant:<11} {r.pykernels[-1]:11.3e} {r.torch[-1]:11.3e} {r.drop(r.pykernels):9.2e} "
+            f"{r.max_gap(PARITY_ITERS):10.2e} {r.max_gap():9.2e} {r.ms_per_iter('pykernels'):9.2f} "
+            f"{r.ms_per_iter('torch'):11.2f}  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}",
+            file=out,
+        )
 
 
 def plot(results, path):
@@ -437,7 +454,7 @@ def plot(results, path):
         ax.set_xlabel("iteration")
         ax.set_ylabel("loss")
         ax.legend()
-    for ax in list(axes.flat)[len(results):]:
+    for ax in list(axes.flat)[len(results) :]:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -449,9 +466,12 @@ def run(names, iters=ITERS, seed=SEED, device="cpu", dtype=torch.float32, use_dr
     a summary (and, with ``plot_path``, saving the loss curves there); returns their ``Result``s:
     a run met every criterion it was checked against where ``failures()`` is empty."""
     out = sys.stdout
-    print(f"pykernels train: N={N} D_in={D_IN} H={H} D_out={D_OUT}, summed MSE, {iters} iterations, "
-          f"seed {seed}, {device}, {str(dtype).removeprefix('torch.')}, {_threads()}; "
-          f"variants: {', '.join(names)}", file=out)
+    print(
+        f"pykernels train: N={N} D_in={D_IN} H={H} D_out={D_OUT}, summed MSE, {iters} iterations, "
+        f"seed {seed}, {device}, {str(dtype).removeprefix('torch.')}, {_threads()}; "
+        f"variants: {', '.join(names)}",
+        file=out,
+    )
     results = [_train_one(name, iters, seed, device, dtype, use_dropin, out) for name in names]
     _summary(results, out)
     if plot_path:

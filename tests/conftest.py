@@ -5,6 +5,7 @@ random inputs (``torch.randn`` / ``torch.randint``, a fixed seed per test) using
 ``torch.testing.assert_close``. The helpers here build those inputs in several memory layouts,
 pick tolerances per dtype, and check "same result as torch, or the same exception type as torch".
 """
+
 import math
 import os
 import zlib
@@ -12,6 +13,8 @@ import zlib
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from pykernels import optable
 
 # ----------------------------------------------------------------------------------------------
 # Hypothesis profiles (tests/test_properties.py). "ci", the default: the same examples on every
@@ -27,15 +30,25 @@ settings.register_profile("dev", max_examples=40, **_HYPOTHESIS_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # ----------------------------------------------------------------------------------------------
-# dtypes and devices
+# dtypes and devices: those of the op table (pykernels/optable.py)
 
-FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-INT_DTYPES = [torch.uint8, torch.int32, torch.int64]
-ALL_DTYPES = FLOAT_DTYPES + INT_DTYPES + [torch.bool]
+FLOAT_DTYPES = [getattr(torch, name) for name in optable.FLOATING]
+INT_DTYPES = [getattr(torch, name) for name in optable.INTEGRAL]
+ALL_DTYPES = [getattr(torch, name) for name in optable.ALL]
+# Gradients are compared in the full-precision floating dtypes.
 GRAD_DTYPES = [torch.float32, torch.float64]
 
-_NO_CUDA = "CUDA is not available on this machine"
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason=_NO_CUDA))]
+
+def _device(name):
+    """A device of the table as a test parameter: the CPU always, others skipped where absent."""
+    if name == "cpu":
+        return name
+    absent = not getattr(torch, name).is_available()
+    reason = f"{name.upper()} is not available on this machine"
+    return pytest.param(name, marks=pytest.mark.skipif(absent, reason=reason))
+
+
+DEVICES = [_device(name) for name in optable.DEVICES]
 
 
 def dtype_id(dtype):
@@ -67,8 +80,10 @@ def seed_key(request):
 
 @pytest.fixture(autouse=True)
 def _fixed_seed(request):
-    """A fixed seed per test, derived from seed_key, so every test sees its own fresh inputs."""
-    torch.manual_seed(zlib.crc32(seed_key(request).encode()))
+    """A fixed seed per test, derived from seed_key, so every test sees its own fresh inputs.
+    make() draws on the CPU, so the CPU generator is the one seeded: torch.manual_seed would also
+    queue the seed for CUDA, recording a stack trace each time, which costs more than most tests."""
+    torch.random.default_generator.manual_seed(zlib.crc32(seed_key(request).encode()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,9 +198,17 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 #      more rounding than pykernels does.
 # add/sub: 1, plus an absolute floor where torch rounds alpha*other to the dtype (half_alpha_floor).
 HALF_ULPS = {
-    "neg": 0, "relu": 0,
-    "mul": 1, "add": 1, "sub": 1, "div": 1, "exp": 1, "log": 1, "sqrt": 1,
-    "pow": 2, "mse_loss": 2,
+    "neg": 0,
+    "relu": 0,
+    "mul": 1,
+    "add": 1,
+    "sub": 1,
+    "div": 1,
+    "exp": 1,
+    "log": 1,
+    "sqrt": 1,
+    "pow": 2,
+    "mse_loss": 2,
 }
 
 
@@ -242,8 +265,10 @@ def assert_div_rounding_close(actual, expected, a, b):
     if not bool(ok.all()):
         bad = (~ok).nonzero()[:5].tolist()
         details = [(tuple(i), actual[tuple(i)].item(), expected[tuple(i)].item(), q[tuple(i)].item()) for i in bad]
-        raise AssertionError(f"{int((~ok).sum())} rounded quotients differ from torch's away from an integer "
-                             f"quotient; (index, pykernels, torch, exact quotient): {details}")
+        raise AssertionError(
+            f"{int((~ok).sum())} rounded quotients differ from torch's away from an integer "
+            f"quotient; (index, pykernels, torch, exact quotient): {details}"
+        )
 
 
 def accum_tol(dtype, n, *, mean=False):

@@ -1,11 +1,15 @@
-""""Hand-written" as a checkable property: inside a pykernels op, ATen may allocate, view, copy,
+""" "Hand-written" as a checkable property: inside a pykernels op, ATen may allocate, view, copy,
 cast and fill, and nothing else. The profiler records every ATen op a call runs; these helpers
 hold that record against an allowlist, so a new ATen op inside a pykernels op (an arithmetic
 fallback, a reduction, a BLAS call behind aten::mm) fails the tests until someone decides it
-belongs here."""
+belongs here. FORBIDDEN, the ATen ops that compute what pykernels covers (the op table's and a
+few beyond it), is what the drop-in mode must leave unrun. The tests' one profiler helper is here."""
+
 import re
 
 import torch
+
+from pykernels import optable
 
 # ATen ops that move or describe data without computing on it, grouped by what they do: those the
 # profiled tests meet, and their obvious kin (the other views). Casts (_to_copy, copy_ between
@@ -13,28 +17,90 @@ import torch
 # selects by value.
 ALLOWED_ATEN = {
     # allocation
-    "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::resize_", "aten::lift_fresh",
+    "aten::empty",
+    "aten::empty_strided",
+    "aten::empty_like",
+    "aten::resize_",
+    "aten::lift_fresh",
     # allocation filled with a constant
-    "aten::zeros", "aten::ones_like", "aten::full", "aten::scalar_tensor", "aten::fill_", "aten::zero_",
+    "aten::zeros",
+    "aten::ones_like",
+    "aten::full",
+    "aten::scalar_tensor",
+    "aten::fill_",
+    "aten::zero_",
     # views and metadata
-    "aten::as_strided", "aten::view", "aten::reshape", "aten::expand", "aten::t", "aten::transpose", "aten::permute",
-    "aten::unsqueeze", "aten::squeeze", "aten::select", "aten::slice", "aten::alias", "aten::detach",
-    "aten::detach_", "aten::result_type", "aten::promote_types",
+    "aten::as_strided",
+    "aten::view",
+    "aten::reshape",
+    "aten::expand",
+    "aten::t",
+    "aten::transpose",
+    "aten::permute",
+    "aten::unsqueeze",
+    "aten::squeeze",
+    "aten::select",
+    "aten::slice",
+    "aten::alias",
+    "aten::detach",
+    "aten::detach_",
+    "aten::result_type",
+    "aten::promote_types",
     # copies and casts (including reading one element back as a number)
-    "aten::clone", "aten::copy_", "aten::_to_copy", "aten::to", "aten::item", "aten::_local_scalar_dense",
+    "aten::clone",
+    "aten::copy_",
+    "aten::_to_copy",
+    "aten::to",
+    "aten::item",
+    "aten::_local_scalar_dense",
 }
 
-# Whatever computes: none of these may ever be added to ALLOWED_ATEN (a guard against a careless edit).
-ARITHMETIC_ATEN = {
-    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
-    "aten::div_", "aten::true_divide", "aten::floor_divide", "aten::neg", "aten::neg_", "aten::reciprocal",
-    "aten::pow", "aten::square", "aten::exp", "aten::log", "aten::sqrt", "aten::sum", "aten::mean", "aten::relu",
-    "aten::relu_", "aten::threshold", "aten::threshold_backward", "aten::clamp", "aten::clamp_min", "aten::where",
-    "aten::maximum", "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::addmv", "aten::linear",
-    "aten::mv", "aten::dot", "aten::baddbmm", "aten::mse_loss", "aten::mse_loss_backward", "aten::sum_to_size",
-    "aten::_foreach_add", "aten::_foreach_mul", "aten::lerp", "aten::addcmul", "aten::addcdiv",
-}
-assert not ALLOWED_ATEN & ARITHMETIC_ATEN
+# What computes, which no ATen op may do for pykernels: the ATen ops that the op table says each
+# pykernels op replaces, and beyond the table their in-place and foreach forms, the torch
+# functions the drop-in mode builds from pykernels ops (linear, clamp, lerp, addcmul, addcdiv, the
+# optimizers' _foreach_* arithmetic), and the arithmetic an implementation could fall back on
+# (where, maximum, threshold, true_divide, floor_divide, sum_to_size). None of these may ever be
+# added to ALLOWED_ATEN (a guard against a careless edit), and none may run under the drop-in mode.
+TABLE_ATEN = frozenset(name for op in optable.OPS for name in op.aten)
+BEYOND_TABLE = frozenset(
+    {
+        "aten::exp_",
+        "aten::log_",
+        "aten::sqrt_",
+        "aten::clamp",
+        "aten::clamp_",
+        "aten::threshold",
+        "aten::where",
+        "aten::maximum",
+        "aten::true_divide",
+        "aten::floor_divide",
+        "aten::sum_to_size",
+        "aten::linear",
+        "aten::addmv",
+        "aten::lerp",
+        "aten::lerp_",
+        "aten::addcmul",
+        "aten::addcmul_",
+        "aten::addcdiv",
+        "aten::addcdiv_",
+        "aten::_foreach_add",
+        "aten::_foreach_add_",
+        "aten::_foreach_sub_",
+        "aten::_foreach_mul",
+        "aten::_foreach_mul_",
+        "aten::_foreach_div",
+        "aten::_foreach_div_",
+        "aten::_foreach_sqrt",
+        "aten::_foreach_sqrt_",
+        "aten::_foreach_lerp_",
+        "aten::_foreach_addcmul_",
+        "aten::_foreach_addcdiv_",
+        "aten::_foreach_neg",
+        "aten::_foreach_pow",
+    }
+)
+FORBIDDEN = TABLE_ATEN | BEYOND_TABLE
+assert not ALLOWED_ATEN & FORBIDDEN
 
 
 def _is_pykernels(name):
@@ -54,6 +120,11 @@ def aten_ops(events):
     return {e.name for e in events if e.name.startswith("aten::")}
 
 
+def aten_ops_run_by(fn):
+    """Names of the ATen ops that fn runs."""
+    return aten_ops(profile(fn))
+
+
 def aten_ops_inside_pykernels(events):
     """Names of the ATen ops that ran inside a pykernels op or its backward (at any depth)."""
     inside = set()
@@ -68,12 +139,15 @@ def aten_ops_inside_pykernels(events):
     return inside
 
 
-def assert_kernels_only(fn, what):
+def assert_kernels_only(fn, what, replaced=frozenset()):
     """fn, which calls pykernels only, must run pykernels ops and no ATen op outside ALLOWED_ATEN,
-    inside those ops or around them (the Python wrappers, the autograd functions)."""
+    inside those ops or around them (the Python wrappers, the autograd functions). replaced: the
+    ATen ops the called op replaces (the table's `aten`), named as such if one runs."""
     events = profile(fn)
     assert any(_is_pykernels(e.name) for e in events), f"{what} ran no pykernels op"
-    used = aten_ops(events) - ALLOWED_ATEN
+    ran = aten_ops(events)
+    assert not ran & replaced, f"{what} ran the ATen ops it replaces: {sorted(ran & replaced)}"
+    used = ran - ALLOWED_ATEN
     assert not used, f"{what} ran ATen ops outside the allowlist: {sorted(used)}"
 
 
@@ -93,12 +167,39 @@ def assert_no_compute_inside_pykernels(events, what):
 
 ALLOWED_DISPATCHED_OPS = {
     # what the extension calls today
-    "empty_memory_format", "empty_strided", "zeros", "scalar_tensor", "fill__Scalar", "zero_", "as_strided",
-    "view", "view_as", "reshape", "expand", "transpose_int", "unsqueeze", "result_type_Tensor", "result_type_Scalar",
-    "promote_types", "clone", "copy_", "to_dtype", "to_device", "item",
+    "empty_memory_format",
+    "empty_strided",
+    "zeros",
+    "scalar_tensor",
+    "fill__Scalar",
+    "zero_",
+    "as_strided",
+    "view",
+    "view_as",
+    "reshape",
+    "expand",
+    "transpose_int",
+    "unsqueeze",
+    "result_type_Tensor",
+    "result_type_Scalar",
+    "promote_types",
+    "clone",
+    "copy_",
+    "to_dtype",
+    "to_device",
+    "item",
     # and the same kinds of op it may come to need
-    "empty_like", "resize_", "fill__Tensor", "permute", "squeeze_dim", "select_int", "slice_Tensor", "alias",
-    "detach", "_to_copy", "_local_scalar_dense",
+    "empty_like",
+    "resize_",
+    "fill__Tensor",
+    "permute",
+    "squeeze_dim",
+    "select_int",
+    "slice_Tensor",
+    "alias",
+    "detach",
+    "_to_copy",
+    "_local_scalar_dense",
 }
 ALLOWED_ATEN_KERNELS = {"at::native::resize_output"}
 BLAS_PATTERN = r"(^|[^a-z])([sdhcz]gemm_?|[sdcz]gemv_?|cblas_|mkl_|cublas|cudnn|dnnl_|mkldnn|openblas|_gemm_batch)"
@@ -116,8 +217,9 @@ def forbidden_symbols(demangled):
             if op.group(1) not in ALLOWED_DISPATCHED_OPS:
                 bad.append(name)
             continue
-        kernel = re.match(r"(at::(native|cpu|cuda|meta|compositeexplicitautograd\w*|compositeimplicitautograd)::\w+)",
-                          name)
+        kernel = re.match(
+            r"(at::(native|cpu|cuda|meta|compositeexplicitautograd\w*|compositeimplicitautograd)::\w+)", name
+        )
         if kernel and kernel.group(1) not in ALLOWED_ATEN_KERNELS:
             bad.append(name)
     return bad

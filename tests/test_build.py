@@ -1,6 +1,7 @@
 """What a build records and decides: the torch it was built against, checked before the extension
 loads; why the CUDA kernels are absent, shown by `python -m pykernels info`; and setup.py's
 fallback to a CPU-only build when the CUDA toolkit does not fit torch."""
+
 import os
 import subprocess
 import sys
@@ -17,8 +18,14 @@ built_by_setup = pytest.mark.skipif(_build.torch_version() is None, reason="the 
 
 
 def run_python(code, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 @built_by_setup
@@ -49,8 +56,9 @@ def test_import_refuses_an_extension_built_against_another_torch():
 def test_info_says_why_the_cuda_kernels_are_absent():
     if "CUDA" in pykernels.build_info()["backends"]:
         pytest.skip("this build has the CUDA kernels")
-    done = subprocess.run([sys.executable, "-m", "pykernels", "info"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pykernels", "info"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("CUDA arches")]
     assert _build.cuda_absent_reason() and line.endswith("none: " + _build.cuda_absent_reason())
@@ -62,15 +70,17 @@ def fake_toolkit(path, version, archs):
     (path / "include" / "cuda_runtime.h").write_text("")
     (path / "bin").mkdir()
     nvcc = path / "bin" / "nvcc"
-    nvcc.write_text(textwrap.dedent(f"""\
+    nvcc.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         case "$1" in
           --version) echo "Cuda compilation tools, release {version}, V{version}.0" ;;
-          --list-gpu-arch) for a in {' '.join(map(str, archs))}; do echo compute_$a; done ;;
-          --list-gpu-code) for a in {' '.join(map(str, archs))}; do echo sm_$a; done ;;
+          --list-gpu-arch) for a in {" ".join(map(str, archs))}; do echo compute_$a; done ;;
+          --list-gpu-code) for a in {" ".join(map(str, archs))}; do echo sm_$a; done ;;
           *) exit 1 ;;
         esac
-        """))
+        """)
+    )
     nvcc.chmod(0o755)
     return path
 
@@ -80,8 +90,9 @@ def setup_decision(toolkit, **overrides):
     before setup() runs, and nothing is compiled."""
     env = dict(os.environ, CUDA_HOME=str(toolkit), PYKERNELS_NO_CUDA="0")
     env.update(overrides)
-    done = subprocess.run([sys.executable, "setup.py", "--name"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
+    done = subprocess.run(
+        [sys.executable, "setup.py", "--name"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env
+    )
     assert done.returncode == 0, done.stderr
     return done.stderr
 

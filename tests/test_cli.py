@@ -8,6 +8,7 @@
 - on a machine with a CUDA toolkit and no GPU, no command prints torch's "No CUDA runtime is
   found" warning.
 """
+
 import json
 import os
 import subprocess
@@ -76,8 +77,9 @@ def test_run_without_arguments_names_only_the_script(capsys):
 
 @pytest.mark.parametrize("argv", [["run", "no_such_script.py"], ["bench", "--ops", "no_such_op"]])
 def test_mistakes_from_the_shell(argv, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pykernels", *argv], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykernels", *argv], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"pykernels {argv[0]}: error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stdout == ""
@@ -94,7 +96,10 @@ def _script(tmp_path, name, text):
 
 
 def test_a_script_that_raises_shows_its_own_frames(tmp_path, capsys):
-    script = _script(tmp_path, "boom.py", """\
+    script = _script(
+        tmp_path,
+        "boom.py",
+        """\
         import torch
 
 
@@ -104,7 +109,8 @@ def test_a_script_that_raises_shows_its_own_frames(tmp_path, capsys):
 
         x = torch.ones(2) * 2
         inner()
-        """)
+        """,
+    )
     assert main(["run", script]) == 1
     err = capsys.readouterr().err
     traceback_text = err.split("pykernels drop-in report")[0]
@@ -135,10 +141,13 @@ ARGPARSE_SCRIPT = """\
     """
 
 
-@pytest.mark.parametrize("args,status,stream,text", [
-    (["--help"], 0, "out", "usage: count"),
-    ([], 2, "err", "count: error: the following arguments are required: --n"),
-])
+@pytest.mark.parametrize(
+    "args,status,stream,text",
+    [
+        (["--help"], 0, "out", "usage: count"),
+        ([], 2, "err", "count: error: the following arguments are required: --n"),
+    ],
+)
 def test_no_report_after_the_scripts_own_help_or_usage_error(tmp_path, capsys, args, status, stream, text):
     script = _script(tmp_path, "count.py", ARGPARSE_SCRIPT)
     assert main(["run", script, *args]) == status
@@ -174,17 +183,26 @@ assert main(["bench", "--suite", "quick", "--ops", "add", "--min-run-time", "0.0
 _WARNING = "No CUDA runtime is found"
 
 
-@pytest.mark.skipif(torch.cuda.is_available() or not torch.version.cuda,
-                    reason="torch warns only where it is a CUDA build and no GPU is visible")
+@pytest.mark.skipif(
+    torch.cuda.is_available() or not torch.version.cuda,
+    reason="torch warns only where it is a CUDA build and no GPU is visible",
+)
 def test_no_cuda_runtime_warning_without_a_gpu(tmp_path):
     # CUDA_HOME pointing at any directory is, to torch, a CUDA toolkit: the warning's condition.
     env = dict(os.environ, CUDA_HOME=str(tmp_path), OMP_NUM_THREADS="1")
-    probe = subprocess.run([sys.executable, "-c", "import torch.utils.cpp_extension"], env=env, capture_output=True,
-                           text=True, timeout=300)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch.utils.cpp_extension"], env=env, capture_output=True, text=True, timeout=300
+    )
     if _WARNING not in probe.stderr:
         pytest.skip("this torch does not print the warning on importing cpp_extension")
-    proc = subprocess.run([sys.executable, "-c", _COMMANDS, os.path.join(SCRIPTS, "argv_exit.py")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMMANDS, os.path.join(SCRIPTS, "argv_exit.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert _WARNING not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["argv"][1:] == ["0"]  # the script ran, then train and bench

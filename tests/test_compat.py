@@ -4,6 +4,7 @@ torch makes no promise about these names; the suite runs on the oldest supported
 newest, so a release that moves or changes one fails here, by name. (The C++ ones, in
 csrc/common/torch_compat.h, are exercised by the tests their comments name.)
 """
+
 import pytest
 import torch
 
@@ -47,8 +48,9 @@ def test_functorch_transforms_active():
     assert seen == [True]
 
 
-@pytest.mark.parametrize("any_requires_grad", [_compat.any_requires_grad, _compat.any_requires_grad_in_python],
-                         ids=["chosen", "python"])
+@pytest.mark.parametrize(
+    "any_requires_grad", [_compat.any_requires_grad, _compat.any_requires_grad_in_python], ids=["chosen", "python"]
+)
 def test_any_requires_grad(any_requires_grad):
     a, b = torch.ones(2), torch.ones(2, requires_grad=True)
     assert not any_requires_grad(a, a, 1.0, None, [a])

@@ -9,6 +9,7 @@ AVX-512 CPU) from one with PYKERNELS_NO_AVX512=1 (the switches are read once per
 are compared bit for bit, NaN payloads aside. The AVX-512 loops run on Intel CPUs only (on AMD
 the elementwise loops take AVX2), so an AMD machine compares AVX2 with portable.
 """
+
 import os
 import subprocess
 import sys

@@ -1,44 +1,41 @@
-"""CUDA-only tests: parity with torch's own CUDA ops for every pykernels op on the GPU (dtypes,
-layouts, broadcasting, sizes), gradients, gradcheck and opcheck on CUDA inputs, cross-device
-errors, non-default streams, CUDA-graph capture and a second GPU. GEMM cases check which kernel
-ran (pykernels._C.gemm_last_kernel) as well as the values; sums and means are judged against the
-exact result with tolerances that a kernel dropping one element fails.
+"""CUDA-only tests: parity with torch's own CUDA ops for every pykernels op on the GPU at the sizes
+and layouts that reach the CUDA kernels' paths (the op table's ops, dtypes and options, from the
+op database), cross-device errors, non-default streams, CUDA-graph capture and a second GPU.
+GEMM cases check which kernel ran (pykernels._C.gemm_last_kernel) as well as the values; sums and
+means are judged against the exact result with tolerances that a kernel dropping one element
+fails. (Every op's samples, gradcheck and opcheck also run on CUDA in test_ops.py and
+test_autograd.py, which take the device as a parameter.)
 
 Everything is skipped with "no CUDA device" when no GPU is visible, except that a visible GPU with
 a pykernels built without its CUDA kernels is a failure, not a skip.
 """
+
 import json
 import math
 import os
 import subprocess
 import sys
 
+import opdb
 import pytest
 import torch
-from conftest import accum_tol
 
 import pykernels as pk
+from pykernels import optable
+from conftest import (
+    ALL_DTYPES,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    accum_tol,
+    check_like_torch,
+    tol,
+)
+from conftest import make as _make
 
 HAS_GPU = torch.cuda.is_available()
 BUILT_WITH_CUDA = "CUDA" in pk.build_info()["backends"]
 
 pytestmark = pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
-
-FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-INTS = [torch.uint8, torch.int32, torch.int64]
-
-# The dtype's own tolerance for one rounding of an O(1) result (float16/bfloat16 compute in
-# float32 and round once, so they are compared with their own precision, not float32's).
-TOL = {
-    torch.float16: dict(atol=1e-3, rtol=2e-3),
-    torch.bfloat16: dict(atol=1e-2, rtol=1.6e-2),
-    torch.float32: dict(atol=1e-5, rtol=1.3e-6),
-    torch.float64: dict(atol=1e-7, rtol=1e-7),
-}
-
-
-def tol(dtype):
-    return TOL.get(dtype, dict(atol=0, rtol=0))
 
 
 def reduce_tol(dtype, n, *, mean=False):
@@ -62,20 +59,9 @@ def close(actual, expected, **tolerance):
     torch.testing.assert_close(actual, expected, equal_nan=True, **(tolerance or tol(expected.dtype)))
 
 
-def make(shape, dtype=torch.float32, device="cuda", *, nonzero=False, positive=False):
-    """randn for floats (|x| >= 0.5 with nonzero, in [0.5, 3) with positive), small ints, bools."""
-    if dtype.is_floating_point:
-        x = torch.rand(shape, device=device) * 2.5 + 0.5 if positive else torch.randn(shape, device=device)
-        if nonzero and not positive:
-            x = torch.where(x >= 0, x + 0.5, x - 0.5)
-    elif dtype == torch.bool:
-        x = torch.ones(shape, device=device) if nonzero else torch.randint(0, 2, shape, device=device)
-    else:
-        low = 1 if nonzero and dtype == torch.uint8 else (0 if dtype == torch.uint8 else -9)
-        x = torch.randint(low, 20 if dtype == torch.uint8 else 10, shape, device=device)
-        if nonzero:
-            x = torch.where(x == 0, torch.ones_like(x), x)
-    return x.to(dtype)
+def make(shape, dtype=torch.float32, device="cuda", **options):
+    """conftest.make, on the GPU unless told otherwise."""
+    return _make(shape, dtype, device, **options)
 
 
 def layout(x, kind):
@@ -117,18 +103,10 @@ def test_cuda_kernels_built_when_gpu_visible():
 
 # ---- elementwise ----------------------------------------------------------------------------------
 
-BINARY = [
-    ("add", {}), ("add", {"alpha": 2}), ("add", {"alpha": 0.5}), ("sub", {}), ("sub", {"alpha": -3}), ("mul", {}),
-    ("div", {}), ("div", {"rounding_mode": "trunc"}), ("div", {"rounding_mode": "floor"}),
-]
+BINARY = opdb.binary_cases()
 
 
-def binary_case_ok(name, kwargs, dtype):
-    if dtype == torch.bool and (name == "sub" or "alpha" in kwargs or "rounding_mode" in kwargs):
-        return False
-    if not dtype.is_floating_point and isinstance(kwargs.get("alpha"), float):
-        return False
-    return True
+BINARY_FUNCTIONS = sorted({name for name, _ in BINARY})
 
 
 def binary_tol(name, kwargs, dtype):
@@ -140,49 +118,56 @@ def binary_tol(name, kwargs, dtype):
     return tol(dtype)
 
 
-@pytest.mark.parametrize("dtype", FLOATS + INTS + [torch.bool], ids=str)
+def operands(name, shape, dtype):
+    """The two operands of a binary function, within their domains (nonzero divisors, ...)."""
+    return make(shape, dtype, **opdb.domain(name, "input")), make(shape, dtype, **opdb.domain(name, "other"))
+
+
+def check_binary(name, kwargs, a, b):
+    """torch's result, or torch's exception type where torch rejects the combination."""
+    check_like_torch(
+        getattr(pk, name),
+        getattr(torch, name),
+        (a, b),
+        kwargs,
+        name=name,
+        tolerance=binary_tol(name, kwargs, torch.result_type(a, b)),
+    )
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
 @pytest.mark.parametrize("name,kwargs", BINARY, ids=lambda c: str(c))
 @pytest.mark.parametrize("n", [0, 1, 7, 1031, (1 << 20) + 3])
 def test_binary_sizes(name, kwargs, dtype, n):
-    if not binary_case_ok(name, kwargs, dtype):
-        pytest.skip("not a valid combination")
-    a = make((n,), dtype)
-    b = make((n,), dtype, nonzero=name == "div")
-    close(getattr(pk, name)(a, b, **kwargs), getattr(torch, name)(a, b, **kwargs), **binary_tol(name, kwargs, dtype))
+    check_binary(name, kwargs, *operands(name, (n,), dtype))
 
 
-@pytest.mark.parametrize("dtype", FLOATS + [torch.int32], ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + [torch.int32], ids=str)
 @pytest.mark.parametrize("name,kwargs", BINARY, ids=lambda c: str(c))
 @pytest.mark.parametrize("la", LAYOUTS)
 @pytest.mark.parametrize("lb", ["contiguous", "transposed", "offset"])
 def test_binary_layouts(name, kwargs, dtype, la, lb):
-    if not binary_case_ok(name, kwargs, dtype):
-        pytest.skip("not a valid combination")
-    a = layout(make((17, 33), dtype), la)
-    b = layout(make((17, 33), dtype, nonzero=name == "div"), lb)
-    close(getattr(pk, name)(a, b, **kwargs), getattr(torch, name)(a, b, **kwargs), **binary_tol(name, kwargs, dtype))
+    a, b = operands(name, (17, 33), dtype)
+    check_binary(name, kwargs, layout(a, la), layout(b, lb))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
 @pytest.mark.parametrize(
     "sa,sb", [((3, 1), (1, 4)), ((5,), (2, 5)), ((), (3, 4)), ((4, 1, 3), (2, 1)), ((2, 0, 3), (1, 3)), ((), ())]
 )
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("name", BINARY_FUNCTIONS)
 def test_binary_broadcast(name, dtype, sa, sb):
-    a, b = make(sa, dtype), make(sb, dtype, nonzero=name == "div")
-    close(getattr(pk, name)(a, b), getattr(torch, name)(a, b), **tol(dtype))
+    a, b = make(sa, dtype, **opdb.domain(name, "input")), make(sb, dtype, **opdb.domain(name, "other"))
+    check_binary(name, {}, a, b)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int32], ids=str)
 @pytest.mark.parametrize("scalar", [3, -2, 2.5, True])
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("name", BINARY_FUNCTIONS)
 def test_binary_python_scalar(name, dtype, scalar):
-    a = make((5, 7), dtype)
-    if name == "sub" and isinstance(scalar, bool):
-        pytest.skip("torch rejects bool subtraction")
-    close(getattr(pk, name)(a, scalar), getattr(torch, name)(a, scalar), **tol(dtype))
-    if name != "div":
-        close(getattr(pk, name)(scalar, a), getattr(torch, name)(scalar, a), **tol(dtype))
+    """A number on either side (torch's CUDA functions take one first too)."""
+    check_binary(name, {}, make((5, 7), dtype, **opdb.domain(name, "input")), scalar)
+    check_binary(name, {}, scalar, make((5, 7), dtype, **opdb.domain(name, "other")))
 
 
 def test_integer_division_edge_cases():
@@ -198,16 +183,22 @@ def test_integer_division_edge_cases():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
-@pytest.mark.parametrize("name", ["add_", "sub_", "mul_", "div_", "neg_"])
+@pytest.mark.parametrize("name", opdb.functions("binary", inplace=True) + opdb.functions("unary", inplace=True))
 def test_in_place_on_views(name, dtype):
-    if name == "div_" and not dtype.is_floating_point:
-        pytest.skip("true division of an integer tensor in place is an error in torch too")
-    base = make((33, 17), dtype).t()  # in place on a transposed view
+    """In place on a transposed view; where torch rejects it (true division of integers in place),
+    the same exception type."""
+    base = make((33, 17), dtype, **opdb.domain(name, "input")).t()
     other = make((17, 33), dtype, nonzero=True)
     ours, theirs = base.clone().t().contiguous().t(), base.clone().t().contiguous().t()
-    args = () if name == "neg_" else (other,)
-    getattr(pk, name)(ours, *args)
-    getattr(torch.Tensor, name)(theirs, *args)
+    args = (other,) if name.rstrip("_") in BINARY_FUNCTIONS else ()
+    reference = opdb.torch_function(optable.BY_NAME[name.rstrip("_")], name)
+    try:
+        reference(theirs, *args)
+    except RuntimeError as exc:
+        with pytest.raises(type(exc), match=name.rstrip("_")):
+            getattr(pk, name)(ours, *args)
+        return
+    assert getattr(pk, name)(ours, *args) is ours
     close(ours, theirs, **tol(dtype))
 
 
@@ -218,21 +209,21 @@ def test_out_with_another_dtype():
     close(out, torch.mul(a, b).double())
 
 
-UNARY = ["neg", "exp", "log", "sqrt", "relu"]
+UNARY = opdb.functions("unary")
 
 
-@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("name", UNARY)
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("n", [1, 1031, (1 << 20) + 3])
 def test_unary(name, dtype, kind, n):
     if kind != "contiguous" and n > 2000:
         pytest.skip("large sizes are covered contiguous")
-    x = layout(make((n,), dtype, positive=name in ("log", "sqrt")), kind)
+    x = layout(make((n,), dtype, **opdb.domain(name, "input")), kind)
     close(getattr(pk, name)(x), getattr(torch, name)(x), **tol(dtype))
 
 
-@pytest.mark.parametrize("dtype", INTS, ids=str)
+@pytest.mark.parametrize("dtype", INT_DTYPES, ids=str)
 def test_unary_integers(dtype):
     x = make((1031,), dtype)
     close(pk.neg(x), torch.neg(x))
@@ -242,7 +233,7 @@ def test_unary_integers(dtype):
     close(pk.exp(x), torch.exp(x))  # integers promote to the default float dtype
 
 
-@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("exponent", [2, 3, 0.5, -0.5, -1, -2, 1.7, 0])
 def test_pow(dtype, exponent):
     x = make((3, 1031), dtype, positive=True)
@@ -264,28 +255,43 @@ def test_nan_handling():
 
 
 SUM_CASES = [
-    ((0,), None, False), ((1,), None, False), ((1031,), None, False), (((1 << 22) + 1,), None, False),
-    ((37, 300), 1, False), ((300, 37), 0, True), ((5000, 3), 0, False), ((4, 100000), 1, False),
-    ((6, 7, 8), (0, 2), False), ((6, 7, 8), 1, True), ((3, 0), 1, False), ((4, 1, 5), 1, False), ((), None, False),
+    ((0,), None, False),
+    ((1,), None, False),
+    ((1031,), None, False),
+    (((1 << 22) + 1,), None, False),
+    ((37, 300), 1, False),
+    ((300, 37), 0, True),
+    ((5000, 3), 0, False),
+    ((4, 100000), 1, False),
+    ((6, 7, 8), (0, 2), False),
+    ((6, 7, 8), 1, True),
+    ((3, 0), 1, False),
+    ((4, 1, 5), 1, False),
+    ((), None, False),
 ]
 
 
+REDUCTIONS = opdb.functions("reduction")
+
+
 def check_sum_mean(x, **kw):
-    """pk.sum and pk.mean of x against the exact (float64) results rounded to x's dtype, within
-    reduce_tol for the number of reduced elements (integers: exactly torch's int64 sum)."""
+    """Every reduction of x (pk.sum, pk.mean) against the exact (float64) result rounded to x's
+    dtype, within reduce_tol for the number of reduced elements; integers: exactly torch's result
+    (int64 sums), or torch's exception (means)."""
     dim = kw.get("dim")
     dims = range(x.dim()) if dim is None else ((dim,) if isinstance(dim, int) else dim)
     n = math.prod(x.shape[d] for d in dims)
-    if not x.dtype.is_floating_point:
-        close(pk.sum(x, **kw), torch.sum(x, **kw), atol=0, rtol=0)
-        return
-    close(pk.sum(x, **kw), torch.sum(x.double(), **kw).to(x.dtype), **reduce_tol(x.dtype, n))
-    close(pk.mean(x, **kw), torch.mean(x.double(), **kw).to(x.dtype), **reduce_tol(x.dtype, n, mean=True))
+    for name in REDUCTIONS:
+        ours, theirs = getattr(pk, name), getattr(torch, name)
+        if not x.dtype.is_floating_point:
+            check_like_torch(ours, theirs, (x,), kw, name=name, tolerance={"atol": 0, "rtol": 0})
+            continue
+        close(ours(x, **kw), theirs(x.double(), **kw).to(x.dtype), **reduce_tol(x.dtype, n, mean=name == "mean"))
 
 
 # Floating inputs have |x| >= 0.5, so every element moves a sum by more than the tolerance
 # (float32/float64); the long cases take the path that splits a reduction across blocks.
-@pytest.mark.parametrize("dtype", FLOATS + INTS, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + INT_DTYPES, ids=str)
 @pytest.mark.parametrize("shape,dim,keepdim", SUM_CASES, ids=str)
 def test_sum_mean(dtype, shape, dim, keepdim):
     x = make(shape, dtype, nonzero=True)
@@ -326,10 +332,13 @@ def test_relu_training_forward_keeps_output_on_cuda():
 
 
 @pytest.mark.filterwarnings("ignore:Using a target size")  # broadcast targets warn, in torch too
-@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("shapes", [((0,), (0,)), ((1,), (1,)), ((1031,), (1031,)), ((30, 1), (70,)),
-                                    (((1 << 20) + 3,), ((1 << 20) + 3,))], ids=str)
+@pytest.mark.parametrize(
+    "shapes",
+    [((0,), (0,)), ((1,), (1,)), ((1031,), (1031,)), ((30, 1), (70,)), (((1 << 20) + 3,), ((1 << 20) + 3,))],
+    ids=str,
+)
 def test_mse_loss(dtype, reduction, shapes):
     a, b = make(shapes[0], dtype), make(shapes[1], dtype)
     n = max(torch.broadcast_shapes(a.shape, b.shape).numel(), 1)
@@ -343,13 +352,14 @@ def test_mse_loss(dtype, reduction, shapes):
 def test_mse_loss_layouts(dtype, kind):
     a, b = layout(make((40, 30), dtype), kind), make((40, 30), dtype)
     for reduction in ("none", "mean", "sum"):
-        close(pk.mse_loss(a, b, reduction=reduction), torch.nn.functional.mse_loss(a, b, reduction=reduction),
-              **accum_tol(dtype, a.numel(), mean=reduction == "mean"))
+        close(
+            pk.mse_loss(a, b, reduction=reduction),
+            torch.nn.functional.mse_loss(a, b, reduction=reduction),
+            **accum_tol(dtype, a.numel(), mean=reduction == "mean"),
+        )
 
 
 # ---- matmul ------------------------------------------------------------------------------------------------
-
-GEMM_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
 
 def gemm_ref(a, b):
@@ -362,15 +372,27 @@ def matrix(rows, cols, dtype, kind):
     return layout(make((rows, cols), dtype), kind)
 
 
-@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
-@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 67, 131), (256, 256, 256),
-                                   (64, 0, 64), (1, 300, 257), (300, 70, 1), (512, 1024, 384)])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "m,k,n",
+    [
+        (1, 1, 1),
+        (7, 13, 5),
+        (33, 17, 65),
+        (129, 67, 131),
+        (256, 256, 256),
+        (64, 0, 64),
+        (1, 300, 257),
+        (300, 70, 1),
+        (512, 1024, 384),
+    ],
+)
 def test_mm_shapes(dtype, m, k, n):
     a, b = make((m, k), dtype), make((k, n), dtype)
     close(pk.mm(a, b), gemm_ref(a, b), **accum_tol(dtype, k))
 
 
-@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 @pytest.mark.parametrize("la", LAYOUTS)
 @pytest.mark.parametrize("lb", LAYOUTS)
 def test_mm_layouts(dtype, la, lb):
@@ -378,14 +400,14 @@ def test_mm_layouts(dtype, la, lb):
     close(pk.mm(a, b), gemm_ref(a, b), **accum_tol(dtype, 72))
 
 
-@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 def test_mm_transposed_operands_match_torch(dtype):
     # transposed operands are read in place (no copies): the result must match torch.mm itself
     a, b = make((96, 200), dtype).t(), make((150, 96), dtype).t()
     close(pk.mm(a, b), torch.mm(a, b), **accum_tol(dtype, 96))
 
 
-@pytest.mark.parametrize("dtype", GEMM_DTYPES, ids=str)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
 def test_bmm_and_matmul_broadcast(dtype):
     a, b = make((3, 20, 9), dtype), make((3, 9, 17), dtype)
     close(pk.bmm(a, b), gemm_ref(a, b), **accum_tol(dtype, 9))
@@ -488,8 +510,11 @@ def assert_low_precision_product(ours, a, b):
 
 
 def sm90_active():
-    return (torch.cuda.get_device_capability()[0] == 9 and pk.build_info().get("sm90_gemm")
-            and os.environ.get("PYKERNELS_GEMM_SM90") == "1")
+    return (
+        torch.cuda.get_device_capability()[0] == 9
+        and pk.build_info().get("sm90_gemm")
+        and os.environ.get("PYKERNELS_GEMM_SM90") == "1"
+    )
 
 
 # Edge tiles in m, k and n with an aligned row-major B (N a multiple of 8), whose cp.async chunks are whole
@@ -560,8 +585,17 @@ print(json.dumps(results))
 
 def _sm90_case(op, dtype, a, b, la="row", lb="row", sm90=True):
     name = f"{op}-{str(dtype).replace('torch.', '')}-{'x'.join(map(str, a))}@{'x'.join(map(str, b))}-{la}-{lb}"
-    return dict(id=name, op=op, dtype=str(dtype).replace("torch.", ""), a=a, b=b, la=la, lb=lb, sm90=sm90,
-                **accum_tol(dtype, a[-1]))
+    return dict(
+        id=name,
+        op=op,
+        dtype=str(dtype).replace("torch.", ""),
+        a=a,
+        b=b,
+        la=la,
+        lb=lb,
+        sm90=sm90,
+        **accum_tol(dtype, a[-1]),
+    )
 
 
 def _sm90_cases():
@@ -595,8 +629,13 @@ def sm90_results():
         f"(cuda_arches: {pk.build_info()['cuda_arches']!r}); rebuild with TORCH_CUDA_ARCH_LIST including 9.0"
     )
     env = dict(os.environ, PYKERNELS_GEMM_SM90="1")
-    done = subprocess.run([sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _SM90_SCRIPT, json.dumps(SM90_CASES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -619,33 +658,6 @@ def grads(fn, inputs, grad_out=None):
     return out, torch.autograd.grad(out, leaves, g)
 
 
-BACKWARD = [
-    ("mm", lambda m, a, b: m.mm(a, b), [(20, 30), (30, 10)]),
-    ("matmul", lambda m, a, b: m.matmul(a, b), [(2, 1, 20, 9), (3, 9, 17)]),
-    ("mul", lambda m, a, b: m.mul(a, b), [(5, 7), (7,)]),
-    ("div", lambda m, a, b: m.div(a, b), [(5, 7), (5, 7)]),
-    ("sub", lambda m, a, b: m.sub(a, b, alpha=2), [(5, 7), (1, 7)]),
-    ("pow", lambda m, a: m.pow(a, 3), [(5, 7)]),
-    ("exp", lambda m, a: m.exp(a), [(5, 7)]),
-    ("sum", lambda m, a: m.sum(a, dim=1), [(5, 7)]),
-    ("mean", lambda m, a: m.mean(a, dim=0, keepdim=True), [(5, 7)]),
-    ("relu", lambda m, a: m.relu(a), [(5, 7)]),
-]
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-@pytest.mark.parametrize("name,fn,shapes", BACKWARD, ids=[c[0] for c in BACKWARD])
-def test_backward_parity(name, fn, shapes, dtype):
-    inputs = [make(s, dtype, nonzero=True) for s in shapes]
-    torch.manual_seed(1)
-    out, g = grads(lambda *xs: fn(pk, *xs), inputs)
-    torch.manual_seed(1)
-    ref_out, ref_g = grads(lambda *xs: fn(torch, *xs), inputs)
-    close(out, ref_out, **accum_tol(dtype, 30))
-    for x, y in zip(g, ref_g):
-        close(x, y, **accum_tol(dtype, 30))
-
-
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_mse_loss_backward_parity(reduction):
     a, b = make((40, 30)), make((40, 30))
@@ -656,47 +668,6 @@ def test_mse_loss_backward_parity(reduction):
     close(out, ref, **accum_tol(torch.float32, a.numel()))
     for x, y in zip(g, rg):
         close(x, y, **accum_tol(torch.float32, a.numel()))
-
-
-GRADCHECK = [
-    (lambda a, b: pk.mm(a, b), [(4, 5), (5, 3)]),
-    (lambda a, b: pk.matmul(a, b), [(2, 1, 4, 5), (3, 5, 2)]),
-    (lambda a, b: pk.mul(a, b), [(3, 4), (4,)]),
-    (lambda a, b: pk.div(a, b), [(3, 4), (3, 4)]),
-    (lambda a: pk.pow(a, 2.5), [(3, 4)]),
-    (lambda a: pk.log(a), [(3, 4)]),
-    (lambda a: pk.sum(a, dim=0), [(3, 4)]),
-    (lambda a: pk.mean(a), [(3, 4)]),
-    (lambda a, b: pk.mse_loss(a, b), [(3, 4), (3, 4)]),
-    (lambda a: pk.relu(a), [(3, 4)]),
-]
-
-
-@pytest.mark.parametrize("case", range(len(GRADCHECK)))
-def test_gradcheck(case):
-    fn, shapes = GRADCHECK[case]
-    inputs = [make(s, torch.float64, positive=True).requires_grad_() for s in shapes]
-    assert torch.autograd.gradcheck(fn, inputs)
-
-
-OPCHECK = [
-    ("mm", lambda: (make((5, 3)), make((3, 4)))),
-    ("bmm", lambda: (make((2, 5, 3)), make((2, 3, 4)))),
-    ("matmul", lambda: (make((2, 1, 5, 3)), make((3, 3, 4)))),
-    ("add", lambda: (make((5, 3)), make((3,)))),
-    ("mul", lambda: (make((5, 3)), make((5, 3)))),
-    ("exp", lambda: (make((5, 3)),)),
-    ("sum", lambda: (make((5, 3)), [1])),
-    ("mse_loss", lambda: (make((5, 3)), make((5, 3)), 1)),
-    ("mse_loss_and_grad", lambda: (make((5, 3)), make((5, 3)), 2)),
-    ("relu", lambda: (make((5, 3)),)),
-]
-
-
-@pytest.mark.parametrize("name,args", OPCHECK, ids=[c[0] for c in OPCHECK])
-def test_opcheck(name, args):
-    op = getattr(torch.ops.pykernels, name).default
-    torch.library.opcheck(op, args())
 
 
 # ---- devices, streams, graphs --------------------------------------------------------------------------------
@@ -724,25 +695,6 @@ def test_out_on_another_device_raises():
     x = make((4,))
     with pytest.raises(RuntimeError, match="add"):
         pk.add(x, x, out=torch.empty(4))
-
-
-# A 0-dim CPU tensor beside CUDA tensors acts as a scalar, as in torch: the result stays on the GPU.
-@pytest.mark.parametrize("scalar_dtype", [None, torch.float64], ids=["same dtype", "float64"])
-@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.int64], ids=str)
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
-def test_zero_dim_cpu_tensor_beside_cuda(name, dtype, scalar_dtype):
-    a = make((5, 7), dtype)
-    s = make((), scalar_dtype or dtype, device="cpu", nonzero=True)
-    expected = getattr(torch, name)(a, s)
-    close(getattr(pk, name)(a, s), expected, **tol(expected.dtype))
-    close(getattr(pk, name)(s, a), getattr(torch, name)(s, a), **tol(expected.dtype))
-    out = torch.empty_like(expected)
-    assert getattr(pk, name)(a, s, out=out) is out
-    close(out, expected, **tol(expected.dtype))
-    if expected.dtype == a.dtype:  # in place keeps a's dtype (true division of integers cannot)
-        ours = a.clone()
-        assert getattr(pk, name + "_")(ours, s) is ours
-        close(ours, expected, **tol(expected.dtype))
 
 
 def _busy(stream):

@@ -1,8 +1,9 @@
 """The drop-in mode (pykernels.dropin) and ``python -m pykernels run``.
 
-- every covered torch call (function, Tensor method, operator, in-place operator, nn.functional,
-  optimizer arithmetic, torch._foreach_*) is routed to pykernels: same result as torch, forward
-  and backward, no covered ATen op under the profiler, and counted as routed;
+- every covered torch call (the op table's routes, on the op database's samples: functions, Tensor
+  methods, operators, in-place operators; and beyond the table nn.functional, optimizer
+  arithmetic, torch._foreach_*) is routed to pykernels: same result as torch, forward and
+  backward, no covered ATen op under the profiler, and counted as routed;
 - what is not covered, or called with arguments pykernels does not take, falls through to torch
   unchanged (torch's result, torch's errors) and is counted as such;
 - the tutorials' training loops (tests/scripts/tutorial_*.py) run under the mode with no covered
@@ -10,6 +11,7 @@
 - ``python -m pykernels run SCRIPT ARGS`` gives the script its argv, __main__ and exit status and
   prints the routing report to stderr.
 """
+
 import contextlib
 import io
 import json
@@ -18,14 +20,21 @@ import runpy
 import subprocess
 import sys
 
+import opdb
 import pytest
 import torch
 
 import pykernels
-from pykernels import dropin
+from pykernels import dropin, optable
 from pykernels.__main__ import main
 from conftest import accum_tol, assert_close, make
-from handwritten import assert_no_compute_inside_pykernels, aten_ops, profile
+from handwritten import (
+    FORBIDDEN,
+    assert_no_compute_inside_pykernels,
+    aten_ops,
+    aten_ops_run_by,
+    profile,
+)
 
 F = torch.nn.functional
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,28 +45,10 @@ ROOT = os.path.dirname(HERE)
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-# The ATen ops that compute what pykernels covers: none may run under the mode.
-FORBIDDEN = {
-    "aten::mm", "aten::bmm", "aten::matmul", "aten::addmm", "aten::linear", "aten::mv", "aten::dot",
-    "aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub", "aten::mul", "aten::mul_", "aten::div",
-    "aten::div_", "aten::reciprocal", "aten::neg", "aten::neg_", "aten::pow", "aten::pow_", "aten::square",
-    "aten::exp", "aten::exp_", "aten::log", "aten::log_", "aten::sqrt", "aten::sqrt_", "aten::sum", "aten::mean",
-    "aten::relu", "aten::relu_", "aten::threshold_backward", "aten::clamp", "aten::clamp_", "aten::clamp_min",
-    "aten::clamp_min_", "aten::mse_loss", "aten::mse_loss_backward", "aten::lerp", "aten::lerp_", "aten::addcmul",
-    "aten::addcmul_", "aten::addcdiv", "aten::addcdiv_", "aten::_foreach_add", "aten::_foreach_add_",
-    "aten::_foreach_sub_", "aten::_foreach_mul", "aten::_foreach_mul_", "aten::_foreach_div", "aten::_foreach_div_",
-    "aten::_foreach_sqrt", "aten::_foreach_sqrt_", "aten::_foreach_lerp_", "aten::_foreach_addcmul_",
-    "aten::_foreach_addcdiv_", "aten::_foreach_neg", "aten::_foreach_pow",
-}
-
-
-def aten_events(fn):
-    return aten_ops(profile(fn))
-
-
 def covered_aten_ops(fn, what):
-    """Runs fn under the profiler: the covered ATen ops that ran. Inside the pykernels ops that ran,
-    only allocation, view, copy and fill ops may appear (handwritten.ALLOWED_ATEN)."""
+    """Runs fn under the profiler: the covered ATen ops that ran (handwritten.FORBIDDEN: none may
+    run under the mode). Inside the pykernels ops that ran, only allocation, view, copy and fill
+    ops may appear (handwritten.ALLOWED_ATEN)."""
     events = profile(fn)
     assert_no_compute_inside_pykernels(events, what)
     return aten_ops(events) & FORBIDDEN
@@ -78,70 +69,125 @@ def under_mode(fn):
 
 # ---------------------------------------------------------------------------------------------- routed calls
 
+
+def in_place(name):
+    """Whether a torch callable writes its first argument: Tensor.add_, Tensor.__iadd__."""
+    last = name.rsplit(".", 1)[1]
+    return last.startswith("__i") or (last.endswith("_") and not last.endswith("__"))
+
+
+def applies(fn, sample):
+    """Whether torch's callable takes the sample's arguments as the public function's (torch.true_divide
+    takes no rounding_mode, a Tensor method no number first)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(0)
+        args, kwargs = opdb.public_arguments(sample.overload, *sample.build("cpu"))
+    try:
+        return fn(*args, **kwargs) is not NotImplemented  # a Tensor method given a number first
+    except (TypeError, RuntimeError):
+        return False
+
+
+def table_routes():
+    """(torch callable, sample) for every torch callable of the op table, on the float32 samples of
+    its op's public functions (functional or in-place like the callable) that it takes: every
+    dtype's basic sample, the options and the number forms."""
+    params = []
+    for op in optable.OPS:
+        for name in op.torch:
+            fn = opdb.resolve(name)
+            for overload in opdb.public_overloads():
+                if overload.op is not op or overload.is_out or overload.public_name.endswith("_") != in_place(name):
+                    continue
+                for sample in opdb.samples_of(overload):
+                    if sample.dtype == torch.float32 and sample.tags & {"sweep", "option"} and applies(fn, sample):
+                        params.append(pytest.param(name, sample, id=f"{name}-{sample.id}"))
+    return params
+
+
+def routed(mode, name):
+    """Whether the mode routed the call (an operator may count under its method's name: a + b as
+    torch.Tensor.add) and nothing covered fell through."""
+    return sum(mode.routed.values()) >= 1 and name not in mode.fell_through and not mode.fell_through_reasons()
+
+
+def leaves(args):
+    return [x.clone().requires_grad_() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in args]
+
+
+@pytest.mark.parametrize("name,sample", table_routes())
+def test_table_routes_like_torch(name, sample):
+    """Forward and backward (in place: on a non-leaf) as torch computes them, on pykernels only."""
+    fn = opdb.resolve(name)
+    calls = sample.calls("cpu")
+    (args, kwargs), (theirs, their_kwargs) = (opdb.public_arguments(sample.overload, *call) for call in calls)
+    tolerance = accum_tol(torch.float32, opdb.reduced_count(sample, args, kwargs))
+    if in_place(name):
+        target = args[0]
+        out, mode, used = under_mode(lambda: fn(target, *args[1:], **kwargs))
+        assert not used, f"{name} ran torch ops {sorted(used)} under the mode"
+        assert routed(mode, name), mode.report()
+        assert out is target, "an in-place call must return the tensor itself"
+        assert_close(target, fn(*theirs, **their_kwargs), **tolerance)
+        ours, reference = leaves(args[:1]) + list(args[1:]), leaves(theirs[:1]) + list(theirs[1:])
+
+        def call(xs):
+            return fn(xs[0] * 1, *xs[1:], **kwargs)
+    else:
+        ours, reference = leaves(args), leaves(theirs)
+
+        def call(xs):
+            return fn(*xs, **kwargs)
+
+    expected = call(reference)
+    grad = make(expected.shape)
+
+    def forward_backward():
+        out = call(ours)
+        if out.requires_grad:
+            out.backward(grad)
+        return out
+
+    out, mode, used = under_mode(forward_backward)
+    assert not used, f"{name} ran torch ops {sorted(used)} under the mode"
+    assert routed(mode, name), mode.report()
+    assert_close(out.detach(), expected.detach(), **tolerance)
+    if expected.requires_grad:
+        expected.backward(grad)
+        for x, y in zip(ours, reference):
+            if isinstance(y, torch.Tensor) and y.grad is not None:
+                assert_close(x.grad, y.grad, **tolerance)
+
+
 POS = dict(positive=True)
 NZ = dict(nonzero=True)
 
-# (id, function of the inputs, input shapes, make() options, the torch function it must be routed as)
+# Beyond the table's routes: (id, function of the inputs, input shapes, make() options, the torch
+# function it must be routed as): compositions of pykernels ops, and spellings of table routes
+# that the samples do not use (a positional dim, numpy's axis).
 ROUTED = [
-    ("torch.mm", lambda a, b: torch.mm(a, b), [(3, 4), (4, 5)], {}, "torch.mm"),
-    ("Tensor.mm", lambda a, b: a.mm(b), [(3, 4), (4, 5)], {}, "torch.Tensor.mm"),
-    ("torch.bmm", lambda a, b: torch.bmm(a, b), [(2, 3, 4), (2, 4, 5)], {}, "torch.bmm"),
-    ("Tensor.bmm", lambda a, b: a.bmm(b), [(2, 3, 4), (2, 4, 5)], {}, "torch.Tensor.bmm"),
-    ("torch.matmul", lambda a, b: torch.matmul(a, b), [(2, 3, 4), (4,)], {}, "torch.matmul"),
-    ("@", lambda a, b: a @ b, [(2, 1, 3, 4), (3, 4, 5)], {}, "torch.Tensor.matmul"),
     ("__rmatmul__", lambda a, b: b.__rmatmul__(a), [(3, 4), (4, 5)], {}, "torch.Tensor.__rmatmul__"),
     ("torch.mv", lambda a, b: torch.mv(a, b), [(3, 4), (4,)], {}, "torch.mv"),
     ("torch.dot", lambda a, b: torch.dot(a, b), [(4,), (4,)], {}, "torch.dot"),
-    ("torch.addmm", lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2), [(5,), (3, 4), (4, 5)], {},
-     "torch.addmm"),
+    ("torch.addmm", lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2), [(5,), (3, 4), (4, 5)], {}, "torch.addmm"),
     ("F.linear", lambda x, w, b: F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)], {}, "torch.nn.functional.linear"),
     ("F.linear-2d-nobias", lambda x, w: F.linear(x, w), [(3, 4), (5, 4)], {}, "torch.nn.functional.linear"),
-    ("torch.add-alpha", lambda a, b: torch.add(a, b, alpha=2), [(3, 4), (4,)], {}, "torch.add"),
-    ("+", lambda a, b: a + b, [(3, 4), (3, 1)], {}, "torch.Tensor.add"),
-    ("+scalar", lambda a: a + 2.5, [(3, 4)], {}, "torch.Tensor.add"),
-    ("scalar+", lambda a: 2 + a, [(3, 4)], {}, "torch.Tensor.add"),
-    ("-", lambda a, b: a - b, [(3, 4), (4,)], {}, "torch.Tensor.sub"),
     ("scalar-", lambda a: 3 - a, [(3, 4)], {}, "torch.Tensor.__rsub__"),
-    ("torch.sub-alpha", lambda a, b: torch.sub(a, b, alpha=0.5), [(3, 4), (3, 4)], {}, "torch.sub"),
     ("torch.rsub", lambda a, b: torch.rsub(a, b, alpha=2), [(3, 4), (3, 4)], {}, "torch.rsub"),
-    ("*", lambda a, b: a * b, [(3, 4), (4,)], {}, "torch.Tensor.mul"),
-    ("scalar*", lambda a: 2.0 * a, [(3, 4)], {}, "torch.Tensor.mul"),
-    ("torch.mul", lambda a, b: torch.mul(a, b), [(3, 4), (3, 4)], {}, "torch.mul"),
-    ("/", lambda a, b: a / b, [(3, 4), (4,)], NZ, "torch.Tensor.div"),
     ("scalar/", lambda a: 2 / a, [(3, 4)], NZ, "torch.Tensor.__rdiv__"),
-    ("torch.div-floor", lambda a, b: torch.div(a, b, rounding_mode="floor"), [(3, 4), (3, 4)], NZ, "torch.div"),
-    ("torch.true_divide", lambda a, b: torch.true_divide(a, b), [(3, 4), (3, 4)], NZ, "torch.true_divide"),
-    ("unary-", lambda a: -a, [(3, 4)], {}, "torch.Tensor.neg"),
-    ("torch.neg", lambda a: torch.neg(a), [(3, 4)], {}, "torch.neg"),
-    ("**", lambda a: a ** 2, [(3, 4)], {}, "torch.Tensor.__pow__"),
-    ("Tensor.pow", lambda a: a.pow(3), [(3, 4)], {}, "torch.Tensor.pow"),
-    ("torch.pow", lambda a: torch.pow(a, 0.5), [(3, 4)], POS, "torch.pow"),
     ("torch.square", lambda a: torch.square(a), [(3, 4)], {}, "torch.square"),
-    ("torch.exp", lambda a: torch.exp(a), [(3, 4)], {}, "torch.exp"),
-    ("Tensor.log", lambda a: a.log(), [(3, 4)], POS, "torch.Tensor.log"),
-    ("Tensor.sqrt", lambda a: a.sqrt(), [(3, 4)], POS, "torch.Tensor.sqrt"),
-    ("Tensor.sum", lambda a: a.sum(), [(3, 4)], {}, "torch.Tensor.sum"),
-    ("torch.sum-dim", lambda a: torch.sum(a, 1, keepdim=True), [(3, 4, 2)], {}, "torch.sum"),
-    ("Tensor.sum-dims", lambda a: a.sum(dim=(0, 2)), [(3, 4, 2)], {}, "torch.Tensor.sum"),
     ("Tensor.sum-axis", lambda a: a.sum(axis=0), [(3, 4)], {}, "torch.Tensor.sum"),
-    ("Tensor.mean", lambda a: a.mean(0), [(3, 4)], {}, "torch.Tensor.mean"),
-    ("torch.mean-dtype", lambda a: torch.mean(a, dtype=torch.float64), [(3, 4)], {}, "torch.mean"),
-    ("torch.relu", lambda a: torch.relu(a), [(3, 4)], NZ, "torch.relu"),
-    ("Tensor.relu", lambda a: a.relu(), [(3, 4)], NZ, "torch.Tensor.relu"),
+    ("Tensor.mean-positional-dim", lambda a: a.mean(0), [(3, 4)], {}, "torch.Tensor.mean"),
+    ("torch.sum-positional-dim", lambda a: torch.sum(a, 1, keepdim=True), [(3, 4, 2)], {}, "torch.sum"),
     ("F.relu", lambda a: F.relu(a), [(3, 4)], NZ, "torch.nn.functional.relu"),
     ("Tensor.clamp-min0", lambda a: a.clamp(min=0), [(3, 4)], NZ, "torch.Tensor.clamp"),
     ("torch.clamp-0", lambda a: torch.clamp(a, 0), [(3, 4)], NZ, "torch.clamp"),
     ("torch.clip-min0", lambda a: torch.clip(a, min=0.0), [(3, 4)], NZ, "torch.clip"),
     ("Tensor.clamp_min", lambda a: a.clamp_min(0), [(3, 4)], NZ, "torch.Tensor.clamp_min"),
-    ("F.mse_loss", lambda a, b: F.mse_loss(a, b), [(3, 4), (3, 4)], {}, "torch.nn.functional.mse_loss"),
-    ("F.mse_loss-sum", lambda a, b: F.mse_loss(a, b, reduction="sum"), [(3, 4), (3, 4)], {},
-     "torch.nn.functional.mse_loss"),
     ("torch.lerp", lambda a, b: torch.lerp(a, b, 0.3), [(3, 4), (3, 4)], {}, "torch.lerp"),
     ("Tensor.lerp-high", lambda a, b: a.lerp(b, 0.75), [(3, 4), (3, 4)], {}, "torch.Tensor.lerp"),
-    ("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)], {},
-     "torch.addcmul"),
-    ("torch.addcdiv", lambda a, b, c: torch.addcdiv(a, b, c, value=-2), [(3, 4), (3, 4), (3, 4)], NZ,
-     "torch.addcdiv"),
+    ("torch.addcmul", lambda a, b, c: torch.addcmul(a, b, c, value=0.5), [(3, 4), (3, 4), (4,)], {}, "torch.addcmul"),
+    ("torch.addcdiv", lambda a, b, c: torch.addcdiv(a, b, c, value=-2), [(3, 4), (3, 4), (3, 4)], NZ, "torch.addcdiv"),
 ]
 
 
@@ -172,45 +218,14 @@ def test_routed_forward_and_backward_like_torch(what, fn, shapes, options, name)
                 assert_close(x.grad, y.grad, **tolerance)
 
 
-def _iadd(x, b):
-    x += b
-    return x
-
-
-def _isub(x, b):
-    x -= 2
-    return x
-
-
-def _imul(x, b):
-    x *= b
-    return x
-
-
-def _idiv(x, b):
-    x /= b
-    return x
-
-
 def _ipow(x, b):
     x **= 2
     return x
 
 
-# (id, in-place function of (x, b, c), make() options)
+# Beyond the table's routes: (id, in-place function of (x, b, c), make() options).
 IN_PLACE = [
-    ("+=", lambda x, b, c: _iadd(x, b), {}),
-    ("-=", lambda x, b, c: _isub(x, b), {}),
-    ("*=", lambda x, b, c: _imul(x, b), {}),
-    ("/=", lambda x, b, c: _idiv(x, b), NZ),
     ("**=", lambda x, b, c: _ipow(x, b), {}),
-    ("add_", lambda x, b, c: x.add_(b, alpha=2), {}),
-    ("sub_", lambda x, b, c: x.sub_(b), {}),
-    ("mul_", lambda x, b, c: x.mul_(3), {}),
-    ("div_", lambda x, b, c: x.div_(b, rounding_mode="trunc"), NZ),
-    ("neg_", lambda x, b, c: x.neg_(), {}),
-    ("relu_", lambda x, b, c: x.relu_(), NZ),
-    ("torch.relu_", lambda x, b, c: torch.relu_(x), NZ),
     ("F.relu-inplace", lambda x, b, c: F.relu(x, inplace=True), NZ),
     ("clamp_", lambda x, b, c: x.clamp_(min=0), NZ),
     ("pow_", lambda x, b, c: x.pow_(2), {}),
@@ -236,8 +251,7 @@ def test_in_place_routed_like_torch(what, fn, options):
     assert_close(target, expected)
 
 
-@pytest.mark.parametrize("what,fn,options", [c for c in IN_PLACE if c[0] not in ("div_",)],
-                         ids=[c[0] for c in IN_PLACE if c[0] not in ("div_",)])
+@pytest.mark.parametrize("what,fn,options", IN_PLACE, ids=[c[0] for c in IN_PLACE])
 def test_in_place_on_a_non_leaf_backpropagates_like_torch(what, fn, options):
     x, b, c = (make((3, 4), **options) for _ in range(3))
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -277,9 +291,17 @@ def test_in_place_on_a_leaf_that_requires_grad_raises_torchs_error():
         w.add_(1)
 
 
-@pytest.mark.parametrize("fn", [lambda x: x.clamp(min=0), lambda x: x.clamp_min(0), lambda x: x.relu(),
-                                lambda x: (x * 1).clamp_(min=0), lambda x: F.relu(x * 1, inplace=True)],
-                         ids=["clamp", "clamp_min", "relu", "clamp_", "relu-inplace"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.clamp(min=0),
+        lambda x: x.clamp_min(0),
+        lambda x: x.relu(),
+        lambda x: (x * 1).clamp_(min=0),
+        lambda x: F.relu(x * 1, inplace=True),
+    ],
+    ids=["clamp", "clamp_min", "relu", "clamp_", "relu-inplace"],
+)
 def test_gradient_at_zero_like_torch(fn):
     """At exactly 0, the gradient of clamp(min=0) and relu is torch's (0 in current torch, for both)."""
     x = torch.tensor([-1.0, 0.0, 0.0, 2.0])
@@ -287,9 +309,11 @@ def test_gradient_at_zero_like_torch(fn):
     theirs, ours = x.clone().requires_grad_(), x.clone().requires_grad_()
     fn(theirs).backward(grad)
     if theirs.grad[1] != 0:
-        pytest.skip(f"torch {torch.__version__}'s clamp passes the gradient at the bound; pykernels gives relu's 0, "
-                    "as torch 2.14.1 does for both")
-    _, mode, used = under_mode(lambda: fn(ours).backward(grad))
+        pytest.skip(
+            f"torch {torch.__version__}'s clamp passes the gradient at the bound; pykernels gives relu's 0, "
+            "as torch 2.14.1 does for both"
+        )
+    _, _mode, used = under_mode(lambda: fn(ours).backward(grad))
     assert not used, sorted(used)
     assert torch.equal(ours.grad, theirs.grad), (ours.grad, theirs.grad)
 
@@ -297,8 +321,18 @@ def test_gradient_at_zero_like_torch(fn):
 def test_integer_and_mixed_dtypes_follow_torch():
     i = torch.arange(-5, 7).reshape(3, 4)
     f = make((3, 4))
-    cases = [lambda: i + 2, lambda: i * 2.5, lambda: i / 2, lambda: i.sum(), lambda: i + f, lambda: i.clamp(min=0),
-             lambda: i.clamp(min=0.0), lambda: (i > 0) + (i < 2), lambda: i @ i.t(), lambda: i ** 2]
+    cases = [
+        lambda: i + 2,
+        lambda: i * 2.5,
+        lambda: i / 2,
+        lambda: i.sum(),
+        lambda: i + f,
+        lambda: i.clamp(min=0),
+        lambda: i.clamp(min=0.0),
+        lambda: (i > 0) + (i < 2),
+        lambda: i @ i.t(),
+        lambda: i**2,
+    ]
     for case in cases:
         expected = case()
         with dropin.enable():
@@ -309,15 +343,14 @@ def test_integer_and_mixed_dtypes_follow_torch():
 
 # ---------------------------------------------------------------------------------------------- falls through
 
+# (A tensor exponent and a number base are the table's pow.Tensor_Tensor and pow.Scalar: routed.)
 FALL_THROUGH = [
     ("torch.sin", lambda a, b: torch.sin(a), None),
-    ("tensor exponent", lambda a, b: a.abs().pow(b), "tensor exponent"),
-    ("scalar ** tensor", lambda a, b: 2 ** a, None),
     ("clamp min=0.5", lambda a, b: a.clamp(min=0.5), "clamp other than min=0"),
     ("clamp min and max", lambda a, b: a.clamp(min=0, max=1), "clamp other than min=0"),
     ("mm out=", lambda a, b: torch.mm(a, b.t(), out=torch.empty(3, 3)), "arguments"),
     ("complex", lambda a, b: torch.complex(a, b) + 1, "torch.complex64 tensor"),
-    ("int8", lambda a, b: a.to(torch.int8) + 1, "torch.int8 tensor"),
+    ("complex128", lambda a, b: a.to(torch.complex128) + 1, "torch.complex128 tensor"),
     ("sparse", lambda a, b: (a.to_sparse() * 2).to_dense(), "torch.sparse_coo tensor"),
     ("weighted mse_loss", lambda a, b: F.mse_loss(a, b, weight=torch.ones(3, 4)), "weighted mse_loss"),
 ]
@@ -353,7 +386,7 @@ def test_mode_is_off_outside_the_block():
     a, b = make((3, 4)), make((4, 5))
     with dropin.enable():
         pass
-    assert "aten::mm" in aten_events(lambda: torch.mm(a, b))
+    assert "aten::mm" in aten_ops_run_by(lambda: torch.mm(a, b))
 
 
 def test_tensor_subclasses_fall_through():
@@ -430,21 +463,52 @@ def test_foreach_functions_routed():
 # ---------------------------------------------------------------------------------------------- the tutorials
 
 TUTORIALS = [
-    ("tensors", "tutorial_tensors.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
-                                            "torch.Tensor.sum", "torch.Tensor.sub", "torch.Tensor.mul",
-                                            "torch.Tensor.sub_"}),
-    ("autograd", "tutorial_autograd.py", [], {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow",
-                                              "torch.Tensor.sum", "torch.Tensor.sub_"}),
-    ("nn", "tutorial_nn.py", [], {"torch.nn.functional.linear", "torch.nn.functional.relu",
-                                  "torch.nn.functional.mse_loss", "torch.Tensor.sub_"}),
+    (
+        "tensors",
+        "tutorial_tensors.py",
+        [],
+        {
+            "torch.Tensor.mm",
+            "torch.Tensor.clamp",
+            "torch.Tensor.pow",
+            "torch.Tensor.sum",
+            "torch.Tensor.sub",
+            "torch.Tensor.mul",
+            "torch.Tensor.sub_",
+        },
+    ),
+    (
+        "autograd",
+        "tutorial_autograd.py",
+        [],
+        {"torch.Tensor.mm", "torch.Tensor.clamp", "torch.Tensor.pow", "torch.Tensor.sum", "torch.Tensor.sub_"},
+    ),
+    (
+        "nn",
+        "tutorial_nn.py",
+        [],
+        {"torch.nn.functional.linear", "torch.nn.functional.relu", "torch.nn.functional.mse_loss", "torch.Tensor.sub_"},
+    ),
     ("optim-sgd", "tutorial_optim.py", ["--sgd"], {"torch.nn.functional.linear", "torch.Tensor.add_"}),
-    ("optim-adam", "tutorial_optim.py", ["--adam"], {"torch.Tensor.lerp_", "torch.Tensor.addcmul_",
-                                                     "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"}),
+    (
+        "optim-adam",
+        "tutorial_optim.py",
+        ["--adam"],
+        {"torch.Tensor.lerp_", "torch.Tensor.addcmul_", "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"},
+    ),
     ("optim-sgd-foreach", "tutorial_optim.py", ["--sgd", "--foreach"], {"torch._foreach_add_"}),
-    ("optim-adam-foreach", "tutorial_optim.py", ["--adam", "--foreach"], {"torch._foreach_lerp_",
-                                                                          "torch._foreach_addcdiv_"}),
-    ("module", "tutorial_module.py", [], {"torch.nn.functional.linear", "torch.Tensor.clamp",
-                                          "torch.nn.functional.mse_loss", "torch.Tensor.add_"}),
+    (
+        "optim-adam-foreach",
+        "tutorial_optim.py",
+        ["--adam", "--foreach"],
+        {"torch._foreach_lerp_", "torch._foreach_addcdiv_"},
+    ),
+    (
+        "module",
+        "tutorial_module.py",
+        [],
+        {"torch.nn.functional.linear", "torch.Tensor.clamp", "torch.nn.functional.mse_loss", "torch.Tensor.add_"},
+    ),
 ]
 TUTORIAL_ITERS = 4
 
@@ -456,7 +520,7 @@ def run_tutorial(script, args, mode=None):
     sys.argv = [path, str(TUTORIAL_ITERS), *args]
     out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(out), (mode or contextlib.nullcontext()):
+        with contextlib.redirect_stdout(out), mode or contextlib.nullcontext():
             runpy.run_path(path, run_name="__main__")
     finally:
         sys.argv = saved
@@ -501,14 +565,14 @@ def test_report_table():
         for _ in range(3):
             (a @ b).relu().sum()
         torch.sin(a)
-        a.pow(b[:3, :4])
+        a.clamp(min=0.5)
         _ = a.shape
     text = out.getvalue()
     assert text.strip() == mode.report().strip()
     assert "routed to pykernels" in text and "fell through to torch" in text
     lines = {line.split()[0]: line.split()[-1] for line in text.splitlines() if line.startswith("    ")}
     assert lines["torch.Tensor.matmul"] == "3" and lines["torch.Tensor.relu"] == "3" and lines["torch.sin"] == "1"
-    assert "torch.Tensor.pow  [covered, but tensor exponent]" in text
+    assert "torch.Tensor.clamp  [covered, but clamp other than min=0]" in text
     assert "attribute reads" in text
     assert mode.routed == {"torch.Tensor.matmul": 3, "torch.Tensor.relu": 3, "torch.Tensor.sum": 3}
 
@@ -554,8 +618,13 @@ def test_run_script_as_a_module(monkeypatch, capsys):
 
 def test_python_dash_m_pykernels_run():
     script = os.path.join(SCRIPTS, "argv_exit.py")
-    proc = subprocess.run([sys.executable, "-m", "pykernels", "run", script, "7", "--verbose", "x"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykernels", "run", script, "7", "--verbose", "x"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 7, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["argv"] == [script, "7", "--verbose", "x"] and seen["name"] == "__main__"
@@ -575,7 +644,8 @@ def test_run_on_a_tutorial_prints_torchs_losses(capsys):
 
 
 _PYKERNELS_CUDA = torch.cuda.is_available() and "cuda" in {
-    b.lower() for b in pykernels.build_info().get("backends", [])}
+    b.lower() for b in pykernels.build_info().get("backends", [])
+}
 
 
 @pytest.mark.skipif(not _PYKERNELS_CUDA, reason="no GPU visible, or this pykernels build has no CUDA kernels")

@@ -1,6 +1,7 @@
 """add / sub / mul / div (+ rounding modes) / neg / pow / exp / log / sqrt: parity with torch for
 dtypes, type promotion, broadcasting, Python scalars on either side, alpha, in-place, out=,
 non-contiguous inputs, large inputs, and backward."""
+
 import warnings
 
 import pytest
@@ -8,8 +9,8 @@ import torch
 
 import pykernels as pk
 from conftest import (
-    GRAD_DTYPES,
     ALL_DTYPES,
+    GRAD_DTYPES,
     LAYOUTS,
     assert_close,
     assert_div_rounding_close,
@@ -41,13 +42,29 @@ BINARY = [
 UNARY = ["neg", "exp", "log", "sqrt"]
 SCALARS = [3, -2, 2.5, True]
 PROMOTION_PAIRS = [
-    (torch.int32, torch.int64), (torch.uint8, torch.int32), (torch.bool, torch.int32), (torch.uint8, torch.bool),
-    (torch.float16, torch.bfloat16), (torch.float16, torch.float32), (torch.float32, torch.float64),
-    (torch.int64, torch.float16), (torch.bfloat16, torch.int64), (torch.bool, torch.float32),
+    (torch.int32, torch.int64),
+    (torch.uint8, torch.int32),
+    (torch.bool, torch.int32),
+    (torch.uint8, torch.bool),
+    (torch.float16, torch.bfloat16),
+    (torch.float16, torch.float32),
+    (torch.float32, torch.float64),
+    (torch.int64, torch.float16),
+    (torch.bfloat16, torch.int64),
+    (torch.bool, torch.float32),
 ]
 BROADCAST_SHAPES = [
-    ((3, 1), (1, 4)), ((5,), (2, 5)), ((2, 5), (5,)), ((), (3, 4)), ((3, 4), ()), ((), ()),
-    ((4, 1, 3), (2, 1)), ((1,), (3, 1)), ((2, 0, 3), (1, 3)), ((0,), (1,)), ((3, 1), (0,)),
+    ((3, 1), (1, 4)),
+    ((5,), (2, 5)),
+    ((2, 5), (5,)),
+    ((), (3, 4)),
+    ((3, 4), ()),
+    ((), ()),
+    ((4, 1, 3), (2, 1)),
+    ((1,), (3, 1)),
+    ((2, 0, 3), (1, 3)),
+    ((0,), (1,)),
+    ((3, 1), (0,)),
 ]
 
 
@@ -302,7 +319,9 @@ def test_binary_inplace_noncontiguous_self(case, layout):
     check_inplace(case[0], a, (make((5,), nonzero=nonzero),), case[1])
 
 
-@pytest.mark.parametrize("self_shape,other_shape", [((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2,)), ((0,), (2, 0))], ids=str)
+@pytest.mark.parametrize(
+    "self_shape,other_shape", [((3, 1), (1, 4)), ((4,), (3, 4)), ((), (2,)), ((0,), (2, 0))], ids=str
+)
 @pytest.mark.parametrize("case", BINARY, ids=case_id)
 def test_binary_inplace_broadcast_error(case, self_shape, other_shape):
     """In-place ops whose broadcast shape differs from self's shape raise like torch."""
@@ -389,7 +408,13 @@ def test_neg_out(in_dtype, out_dtype):
 # ---------------------------------------------------------------------------------------------- backward
 
 GRAD_SHAPES = [
-    ((2, 3), (2, 3)), ((3, 1), (1, 4)), ((5,), (2, 5)), ((2, 5), (5,)), ((), (3,)), ((4, 1, 3), (2, 1)), ((0, 3), (1, 3)),
+    ((2, 3), (2, 3)),
+    ((3, 1), (1, 4)),
+    ((5,), (2, 5)),
+    ((2, 5), (5,)),
+    ((), (3,)),
+    ((4, 1, 3), (2, 1)),
+    ((0, 3), (1, 3)),
 ]
 
 
@@ -416,8 +441,11 @@ def test_binary_inplace_backward(case):
     """Gradients flow through an in-place op applied to a non-leaf (x.clone().add_(y))."""
     name, kwargs = case
     inplace, ref = getattr(pk, name + "_"), getattr(torch.Tensor, name + "_")
-    grads_like_torch(lambda x, y: inplace(x.clone(), y, **kwargs), lambda x, y: ref(x.clone(), y, **kwargs),
-                     operands(case, (3, 4), (4,), torch.float64))
+    grads_like_torch(
+        lambda x, y: inplace(x.clone(), y, **kwargs),
+        lambda x, y: ref(x.clone(), y, **kwargs),
+        operands(case, (3, 4), (4,), torch.float64),
+    )
 
 
 @pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
@@ -425,8 +453,9 @@ def test_binary_inplace_backward(case):
 def test_unary_backward(name, dtype, device):
     x = make((4, 5), dtype, device, positive=name in ("log", "sqrt"))
     grads_like_torch(getattr(pk, name), getattr(torch, name), (x,))
-    grads_like_torch(getattr(pk, name), getattr(torch, name), (make((5, 4), dtype, device, positive=True),),
-                     view=lambda t: (t.t(),))
+    grads_like_torch(
+        getattr(pk, name), getattr(torch, name), (make((5, 4), dtype, device, positive=True),), view=lambda t: (t.t(),)
+    )
 
 
 def test_neg_inplace_backward():
@@ -456,10 +485,15 @@ def test_float32_exp_log_accuracy_over_the_whole_range():
     normal = (ref > torch.finfo(torch.float32).tiny) & (ref < torch.finfo(torch.float32).max)
     assert _ulp_error(out[normal], ref[normal]).max() <= 1.0
     # 0, subnormal or inf: within one subnormal step
-    torch.testing.assert_close(out[~normal], ref[~normal].float(), rtol=0, atol=2 ** -149)
+    torch.testing.assert_close(out[~normal], ref[~normal].float(), rtol=0, atol=2**-149)
 
-    y = torch.cat([torch.exp(torch.linspace(-103.0, 88.7, 400_001)), torch.rand(100_000) * 3,
-                   torch.tensor([1e-45, 1e-40, 1.17e-38, 1.0, 3.4e38])])
+    y = torch.cat(
+        [
+            torch.exp(torch.linspace(-103.0, 88.7, 400_001)),
+            torch.rand(100_000) * 3,
+            torch.tensor([1e-45, 1e-40, 1.17e-38, 1.0, 3.4e38]),
+        ]
+    )
     ref = torch.log(y.double())
     assert _ulp_error(pk.log(y), ref)[ref.abs() > 1e-30].max() <= 1.0
     assert pk.log(torch.tensor([1.0])).item() == 0.0
@@ -498,8 +532,9 @@ def test_half_alpha_product_rounding_differs_from_torchs_scalar_loop(dtype):
     assert (pk.sub(x[:1], y[:1], alpha=3) == 0.265625).all()
     # Within half_alpha_floor of torch on any length: the floor covers exactly this rounding.
     a, b = make((37,), torch.int64), make((37,), dtype)
-    assert_close(pk.sub(a, b, alpha=-3), torch.sub(a, b, alpha=-3),
-                 **op_tol("sub", dtype, floor=half_alpha_floor(dtype, -3, b)))
+    assert_close(
+        pk.sub(a, b, alpha=-3), torch.sub(a, b, alpha=-3), **op_tol("sub", dtype, floor=half_alpha_floor(dtype, -3, b))
+    )
 
 
 @pytest.mark.parametrize("divisor", ["python-float", "0-dim-float64", "0-dim-float32", "shape-1-float32"])
@@ -509,8 +544,12 @@ def test_half_single_element_other_read_at_float_precision(dtype, rounding_mode,
     """torch's CPU mul and divisions read a single-element float32/float64 `other` in float32, not
     rounded to the tensor's dtype (x / 0.3 divides by 0.3f, not by 0.30004883 in float16): results
     equal torch's bit for bit, with quotients up to ~10^4."""
-    b = {"python-float": 0.3, "0-dim-float64": torch.tensor(-0.37, dtype=torch.float64),
-         "0-dim-float32": torch.tensor(0.0411), "shape-1-float32": torch.tensor([3.3])}[divisor]
+    b = {
+        "python-float": 0.3,
+        "0-dim-float64": torch.tensor(-0.37, dtype=torch.float64),
+        "0-dim-float32": torch.tensor(0.0411),
+        "shape-1-float32": torch.tensor([3.3]),
+    }[divisor]
     a = make((4096,), torch.float32).mul(300).to(dtype)
     exact = {"atol": 0, "rtol": 0}
     assert_close(pk.div(a, b, rounding_mode=rounding_mode), torch.div(a, b, rounding_mode=rounding_mode), **exact)
@@ -530,12 +569,28 @@ def special_values(dtype):
         return torch.tensor([False, True])
     if dtype.is_floating_point:
         fi = torch.finfo(dtype)
-        vals = [0.0, -0.0, float("inf"), -float("inf"), float("nan"), 1.0, -1.0, 2.5, -3.0, 0.75, fi.max, -fi.max,
-                fi.tiny, -fi.tiny, 7.0]
+        vals = [
+            0.0,
+            -0.0,
+            float("inf"),
+            -float("inf"),
+            float("nan"),
+            1.0,
+            -1.0,
+            2.5,
+            -3.0,
+            0.75,
+            fi.max,
+            -fi.max,
+            fi.tiny,
+            -fi.tiny,
+            7.0,
+        ]
         return torch.tensor(vals, dtype=torch.float64).to(dtype)
     ii = torch.iinfo(dtype)
-    return torch.tensor(sorted(v for v in {0, 1, -1, 7, -7, 3, ii.min, ii.max, ii.min + 1} if ii.min <= v <= ii.max),
-                        dtype=dtype)
+    return torch.tensor(
+        sorted(v for v in {0, 1, -1, 7, -7, 3, ii.min, ii.max, ii.min + 1} if ii.min <= v <= ii.max), dtype=dtype
+    )
 
 
 def assert_same_zero_signs(actual, expected):
@@ -571,7 +626,7 @@ def test_binary_special_values(case, dtype):
     if result is not None:
         assert_same_zero_signs(result, binary(case)[1](a, b, **case[1]))
     for i in range(len(w)):  # one divisor at a time, so that one zero divisor doesn't mask the rest
-        check_binary(case, v, w[i:i + 1].expand(len(v)).contiguous())
+        check_binary(case, v, w[i : i + 1].expand(len(v)).contiguous())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=dtype_id)
@@ -627,8 +682,12 @@ MID_ROW_OPERANDS = {
     "column-broadcast": lambda dtype, **kw: make((MID_ROW[0], 1), dtype, **kw).expand(MID_ROW),
     "contiguous": lambda dtype, **kw: make(MID_ROW, dtype, **kw),
 }
-MID_ROW_PAIRS = [("transposed", "contiguous"), ("strided", "row-broadcast"), ("column-broadcast", "transposed"),
-                 ("strided", "transposed")]
+MID_ROW_PAIRS = [
+    ("transposed", "contiguous"),
+    ("strided", "row-broadcast"),
+    ("column-broadcast", "transposed"),
+    ("strided", "transposed"),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64], ids=dtype_id)
@@ -669,10 +728,14 @@ STRIDE_CASES = {
     "strided-transposed": lambda: (make((6, 8))[::2, ::2].t(), make((4, 3))),
     "permuted-3d": lambda: (make((2, 3, 4)).permute(2, 0, 1), make((2, 3, 4)).permute(2, 0, 1)),
     "permuted-3d-and-broadcast": lambda: (make((2, 3, 4)).permute(1, 2, 0), make((4, 1))),
-    "channels-last": lambda: (make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
-                              make((2, 3, 4, 5)).to(memory_format=torch.channels_last)),
-    "channels-last-and-contiguous": lambda: (make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
-                                             make((2, 3, 4, 5))),
+    "channels-last": lambda: (
+        make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
+        make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
+    ),
+    "channels-last-and-contiguous": lambda: (
+        make((2, 3, 4, 5)).to(memory_format=torch.channels_last),
+        make((2, 3, 4, 5)),
+    ),
     "size-1-dims": lambda: (make((1, 4)).t(), make((4, 1))),
     "expanded": lambda: (make((4, 1)).expand(4, 3), make((4, 1)).expand(4, 3)),
     "offset": lambda: (make((13,))[1:].view(4, 3), make((3, 4)).t()),

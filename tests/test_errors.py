@@ -1,12 +1,20 @@
 """Bad input raises (never crashes) with torch's exception type and a message naming the op, for
 every op family, through the public functions and the raw torch.ops.pykernels ops.
 (Matmul shape/rank errors, in-place and out= dtype/shape errors are in the family test files.)"""
+
+import opdb
 import pytest
 import torch
 import torch.nn.functional as F
 
 import pykernels as pk
-from conftest import assert_raises_like, check_like_torch, make, torch_outcome
+from conftest import (
+    ALL_DTYPES,
+    assert_raises_like,
+    check_like_torch,
+    make,
+    torch_outcome,
+)
 
 # mse_loss with a broadcast target warns (like torch); the tests that care record it themselves
 pytestmark = pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
@@ -109,37 +117,43 @@ def cplx(*shape):
     return torch.randn(shape, dtype=torch.complex64)
 
 
-# One call per public function on complex tensors, which torch supports and pykernels does not.
-COMPLEX_CALLS = [
-    ("mm", lambda: pk.mm(cplx(2, 3), cplx(3, 2))),
-    ("bmm", lambda: pk.bmm(cplx(2, 2, 3), cplx(2, 3, 2))),
-    ("matmul", lambda: pk.matmul(cplx(2, 3), cplx(3))),
-    ("add", lambda: pk.add(cplx(3), cplx(3))),
-    ("sub", lambda: pk.sub(cplx(3), 1)),
-    ("mul", lambda: pk.mul(cplx(3), f(3))),
-    ("div", lambda: pk.div(cplx(3), cplx(3))),
-    ("neg", lambda: pk.neg(cplx(3))),
-    ("pow", lambda: pk.pow(cplx(3), 2)),
-    ("exp", lambda: pk.exp(cplx(3))),
-    ("log", lambda: pk.log(cplx(3))),
-    ("sqrt", lambda: pk.sqrt(cplx(3))),
-    ("sum", lambda: pk.sum(cplx(3))),
-    ("mean", lambda: pk.mean(cplx(3))),
-    ("mse_loss", lambda: pk.mse_loss(cplx(3), cplx(3))),
-    ("add_", lambda: pk.add_(cplx(3), cplx(3))),
-    ("neg", lambda: pk.neg(cplx(3), out=cplx(3))),
-    ("relu_backward", lambda: ops.relu_backward(cplx(3), cplx(3))),
-    ("mse_loss_backward", lambda: ops.mse_loss_backward(cplx(), cplx(3), cplx(3), 1)),
-]
+def outside_the_table():
+    """(overload, dtype, how) for every overload, each dtype its op does not take (the table's
+    other dtypes, and complex64, which torch takes and pykernels does not), and each way to call
+    it: its public function, where it has one, and the raw overload."""
+    cases = []
+    for overload in opdb.OVERLOADS:
+        taken = {opdb.dtype_of(name) for name in overload.op.dtypes}
+        for dtype in [d for d in ALL_DTYPES if d not in taken] + [torch.complex64]:
+            for how in (["public"] if overload.public_name else []) + ["raw"]:
+                name = f"{how}-{overload.qualname}-{opdb.dtype_name(dtype)}"
+                cases.append(pytest.param(overload, dtype, how, id=name))
+    return cases
 
 
-@pytest.mark.parametrize("name,call", COMPLEX_CALLS, ids=[c[0] for c in COMPLEX_CALLS])
-def test_unsupported_dtype(name, call):
-    """Unsupported dtypes raise RuntimeError, or NotImplementedError as torch's own
-    'not implemented for <dtype>' errors do, naming the op."""
+def in_dtype(value, dtype):
+    """A floating-point tensor argument of a float32 sample as dtype; numbers, and uint8 tensors
+    (relu_mask_backward's mask), stay as they are."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return value
+    return value.to(dtype)
+
+
+@pytest.mark.parametrize("overload,dtype,how", outside_the_table())
+def test_unsupported_dtype(overload, dtype, how):
+    """Dtypes outside the op's table entry raise RuntimeError, or NotImplementedError as torch's
+    own 'not implemented for <dtype>' errors do, naming the op."""
+    sample = next(s for s in opdb.samples_of(overload) if s.dtype == torch.float32)
+    ((args, kwargs),) = sample.calls("cpu", count=1)
+    args = tuple(in_dtype(a, dtype) for a in args)
+    kwargs = {k: in_dtype(v, dtype) for k, v in kwargs.items()}
+    if how == "public":
+        fn, args, kwargs = sample.public_call(args, kwargs)
+    else:
+        fn = overload.resolve()
     with pytest.raises((RuntimeError, NotImplementedError)) as info:
-        call()
-    assert name.rstrip("_") in str(info.value)
+        fn(*args, **kwargs)
+    assert overload.op.name in str(info.value)
 
 
 def test_relu_complex():

@@ -1,5 +1,6 @@
 """mm / bmm / matmul: parity with torch for sizes, layouts, dtypes, every matmul rank combination,
 backward, and bad input."""
+
 import math
 
 import pytest
@@ -23,30 +24,39 @@ MAIN_DTYPES = [torch.float32, torch.float64, torch.int64]
 
 # (m, k, n): empty dims, ones, primes, and sizes just past powers of two.
 MM_SIZES = [
-    (0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 1, 1), (1, 7, 1), (7, 1, 13),
-    (7, 13, 31), (31, 97, 13), (13, 31, 97), (97, 7, 257), (65, 129, 33),
+    (0, 3, 4),
+    (3, 0, 4),
+    (3, 4, 0),
+    (1, 1, 1),
+    (1, 7, 1),
+    (7, 1, 13),
+    (7, 13, 31),
+    (31, 97, 13),
+    (13, 31, 97),
+    (97, 7, 257),
+    (65, 129, 33),
 ]
 # Few, larger shapes: one dim >= 1024 and inner dims 257..1100.
 MM_LARGE = [(1024, 67, 33), (33, 1100, 29), (257, 300, 263)]
 
 # (a shape, b shape) for every torch.matmul rank combination.
 MATMUL_SHAPES = [
-    ((7,), (7,)),                      # 1-D @ 1-D: dot
-    ((7,), (7, 5)),                    # 1-D @ 2-D
-    ((5, 7), (7,)),                    # 2-D @ 1-D
-    ((5, 7), (7, 4)),                  # 2-D @ 2-D
-    ((3, 5, 7), (7,)),                 # N-D @ 1-D
+    ((7,), (7,)),  # 1-D @ 1-D: dot
+    ((7,), (7, 5)),  # 1-D @ 2-D
+    ((5, 7), (7,)),  # 2-D @ 1-D
+    ((5, 7), (7, 4)),  # 2-D @ 2-D
+    ((3, 5, 7), (7,)),  # N-D @ 1-D
     ((2, 3, 5, 7), (7,)),
-    ((7,), (3, 7, 4)),                 # 1-D @ N-D
+    ((7,), (3, 7, 4)),  # 1-D @ N-D
     ((7,), (2, 3, 7, 4)),
-    ((3, 5, 7), (7, 4)),               # N-D @ 2-D
-    ((5, 7), (3, 7, 4)),               # 2-D @ N-D
-    ((3, 5, 7), (3, 7, 4)),            # batched
-    ((2, 1, 5, 7), (3, 7, 4)),         # broadcast batch dims
+    ((3, 5, 7), (7, 4)),  # N-D @ 2-D
+    ((5, 7), (3, 7, 4)),  # 2-D @ N-D
+    ((3, 5, 7), (3, 7, 4)),  # batched
+    ((2, 1, 5, 7), (3, 7, 4)),  # broadcast batch dims
     ((3, 1, 5, 7), (1, 2, 7, 4)),
     ((1, 5, 7), (4, 7, 2)),
     ((2, 3, 1, 7), (3, 7, 1)),
-    ((0,), (0,)),                      # empty
+    ((0,), (0,)),  # empty
     ((0, 7), (7,)),
     ((2, 0, 3), (3, 4)),
     ((4,), (2, 4, 0)),
@@ -129,7 +139,9 @@ def test_bmm_large():
 # ---------------------------------------------------------------------------------------------- matmul
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.float16, torch.bfloat16], ids=dtype_id)
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.int64, torch.float16, torch.bfloat16], ids=dtype_id
+)
 @pytest.mark.parametrize("shapes", MATMUL_SHAPES, ids=shape_id)
 def test_matmul_ranks(shapes, dtype, device):
     a_shape, b_shape = shapes
@@ -137,8 +149,9 @@ def test_matmul_ranks(shapes, dtype, device):
 
 
 @pytest.mark.parametrize("layout", ["transposed", "strided", "expanded", "offset"])
-@pytest.mark.parametrize("shapes", [((7,), (7, 5)), ((5, 7), (7,)), ((2, 1, 5, 7), (3, 7, 4)), ((3, 5, 7), (7, 4))],
-                         ids=shape_id)
+@pytest.mark.parametrize(
+    "shapes", [((7,), (7, 5)), ((5, 7), (7,)), ((2, 1, 5, 7), (3, 7, 4)), ((3, 5, 7), (7, 4))], ids=shape_id
+)
 def test_matmul_layouts(shapes, layout):
     a_shape, b_shape = shapes
     a, b = make_layout(a_shape, layout=layout), make_layout(b_shape, layout=layout)
@@ -175,7 +188,9 @@ def test_bmm_backward(bs, m, k, n, dtype, device):
 def test_matmul_backward(shapes, dtype, device):
     a_shape, b_shape = shapes
     inputs = (make(a_shape, dtype, device), make(b_shape, dtype, device))
-    grads_like_torch(pk.matmul, torch.matmul, inputs, tolerance=accum_tol(dtype, math.prod(a_shape) + math.prod(b_shape)))
+    grads_like_torch(
+        pk.matmul, torch.matmul, inputs, tolerance=accum_tol(dtype, math.prod(a_shape) + math.prod(b_shape))
+    )
 
 
 def test_matmul_backward_transposed_operands():
@@ -186,21 +201,21 @@ def test_matmul_backward_transposed_operands():
 # ---------------------------------------------------------------------------------------------- errors
 
 GEMM_ERRORS = [
-    ("mm", (3, 4), (5, 6)),             # inner dims differ
-    ("mm", (4,), (4, 3)),               # 1-D self
-    ("mm", (3, 4), (4,)),               # 1-D mat2
-    ("mm", (2, 3, 4), (4, 5)),          # 3-D self
-    ("bmm", (3, 4), (4, 5)),            # 2-D
-    ("bmm", (2, 3, 4), (3, 4, 5)),      # batch sizes differ
-    ("bmm", (2, 3, 4), (2, 5, 6)),      # inner dims differ
+    ("mm", (3, 4), (5, 6)),  # inner dims differ
+    ("mm", (4,), (4, 3)),  # 1-D self
+    ("mm", (3, 4), (4,)),  # 1-D mat2
+    ("mm", (2, 3, 4), (4, 5)),  # 3-D self
+    ("bmm", (3, 4), (4, 5)),  # 2-D
+    ("bmm", (2, 3, 4), (3, 4, 5)),  # batch sizes differ
+    ("bmm", (2, 3, 4), (2, 5, 6)),  # inner dims differ
     ("bmm", (2, 3, 4), (2, 4)),
-    ("matmul", (), (3,)),               # 0-D
+    ("matmul", (), (3,)),  # 0-D
     ("matmul", (3,), ()),
-    ("matmul", (3,), (4,)),             # dot of different lengths
+    ("matmul", (3,), (4,)),  # dot of different lengths
     ("matmul", (2, 3), (4,)),
     ("matmul", (4,), (3, 2)),
-    ("matmul", (2, 3, 4), (3, 5, 6)),   # inner dims differ
-    ("matmul", (2, 3, 4), (3, 4, 5)),   # batch dims don't broadcast
+    ("matmul", (2, 3, 4), (3, 5, 6)),  # inner dims differ
+    ("matmul", (2, 3, 4), (3, 4, 5)),  # batch dims don't broadcast
 ]
 
 
@@ -215,8 +230,9 @@ VALID_GEMM_SHAPES = [("mm", (3, 4), (4, 5)), ("bmm", (2, 3, 4), (2, 4, 5)), ("ma
 
 
 @pytest.mark.parametrize("name,a_shape,b_shape", VALID_GEMM_SHAPES)
-@pytest.mark.parametrize("dtypes", [(torch.float32, torch.float64), (torch.int64, torch.float32)],
-                         ids=["f32-f64", "i64-f32"])
+@pytest.mark.parametrize(
+    "dtypes", [(torch.float32, torch.float64), (torch.int64, torch.float32)], ids=["f32-f64", "i64-f32"]
+)
 def test_gemm_dtype_mismatch(name, a_shape, b_shape, dtypes):
     args = (make(a_shape, dtypes[0]), make(b_shape, dtypes[1]))
     check_like_torch(getattr(pk, name), getattr(torch, name), args, name=name)

@@ -18,6 +18,7 @@ Two kinds of checks:
 The AVX2 and portable paths are checked too, in subprocesses with PYKERNELS_NO_AVX512=1 and
 PYKERNELS_NO_AVX2=1, on CPUs that would otherwise pick a wider kernel.
 """
+
 import math
 import os
 import platform
@@ -104,27 +105,31 @@ def test_tile_edges_exact(m, n, k, threads):
 
 @pytest.mark.parametrize("layout_b", LAYOUTS)
 @pytest.mark.parametrize("layout_a", LAYOUTS)
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 17, 1), (13, 33, 257), (65, 31, 300), (150, 40, 20),
-                                   (20, 300, 30), (6, 16, 256)])
+@pytest.mark.parametrize(
+    "m,n,k", [(1, 1, 1), (7, 17, 1), (13, 33, 257), (65, 31, 300), (150, 40, 20), (20, 300, 30), (6, 16, 256)]
+)
 def test_layouts_exact(m, n, k, layout_a, layout_b, threads):
     check_exact(layout(ints(m, k), layout_a), layout(ints(k, n), layout_b))
 
 
-@pytest.mark.parametrize("m,n,k", [
-    (145, 17, 3),     # M just over the MC block
-    (289, 33, 5),     # two MC blocks and a partial one
-    (7, 4100, 3),     # N over the NC block
-    (13, 20, 513),    # two KC blocks and a partial one
-    (150, 300, 600),  # every block boundary at once
-    (64, 256, 100),   # B rows 1 KiB apart: packed even though M is small
-    (64, 100, 1000),  # the two-layer net's forward (A and B in place)
-    (1000, 100, 64),  # x.t() @ grad
-    (64, 1000, 100),  # grad @ w.t()
-    (67, 45, 400),    # big enough to be cut across threads: blocks end in partial tiles
-    (44, 70, 500),    # rows cut across threads at 4-row units (20 + 24), not whole 12-row tiles
-    (13, 1000, 100),
-    (300, 7, 600),
-])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (145, 17, 3),  # M just over the MC block
+        (289, 33, 5),  # two MC blocks and a partial one
+        (7, 4100, 3),  # N over the NC block
+        (13, 20, 513),  # two KC blocks and a partial one
+        (150, 300, 600),  # every block boundary at once
+        (64, 256, 100),  # B rows 1 KiB apart: packed even though M is small
+        (64, 100, 1000),  # the two-layer net's forward (A and B in place)
+        (1000, 100, 64),  # x.t() @ grad
+        (64, 1000, 100),  # grad @ w.t()
+        (67, 45, 400),  # big enough to be cut across threads: blocks end in partial tiles
+        (44, 70, 500),  # rows cut across threads at 4-row units (20 + 24), not whole 12-row tiles
+        (13, 1000, 100),
+        (300, 7, 600),
+    ],
+)
 @pytest.mark.parametrize("layout_a", ["row", "col"])
 def test_blocks_exact(m, n, k, layout_a, threads):
     check_exact(layout(ints(m, k), layout_a), ints(k, n))
@@ -167,8 +172,19 @@ def test_row_major_a_packed_by_transposes_exact(k, layout_a, dtype, threads):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (5, 7, 1), (6, 16, 256), (13, 33, 257), (64, 100, 1000),
-                                   (1000, 100, 64), (150, 300, 600), (3, 5, 4000)])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (1, 1, 1),
+        (5, 7, 1),
+        (6, 16, 256),
+        (13, 33, 257),
+        (64, 100, 1000),
+        (1000, 100, 64),
+        (150, 300, 600),
+        (3, 5, 4000),
+    ],
+)
 @pytest.mark.parametrize("layout_a,layout_b", [("row", "row"), ("col", "row"), ("row", "col"), ("strided", "padded")])
 def test_random_against_float64(m, n, k, layout_a, layout_b, dtype, threads):
     a = layout(torch.randn(m, k, dtype=dtype), layout_a)
@@ -231,7 +247,7 @@ def test_special_values_propagate(threads):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32, torch.int64])
 def test_widening_dtypes(dtype, threads):
     a, b = ints(37, 300, dtype=dtype), ints(300, 29, dtype=dtype)
-    expected = (a.double() @ b.double())
+    expected = a.double() @ b.double()
     if dtype.is_floating_point:
         torch.testing.assert_close(pykernels.mm(a, b).double(), expected, rtol=1e-2, atol=0.0)
     else:
@@ -283,12 +299,15 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("switch,path", [("PYKERNELS_NO_AVX2", "generic GEMM microkernel"),
-                                         ("PYKERNELS_NO_AVX512", "AVX2+FMA (runtime-selected: GEMM")])
+@pytest.mark.parametrize(
+    "switch,path",
+    [("PYKERNELS_NO_AVX2", "generic GEMM microkernel"), ("PYKERNELS_NO_AVX512", "AVX2+FMA (runtime-selected: GEMM")],
+)
 def test_narrower_path_in_subprocess(switch, path):
     if switch == "PYKERNELS_NO_AVX512" and not {"avx512f", "avx2", "fma"} <= _cpu_flags():
         pytest.skip("the AVX2 GEMM is what this CPU runs anyway (no AVX-512F)")
     env = dict(os.environ, **{switch: "1"})
-    done = subprocess.run([sys.executable, "-c", _PATH_SCRIPT, path], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", _PATH_SCRIPT, path], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

@@ -1,6 +1,7 @@
 """The GPU checks, kept sound on machines without a GPU: tools/gpu_smoke.py builds its case lists,
 tools/gpu_check.sh plans its stages within the device-time budget, and the CUDA reduction
 tolerances of test_cuda.py reject the wrong results they are meant to catch."""
+
 import math
 import os
 import re
@@ -10,6 +11,7 @@ import sysconfig
 
 import pytest
 import torch
+
 from test_cuda import SUM_CASES, reduce_tol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -18,8 +20,9 @@ BUDGET_S = 600  # the device time one GPU run may take, build included
 
 
 def test_gpu_smoke_lists_every_group():
-    done = subprocess.run([sys.executable, "tools/gpu_smoke.py", "--list", *GROUPS], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "tools/gpu_smoke.py", "--list", *GROUPS], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     names = done.stdout.splitlines()
     assert len(names) == len(set(names)), "case names must be unique"
@@ -30,13 +33,17 @@ def test_gpu_smoke_lists_every_group():
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell script")
 def test_gpu_check_dry_run_fits_the_budget(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
-    done = subprocess.run(["sh", "tools/gpu_check.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["sh", "tools/gpu_check.sh", "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = (tmp_path / "summary.txt").read_text()
     stages = dict(re.findall(r"^== (\w+) \(timeout (\d+) s\)", summary, re.M))
-    assert list(stages) == [s for s in ["build", "hopper", "edges", "tests", "memcheck", "racecheck", "bench"]
-                            if s in stages] and len(stages) >= 6, summary
+    assert (
+        list(stages)
+        == [s for s in ["build", "hopper", "edges", "tests", "memcheck", "racecheck", "bench"] if s in stages]
+        and len(stages) >= 6
+    ), summary
     assert sum(int(t) for t in stages.values()) <= 0.85 * BUDGET_S, stages
     assert "not sm90" in summary, "the CUDA test stage must leave the Hopper subprocess tests to the hopper stage"
     assert "--target-processes application-only" in summary
@@ -69,8 +76,10 @@ def test_reduce_tolerance_rejects_wrong_kernels(dtype, shape, dim, keepdim):
             dropped = dropped.unsqueeze(d)
     candidates = {
         "sum": (torch.sum(x, **kw), {"zeros": torch.zeros_like(exact_sum), "drop last": dropped}),
-        "mean": (torch.mean(x, **kw), {"zeros": torch.zeros_like(exact_sum), "sum / (2n)": exact_sum / (2 * n),
-                                       "drop last": dropped / n}),
+        "mean": (
+            torch.mean(x, **kw),
+            {"zeros": torch.zeros_like(exact_sum), "sum / (2n)": exact_sum / (2 * n), "drop last": dropped / n},
+        ),
     }
     for what, (good, wrong) in candidates.items():
         exact = (exact_sum / n if what == "mean" else exact_sum).to(dtype)
@@ -96,7 +105,7 @@ def test_gpu_check_reuses_only_a_build_of_these_sources(tmp_path):
         if isinstance(node, ast.FunctionDef) and node.name in ("sources", "sources_digest"):
             exec(compile(ast.Module([node], []), "setup.py", "exec"), ns)
     script = open(os.path.join(ROOT, "tools", "gpu_check.sh")).read()
-    check = script[script.index("<< 'EOF'\n") + len("<< 'EOF'\n"):script.index("\nEOF\n")]
+    check = script[script.index("<< 'EOF'\n") + len("<< 'EOF'\n") : script.index("\nEOF\n")]
     check = check.replace('if built["CUDA_ABSENT_REASON"]', "if False")  # a CPU-only build here is fine
     (tmp_path / "pykernels").mkdir()
     (tmp_path / "pykernels" / ("_C" + sysconfig.get_config_var("EXT_SUFFIX"))).write_bytes(b"")
@@ -104,6 +113,7 @@ def test_gpu_check_reuses_only_a_build_of_these_sources(tmp_path):
     (tmp_path / "setup.py").write_bytes(open(os.path.join(ROOT, "setup.py"), "rb").read())
     for digest, reused in [(ns["sources_digest"](), True), ("0" * 64, False)]:
         (tmp_path / "pykernels" / "_build_config.py").write_text(
-            f"TORCH_VERSION = {torch.__version__!r}\nCUDA_ABSENT_REASON = None\nSOURCES_SHA256 = {digest!r}\n")
+            f"TORCH_VERSION = {torch.__version__!r}\nCUDA_ABSENT_REASON = None\nSOURCES_SHA256 = {digest!r}\n"
+        )
         done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert (done.returncode == 0) == reused, done.stdout + done.stderr

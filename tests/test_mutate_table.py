@@ -1,6 +1,7 @@
 """tools/mutate.py finds each mutant by an exact snippet of a kernel source. When a kernel changes,
 its snippet must follow, or the mutation check fails at its start; this catches the drift here,
 in a fraction of a second, instead of at the next mutation run."""
+
 import pathlib
 import subprocess
 import sys

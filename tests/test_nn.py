@@ -5,6 +5,7 @@
 - state_dict round trips torch -> pykernels -> torch through torch.save / torch.load;
 - they compose with nn.Sequential and torch.optim; convert() swaps modules keeping the weights.
 """
+
 import copy
 import io
 
@@ -14,14 +15,10 @@ import torch
 import pykernels
 import pykernels.nn as pknn
 from conftest import accum_tol, assert_close, make
-from handwritten import assert_kernels_only, aten_ops, profile
+from handwritten import assert_kernels_only, aten_ops_run_by
 
 # Whole training loops: see conftest.one_thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def aten_events(fn):
-    return aten_ops(profile(fn))
 
 
 def twin_models(seed=0, bias=True):
@@ -110,7 +107,7 @@ def test_mse_loss_like_torch(reduction):
 
 
 def test_mse_loss_legacy_arguments():
-    with pytest.warns(UserWarning):
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
         ours = pknn.MSELoss(size_average=False)  # the legacy spelling of reduction="sum"
     assert ours.reduction == "sum"
     a, t = make((3, 4)), make((3, 4))
@@ -142,7 +139,7 @@ def test_weight_gradients_arrive_in_the_weights_layout():
     def train_step():
         loss_fn(model(x), y).backward()
 
-    assert "aten::copy_" not in aten_events(train_step)
+    assert "aten::copy_" not in aten_ops_run_by(train_step)
     for p in model.parameters():
         assert p.grad.is_contiguous() and p.grad.stride() == p.stride()
     # and the values are torch's

@@ -1,5 +1,6 @@
 """The source distribution carries everything a build from it needs: every file a kernel source
 includes with quotes (setup.py names only the .cpp/.cu files; MANIFEST.in adds the rest)."""
+
 import os
 import re
 import shutil
@@ -28,11 +29,19 @@ def test_sdist_has_every_included_header(tmp_path):
     for name in SOURCE_FILES:
         shutil.copy(os.path.join(ROOT, name), src / name)
     for name in SOURCE_DIRS:
-        shutil.copytree(os.path.join(ROOT, name), src / name,
-                        ignore=shutil.ignore_patterns("*.so", "__pycache__", "results", "build"))
-    done = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
-                          cwd=src, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYKERNELS_NO_CUDA="1"))
+        shutil.copytree(
+            os.path.join(ROOT, name),
+            src / name,
+            ignore=shutil.ignore_patterns("*.so", "__pycache__", "results", "build"),
+        )
+    done = subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYKERNELS_NO_CUDA="1"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (archive,) = (tmp_path / "dist").iterdir()
     with tarfile.open(archive) as tar:
@@ -46,8 +55,10 @@ def test_sdist_has_every_included_header(tmp_path):
             rel = os.path.relpath(path, ROOT)
             assert rel in shipped, f"{rel} is not in the sdist"
             for include in _quoted_includes(path):
-                candidates = [os.path.normpath(os.path.join("csrc", include)),
-                              os.path.normpath(os.path.join(os.path.dirname(rel), include))]
+                candidates = [
+                    os.path.normpath(os.path.join("csrc", include)),
+                    os.path.normpath(os.path.join(os.path.dirname(rel), include)),
+                ]
                 if not any(c in shipped for c in candidates):
                     missing.append(f"{rel}: {include}")
     assert not missing, "included but not shipped: " + ", ".join(missing)

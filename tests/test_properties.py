@@ -2,6 +2,7 @@
 layouts (transposed, step-sliced, broadcast, offset views), broadcasting, dtypes, Python scalars
 and special values (inf, NaN, +-0, extreme magnitudes), compared with torch (same result, or the
 same exception type). The number of examples comes from the Hypothesis profile (conftest.py)."""
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,8 @@ python_scalars = st.one_of(st.integers(-20, 20), st.floats(-8, 8, allow_nan=Fals
 # Shapes of up to three dims and ~70 per side, at most ~40000 elements (a (70, 70, 70) operand
 # would make an example take seconds without reaching anything new).
 shape_lists = st.lists(st.integers(0, MAX_SIDE), min_size=0, max_size=3).filter(
-    lambda s: torch.Size(s).numel() <= 40000)
+    lambda s: torch.Size(s).numel() <= 40000
+)
 
 
 def special(dtype, extremes=True):
@@ -60,7 +62,8 @@ specials = st.sampled_from([0, 0, 0, 1, 3, 8])
 @given(
     case=st.sampled_from(BINARY),
     shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE).filter(
-        lambda s: torch.Size(s.result_shape).numel() <= 40000),
+        lambda s: torch.Size(s.result_shape).numel() <= 40000
+    ),
     dtype_a=dtypes,
     dtype_b=dtypes,
     layout_a=layouts,
@@ -70,8 +73,9 @@ specials = st.sampled_from([0, 0, 0, 1, 3, 8])
     n_special=specials,
     seed=seeds,
 )
-def test_binary_ops_match_torch(case, shapes, dtype_a, dtype_b, layout_a, layout_b, scalar, scalar_first, n_special,
-                                seed):
+def test_binary_ops_match_torch(
+    case, shapes, dtype_a, dtype_b, layout_a, layout_b, scalar, scalar_first, n_special, seed
+):
     torch.manual_seed(seed)
     # No extremes beside an alpha: alpha * max overflows before the sum (test_alpha_product_overflow).
     extremes = case[1].get("alpha", 1) == 1
@@ -106,19 +110,27 @@ def test_unary_ops_match_torch(name, shape, dtype, layout, exponent, n_special, 
 def reduce_calls(draw):
     shape = draw(shape_lists)
     ndim = max(len(shape), 1)
-    dims = draw(st.one_of(
-        st.none(),
-        st.integers(-ndim, ndim - 1),
-        st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda d: d % ndim).map(tuple),
-    ))
+    dims = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-ndim, ndim - 1),
+            st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda d: d % ndim).map(tuple),
+        )
+    )
     keepdim = draw(st.booleans())
     dtype = draw(st.sampled_from([None, torch.float64, torch.float32, torch.int64]))
     return shape, dims, keepdim, dtype
 
 
 @PROPERTY
-@given(name=st.sampled_from(["sum", "mean"]), call=reduce_calls(), in_dtype=dtypes, layout=layouts,
-       n_special=specials, seed=seeds)
+@given(
+    name=st.sampled_from(["sum", "mean"]),
+    call=reduce_calls(),
+    in_dtype=dtypes,
+    layout=layouts,
+    n_special=specials,
+    seed=seeds,
+)
 def test_reductions_match_torch(name, call, in_dtype, layout, n_special, seed):
     """Special values without the extremes: a sum of the largest magnitudes overflows or not
     depending on the order of the additions, which is the implementation's to choose."""
@@ -126,8 +138,14 @@ def test_reductions_match_torch(name, call, in_dtype, layout, n_special, seed):
     shape, dim, keepdim, dtype = call
     x = with_specials(make_layout(shape, in_dtype, layout=layout), n_special, extremes=False)
     kwargs = dict(dim=dim, keepdim=keepdim, **({"dtype": dtype} if dtype else {}))
-    check_like_torch(getattr(pk, name), getattr(torch, name), (x,), kwargs, name=name,
-                     tolerance=accum_tol(dtype or in_dtype, max(1, x.numel()), mean=name == "mean"))
+    check_like_torch(
+        getattr(pk, name),
+        getattr(torch, name),
+        (x,),
+        kwargs,
+        name=name,
+        tolerance=accum_tol(dtype or in_dtype, max(1, x.numel()), mean=name == "mean"),
+    )
 
 
 @st.composite

@@ -3,6 +3,7 @@
 The headline benchmark table quotes the committed run of the CPU targets suite: each case's
 target and ratio must be that run's, and "target met" what they say.
 """
+
 import json
 import os
 import re
@@ -32,8 +33,14 @@ def test_the_readme_has_python_examples():
 
 @pytest.mark.parametrize("block", python_blocks(), ids=lambda block: block.splitlines()[-1].split("#")[0].strip())
 def test_python_block_runs(block):
-    proc = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    proc = subprocess.run(
+        [sys.executable, "-c", block],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert proc.returncode == 0, f"README block failed:\n{block}\n{proc.stderr}"
 
 

@@ -1,5 +1,6 @@
 """sum / mean: parity with torch for dim (None, int, negative, tuple, list), keepdim, dtype=,
 empty and 0-dim inputs, large inputs, non-contiguous inputs, integer inputs, and backward."""
+
 import math
 
 import pytest
@@ -39,8 +40,9 @@ def check_reduce(name, x, dim=None, keepdim=None, dtype=None):
     kwargs = {k: v for k, v in dict(dim=dim, keepdim=keepdim, dtype=dtype).items() if v is not None}
     if dim is None and keepdim is not None:
         kwargs["dim"] = None
-    check_like_torch(getattr(pk, name), getattr(torch, name), (x,), kwargs, name=name,
-                     tolerance=reduce_tol(name, x, dim, dtype))
+    check_like_torch(
+        getattr(pk, name), getattr(torch, name), (x,), kwargs, name=name, tolerance=reduce_tol(name, x, dim, dtype)
+    )
 
 
 def dim_id(dim):
@@ -65,9 +67,16 @@ def test_dtypes(name, dtype, dim, device):
 @pytest.mark.parametrize(
     "in_dtype,dtype",
     [
-        (torch.int64, torch.float32), (torch.int32, torch.int64), (torch.uint8, torch.int32), (torch.bool, torch.float64),
-        (torch.float32, torch.float64), (torch.float64, torch.float32), (torch.bfloat16, torch.float32),
-        (torch.float16, torch.float32), (torch.float32, torch.float16), (torch.float32, torch.int32),
+        (torch.int64, torch.float32),
+        (torch.int32, torch.int64),
+        (torch.uint8, torch.int32),
+        (torch.bool, torch.float64),
+        (torch.float32, torch.float64),
+        (torch.float64, torch.float32),
+        (torch.bfloat16, torch.float32),
+        (torch.float16, torch.float32),
+        (torch.float32, torch.float16),
+        (torch.float32, torch.int32),
     ],
     ids=dtype_id,
 )
@@ -85,7 +94,16 @@ def test_dtype_argument(name, in_dtype, dtype, dim):
 @pytest.mark.parametrize("keepdim", [False, True])
 @pytest.mark.parametrize(
     "shape,dim",
-    [((0,), None), ((0,), 0), ((0, 3), None), ((0, 3), 0), ((0, 3), 1), ((2, 0, 3), 1), ((2, 0, 3), (0, 2)), ((3, 0), -1)],
+    [
+        ((0,), None),
+        ((0,), 0),
+        ((0, 3), None),
+        ((0, 3), 0),
+        ((0, 3), 1),
+        ((2, 0, 3), 1),
+        ((2, 0, 3), (0, 2)),
+        ((3, 0), -1),
+    ],
     ids=str,
 )
 @pytest.mark.parametrize("name", REDUCE)
@@ -104,7 +122,9 @@ def test_zero_dim(name, dtype, dim, keepdim):
 
 
 @pytest.mark.parametrize("dim", [None, 0, 1, (0, 1)], ids=dim_id)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32], ids=dtype_id)
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32], ids=dtype_id
+)
 @pytest.mark.parametrize("name", REDUCE)
 def test_large(name, dtype, dim):
     """2^20 elements; low-precision inputs need a wider accumulator to match torch."""

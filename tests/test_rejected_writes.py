@@ -8,10 +8,13 @@ every tensor it was given must be bit-for-bit what it was, with its autograd his
 Also: the device rule itself (one device, except a 0-dim CPU tensor beside another device's
 tensors), on meta tensors as the other device.
 """
+
+import opdb
 import pytest
 import torch
 
 import pykernels as pk
+from pykernels import optable
 from conftest import make
 
 ops = torch.ops.pykernels
@@ -31,14 +34,14 @@ def meta(*shape):
 
 # ---- in-place -----------------------------------------------------------------------------------
 
-# name -> (public function, Tensor method, raw op)
-BINARY_INPLACE = {
-    "add_": (pk.add_, "add_", ops.add_),
-    "sub_": (pk.sub_, "sub_", ops.sub_),
-    "mul_": (pk.mul_, "mul_", ops.mul_),
-    "div_": (pk.div_, "div_", ops.div_),
-}
-UNARY_INPLACE = {"neg_": (pk.neg_, "neg_", ops.neg_), "relu_": (pk.relu_, "relu_", ops.relu_)}
+
+def _inplace(kind):
+    """name -> (public function, Tensor method, raw op) for the in-place functions of a kind."""
+    return {name: (getattr(pk, name), name, getattr(ops, name)) for name in opdb.functions(kind, inplace=True)}
+
+
+BINARY_INPLACE = _inplace("binary")
+UNARY_INPLACE = _inplace("unary")
 
 
 def _leaf():
@@ -78,8 +81,13 @@ class Snapshot:
     @staticmethod
     def _state(t):
         base = _base(t).detach()
-        return (base.clone().view(-1).view(torch.uint8) if base.numel() else None, t.shape, t.stride(),
-                t.grad_fn, t.requires_grad)
+        return (
+            base.clone().view(-1).view(torch.uint8) if base.numel() else None,
+            t.shape,
+            t.stride(),
+            t.grad_fn,
+            t.requires_grad,
+        )
 
     def assert_unchanged(self):
         for t, (data, shape, stride, grad_fn, requires_grad) in zip(self.tensors, self.state):
@@ -154,12 +162,15 @@ def test_rejected_foreach_inplace_writes_nothing(name):
 
 # ---- out= ---------------------------------------------------------------------------------------
 
+# name -> (public function, raw out= overload, whether it takes one tensor) for every out= overload.
 OUT = {
-    "add": (pk.add, ops.add.out),
-    "sub": (pk.sub, ops.sub.out),
-    "mul": (pk.mul, ops.mul.out),
-    "div": (pk.div, ops.div.out),
-    "neg": (pk.neg, ops.neg.out),
+    o.public_name: (
+        getattr(pk, o.public_name),
+        o.resolve(),
+        sum(str(a.type) == "Tensor" for a in o.arguments if not a.kwarg_only) == 1,
+    )
+    for o in opdb.OVERLOADS
+    if o.is_out and not o.number
 }
 
 
@@ -181,8 +192,8 @@ OUT_BAD = {
 
 
 def _call_out(mode, name, a, b, out):
-    public, raw = OUT[name]
-    args = (a,) if name == "neg" else (a, b)
+    public, raw, unary = OUT[name]
+    args = (a,) if unary else (a, b)
     if mode == "public":
         return public(*args, out=out)
     if mode == "raw":
@@ -196,11 +207,12 @@ def _call_out(mode, name, a, b, out):
 @pytest.mark.parametrize("name", list(OUT))
 def test_rejected_out_writes_nothing(name, bad, mode):
     a, b, out = OUT_BAD[bad]()
-    if name == "neg" and bad == "devices-inputs":
+    unary = OUT[name][2]
+    if unary and bad == "devices-inputs":
         a = meta(4, 3)
     reference_out = out if bad in ("out-requires-grad", "expanded-out", "overlap") else out.clone()
     with pytest.raises(RuntimeError):  # torch rejects the same call
-        getattr(torch, name)(*((a,) if name == "neg" else (a, b)), out=reference_out)
+        getattr(torch, name)(*((a,) if unary else (a, b)), out=reference_out)
     snapshot = Snapshot(a, b, out)
     with pytest.raises(RuntimeError) as info:
         _call_out(mode, name, a, b, out)
@@ -211,18 +223,12 @@ def test_rejected_out_writes_nothing(name, bad, mode):
 
 # ---- the device rule ------------------------------------------------------------------------------
 
-FUNCTIONAL = {
-    "add": lambda x, y: pk.add(x, y),
-    "sub": lambda x, y: pk.sub(x, y),
-    "mul": lambda x, y: pk.mul(x, y),
-    "div": lambda x, y: pk.div(x, y),
-    "mse_loss": lambda x, y: pk.mse_loss(x, y),
-}
-REFERENCE = {"mse_loss": torch.nn.functional.mse_loss}
+# The functions of two tensors that broadcast them: the binary functions and the losses.
+FUNCTIONAL = sorted({name for name, _ in opdb.binary_cases()} | set(opdb.functions("loss")))
 
 
 @pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
-@pytest.mark.parametrize("name", list(FUNCTIONAL))
+@pytest.mark.parametrize("name", FUNCTIONAL)
 @pytest.mark.parametrize("layout", ["cpu+meta", "meta+cpu", "cpu+meta-scalar", "meta+cpu-scalar", "cpu-scalar+meta"])
 def test_device_rule_like_torch(name, layout):
     """Tensors on two devices raise, as torch's do, except a 0-dim CPU tensor beside another
@@ -230,25 +236,29 @@ def test_device_rule_like_torch(name, layout):
     left, right = layout.split("+")
     build = {"cpu": lambda: f(4, 3), "meta": lambda: meta(4, 3), "meta-scalar": meta, "cpu-scalar": lambda: f()}
     x, y = build[left](), build[right]()
-    reference = REFERENCE[name] if name in REFERENCE else getattr(torch, name)
+    reference = opdb.torch_function(optable.BY_NAME[name], name)
     try:
         expected = reference(x, y)
     except RuntimeError:
         with pytest.raises(RuntimeError, match=f"pykernels.{name}.*same device"):
-            FUNCTIONAL[name](x, y)
+            getattr(pk, name)(x, y)
         return
-    result = FUNCTIONAL[name](x, y)
+    result = getattr(pk, name)(x, y)
     assert (result.device, result.shape, result.dtype) == (expected.device, expected.shape, expected.dtype)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: pk.mm(f(2, 3), meta(3, 2)),
-    lambda: pk.bmm(meta(2, 2, 3), f(2, 3, 2)),
-    lambda: pk.matmul(f(2, 3), meta(3)),
-    lambda: ops.relu_backward(f(3), meta(3)),
-    lambda: ops.mse_loss_backward(f(), f(3), meta(3), 1),
-    lambda: ops.mse_loss_and_grad(f(3), meta(3), 1),
-], ids=["mm", "bmm", "matmul", "relu_backward", "mse_loss_backward", "mse_loss_and_grad"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: pk.mm(f(2, 3), meta(3, 2)),
+        lambda: pk.bmm(meta(2, 2, 3), f(2, 3, 2)),
+        lambda: pk.matmul(f(2, 3), meta(3)),
+        lambda: ops.relu_backward(f(3), meta(3)),
+        lambda: ops.mse_loss_backward(f(), f(3), meta(3), 1),
+        lambda: ops.mse_loss_and_grad(f(3), meta(3), 1),
+    ],
+    ids=["mm", "bmm", "matmul", "relu_backward", "mse_loss_backward", "mse_loss_and_grad"],
+)
 def test_two_devices_raise(call):
     with pytest.raises(RuntimeError, match="same device"):
         call()
@@ -257,19 +267,23 @@ def test_two_devices_raise(call):
 # ---- arguments that are not tensors ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: pk.relu([1.0, -2.0]), "relu"),
-    (lambda: pk.relu_([1.0, -2.0]), "relu_"),
-    (lambda: pk.neg([1.0]), "neg"),
-    (lambda: pk.neg_([1.0]), "neg_"),
-    (lambda: pk.exp((1.0,)), "exp"),
-    (lambda: pk.mm([[1.0]], f(1, 1)), "mm"),
-    (lambda: pk.sum([1, 2]), "sum"),
-    (lambda: pk.pow([1.0], 2), "pow"),
-    (lambda: pk.mse_loss([1.0], f(1)), "mse_loss"),
-    (lambda: pk.add_([1.0], 1), "add_"),
-    (lambda: pk.add(f(2), 1, out=[0.0, 0.0]), "add"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: pk.relu([1.0, -2.0]), "relu"),
+        (lambda: pk.relu_([1.0, -2.0]), "relu_"),
+        (lambda: pk.neg([1.0]), "neg"),
+        (lambda: pk.neg_([1.0]), "neg_"),
+        (lambda: pk.exp((1.0,)), "exp"),
+        (lambda: pk.mm([[1.0]], f(1, 1)), "mm"),
+        (lambda: pk.sum([1, 2]), "sum"),
+        (lambda: pk.pow([1.0], 2), "pow"),
+        (lambda: pk.mse_loss([1.0], f(1)), "mse_loss"),
+        (lambda: pk.add_([1.0], 1), "add_"),
+        (lambda: pk.add(f(2), 1, out=[0.0, 0.0]), "add"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_list_argument_is_a_type_error(call, name):
     with pytest.raises(TypeError, match=rf"pykernels\.{name}\(\): argument '\w+'.*(Tensor|tensor)"):
         call()

@@ -1,5 +1,6 @@
 """relu / relu_ / relu_backward and mse_loss / mse_loss_backward: parity with torch, forward and
 backward."""
+
 import warnings
 
 import pytest
@@ -8,9 +9,9 @@ import torch.nn.functional as F
 
 import pykernels as pk
 from conftest import (
-    GRAD_DTYPES,
     ALL_DTYPES,
     FLOAT_DTYPES,
+    GRAD_DTYPES,
     LAYOUTS,
     accum_tol,
     assert_close,
@@ -47,8 +48,9 @@ def with_zeros(x):
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
 def test_relu_dtypes(dtype, device):
     """Every dtype torch accepts (ints included); bool raises like torch."""
-    check_like_torch(pk.relu, torch.relu, (with_zeros(make((5, 7), dtype, device)),), name="relu",
-                     tolerance=op_tol("relu", dtype))
+    check_like_torch(
+        pk.relu, torch.relu, (with_zeros(make((5, 7), dtype, device)),), name="relu", tolerance=op_tol("relu", dtype)
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES + [(1024, 1024)], ids=str)
@@ -147,8 +149,12 @@ def test_relu_and_mask_raw_ops(shape, dtype, threads):
         assert torch.equal(torch.signbit(out[number]), torch.signbit(expected[number])), "-0.0 passes, as in torch"
         assert torch.equal(mask_bits(mask, x.numel()), ~(x.reshape(-1) <= 0))
         grad = make(shape, dtype)
-        assert_close(torch.ops.pykernels.relu_mask_backward(grad, mask),
-                     torch.ops.aten.threshold_backward(grad, expected, 0), rtol=0, atol=0)
+        assert_close(
+            torch.ops.pykernels.relu_mask_backward(grad, mask),
+            torch.ops.aten.threshold_backward(grad, expected, 0),
+            rtol=0,
+            atol=0,
+        )
     finally:
         torch.set_num_threads(previous)
 
@@ -164,8 +170,12 @@ def test_relu_and_mask_layouts(layout, shape):
     assert_close(out, torch.relu(x), rtol=0, atol=0)
     assert torch.equal(mask_bits(mask, x.numel()), (x > 0).reshape(-1))
     grad = make_layout(shape, layout=layout)
-    assert_close(torch.ops.pykernels.relu_mask_backward(grad, mask),
-                 torch.ops.aten.threshold_backward(grad, torch.relu(x), 0), rtol=0, atol=0)
+    assert_close(
+        torch.ops.pykernels.relu_mask_backward(grad, mask),
+        torch.ops.aten.threshold_backward(grad, torch.relu(x), 0),
+        rtol=0,
+        atol=0,
+    )
 
 
 @pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
@@ -191,13 +201,13 @@ def test_relu_training_forward_keeps_mask_on_cpu(dtype):
 def test_relu_mask_errors():
     x = make((5, 7))
     mask = torch.ops.pykernels.relu_and_mask(x)[1]
-    with pytest.raises(RuntimeError, match="relu_and_mask.*floating point"):
+    with pytest.raises(RuntimeError, match=r"relu_and_mask.*floating point"):
         torch.ops.pykernels.relu_and_mask(make((5, 7), torch.int64))
-    with pytest.raises(RuntimeError, match="relu_mask_backward.*5 bytes does not fit grad_output of shape \\[5, 9\\]"):
+    with pytest.raises(RuntimeError, match=r"relu_mask_backward.*5 bytes does not fit grad_output of shape \[5, 9\]"):
         torch.ops.pykernels.relu_mask_backward(make((5, 9)), mask)
-    with pytest.raises(RuntimeError, match="relu_mask_backward.*uint8"):
+    with pytest.raises(RuntimeError, match=r"relu_mask_backward.*uint8"):
         torch.ops.pykernels.relu_mask_backward(x, mask.to(torch.int32))
-    with pytest.raises(RuntimeError, match="relu_mask_backward.*floating point"):
+    with pytest.raises(RuntimeError, match=r"relu_mask_backward.*floating point"):
         torch.ops.pykernels.relu_mask_backward(make((5, 7), torch.int64), mask)
 
 
@@ -224,8 +234,14 @@ def torch_reference(fn, *args, **kwargs):
 
 
 def check_mse(x, t, reduction):
-    return check_like_torch(pk.mse_loss, F.mse_loss, (x, t), dict(reduction=reduction), name="mse_loss",
-                            tolerance=mse_tol(x.dtype, reduction, x.numel()))
+    return check_like_torch(
+        pk.mse_loss,
+        F.mse_loss,
+        (x, t),
+        dict(reduction=reduction),
+        name="mse_loss",
+        tolerance=mse_tol(x.dtype, reduction, x.numel()),
+    )
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES, ids=dtype_id)
@@ -267,8 +283,9 @@ def test_mse_loss_mixed_dtypes(reduction, dtypes):
     check_mse(*mse_pair((4, 5), dtypes[0], target_dtype=dtypes[1]), reduction)
 
 
-@pytest.mark.parametrize("shapes", [((3, 4), (4,)), ((3, 4), (3, 1)), ((4,), (3, 4)), ((3, 4), ()), ((3, 4), (2, 4))],
-                         ids=str)
+@pytest.mark.parametrize(
+    "shapes", [((3, 4), (4,)), ((3, 4), (3, 1)), ((4,), (3, 4)), ((3, 4), ()), ((3, 4), (2, 4))], ids=str
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mse_loss_broadcast_target(reduction, shapes):
     """A target of another (broadcastable) shape is broadcast, with a UserWarning where torch
@@ -311,7 +328,9 @@ def test_mse_loss_backward_raw_op(reduction, shape, dtype, device):
 
 
 @pytest.mark.parametrize("dtype", GRAD_DTYPES, ids=dtype_id)
-@pytest.mark.parametrize("shapes", [((5, 7), (5, 7)), ((), ()), ((0, 3), (0, 3)), ((3, 4), (4,)), ((4,), (3, 4))], ids=str)
+@pytest.mark.parametrize(
+    "shapes", [((5, 7), (5, 7)), ((), ()), ((0, 3), (0, 3)), ((3, 4), (4,)), ((4,), (3, 4))], ids=str
+)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_mse_loss_grad(reduction, shapes, dtype, device):
     """Gradients for input and target; a broadcast target's gradient is reduced to its shape."""
@@ -323,8 +342,13 @@ def test_mse_loss_grad(reduction, shapes, dtype, device):
 
 def test_mse_loss_grad_noncontiguous():
     for reduction in REDUCTIONS:
-        grads_like_torch(pk.mse_loss, F.mse_loss, mse_pair((5, 6), torch.float64), kwargs=dict(reduction=reduction),
-                         view=lambda x, t: (x.t(), t.t()))
+        grads_like_torch(
+            pk.mse_loss,
+            F.mse_loss,
+            mse_pair((5, 6), torch.float64),
+            kwargs=dict(reduction=reduction),
+            view=lambda x, t: (x.t(), t.t()),
+        )
 
 
 # ------------------------------------------------------------------- mse_loss's training path
@@ -413,8 +437,9 @@ def test_mse_loss_and_grad_raw_op(reduction, device):
     loss, grad = torch.ops.pykernels.mse_loss_and_grad(x, t, reduction)
     assert grad.dtype == torch.float64 and grad.shape == (4, 3)
     assert_close(loss, F.mse_loss(x.double(), t.expand(4, 3), reduction="mean" if reduction == 1 else "sum"))
-    expected = torch.ops.aten.mse_loss_backward(torch.ones((), dtype=torch.float64, device=device),
-                                                x.double(), t.expand(4, 3), reduction)
+    expected = torch.ops.aten.mse_loss_backward(
+        torch.ones((), dtype=torch.float64, device=device), x.double(), t.expand(4, 3), reduction
+    )
     assert_close(grad, expected)
-    with pytest.raises(RuntimeError, match="mse_loss_and_grad.*reduced loss"):
+    with pytest.raises(RuntimeError, match=r"mse_loss_and_grad.*reduced loss"):
         torch.ops.pykernels.mse_loss_and_grad(x, t, 0)

@@ -1,15 +1,16 @@
 """The built extension links against no BLAS library and calls no ATen compute function: its
 undefined symbols (what it takes from other libraries), demangled, checked against
 handwritten.forbidden_symbols."""
+
 import glob
 import os
 import shutil
 import subprocess
 
 import pytest
-from handwritten import forbidden_symbols
 
 import pykernels
+from handwritten import forbidden_symbols
 
 
 def extension_path():
@@ -32,24 +33,36 @@ def test_extension_uses_no_blas_and_no_aten_compute():
     assert not bad, "the extension uses:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("symbol", [
-    "at::_ops::add_Tensor::call(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
-    "at::_ops::mm::call(at::Tensor const&, at::Tensor const&)",
-    "at::_ops::sum_dim_IntList::redispatch(c10::DispatchKeySet, at::Tensor const&)",
-    "at::_ops::threshold_backward::call(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
-    "at::native::add(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
-    "at::cpu::mul(at::Tensor const&, at::Tensor const&)",
-    "sgemm_", "dgemm_", "cblas_sgemm", "mkl_blas_sgemm", "cublasGemmEx", "cudnnCreate", "dnnl_sgemm",
-])
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "at::_ops::add_Tensor::call(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
+        "at::_ops::mm::call(at::Tensor const&, at::Tensor const&)",
+        "at::_ops::sum_dim_IntList::redispatch(c10::DispatchKeySet, at::Tensor const&)",
+        "at::_ops::threshold_backward::call(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
+        "at::native::add(at::Tensor const&, at::Tensor const&, c10::Scalar const&)",
+        "at::cpu::mul(at::Tensor const&, at::Tensor const&)",
+        "sgemm_",
+        "dgemm_",
+        "cblas_sgemm",
+        "mkl_blas_sgemm",
+        "cublasGemmEx",
+        "cudnnCreate",
+        "dnnl_sgemm",
+    ],
+)
 def test_forbidden_symbols_are_caught(symbol):
     assert forbidden_symbols([symbol]) == [symbol]
 
 
-@pytest.mark.parametrize("symbol", [
-    "at::_ops::empty_strided::call(c10::ArrayRef<c10::SymInt>, c10::ArrayRef<c10::SymInt>)",
-    "at::_ops::copy_::call(at::Tensor&, at::Tensor const&, bool)",
-    "at::native::resize_output(at::Tensor const&, c10::ArrayRef<long>)",
-    "at::get_num_threads()",
-])
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "at::_ops::empty_strided::call(c10::ArrayRef<c10::SymInt>, c10::ArrayRef<c10::SymInt>)",
+        "at::_ops::copy_::call(at::Tensor&, at::Tensor const&, bool)",
+        "at::native::resize_output(at::Tensor const&, c10::ArrayRef<long>)",
+        "at::get_num_threads()",
+    ],
+)
 def test_allowed_symbols_pass(symbol):
     assert forbidden_symbols([symbol]) == []

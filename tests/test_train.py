@@ -6,6 +6,7 @@ matches torch's to a relative 1e-3 over the first 200 iterations, and the loss f
 the command line; the others over their first 200 iterations (where the parity criterion lives),
 on the CPU and, when pykernels has CUDA kernels and a GPU is visible, on the GPU.
 """
+
 import importlib.metadata
 import importlib.util
 import os
@@ -30,8 +31,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 _HAS_CUDA = torch.cuda.is_available() and "cuda" in {b.lower() for b in pykernels.build_info().get("backends", [])}
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not _HAS_CUDA, reason="no GPU visible, or this pykernels build has no CUDA kernels"))]
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(not _HAS_CUDA, reason="no GPU visible, or this pykernels build has no CUDA kernels"),
+    ),
+]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -54,8 +60,14 @@ def test_full_run_on_the_gpu():
 def test_default_settings_on_the_command_line():
     """python -m pykernels train --variant autograd: 500 iterations, default seed, CPU."""
     env = dict(os.environ, OMP_NUM_THREADS="1")  # as _one_thread
-    proc = subprocess.run([sys.executable, "-m", "pykernels", "train", "--variant", FULL_RUN_VARIANT], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pykernels", "train", "--variant", FULL_RUN_VARIANT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert f"{train.ITERS} iterations, seed {train.SEED}, cpu, float32, 1 CPU thread;" in out

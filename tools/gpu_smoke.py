@@ -14,6 +14,7 @@ exits 1 if any case failed. --list prints the cases without running them (no GPU
 
 Usage: python tools/gpu_smoke.py [--list] GROUP [GROUP ...]
 """
+
 import argparse
 import os
 import sys
@@ -118,8 +119,10 @@ def build_cases(groups):
                 return "sm90"
             return f"mma.sync 128x128 {loads(la, lb, m, k, n, 8)}"
 
-        return Case(f"{name} {op} {str(dtype)[6:]} {batch or ''}{'x' if batch else ''}{m}x{k}x{n} {la}@{lb}",
-                    product(op, make_a, make_b, expected))
+        return Case(
+            f"{name} {op} {str(dtype)[6:]} {batch or ''}{'x' if batch else ''}{m}x{k}x{n} {la}@{lb}",
+            product(op, make_a, make_b, expected),
+        )
 
     layouts = [("row", "row"), ("col", "row"), ("row", "col"), ("col", "col")]
     halves = [torch.float16, torch.bfloat16]
@@ -136,8 +139,9 @@ def build_cases(groups):
             for la, lb in layouts:
                 cases["hopper"].append(gemm_case("hopper", "mm", dtype, 0, m, k, n, la, lb, kernel="sm90"))
         for la, lb in layouts:
-            cases["hopper"].append(gemm_case("hopper", "mm", dtype, 0, 257, 383, 129, la + "_pad", lb + "_pad",
-                                             kernel="sm90"))
+            cases["hopper"].append(
+                gemm_case("hopper", "mm", dtype, 0, 257, 383, 129, la + "_pad", lb + "_pad", kernel="sm90")
+            )
         cases["hopper"].append(gemm_case("hopper", "bmm", dtype, 3, 512, 320, 384, kernel="sm90"))
 
     # edges: the shapes of tests/test_cuda.py that reach each kernel, with partial tiles
@@ -214,10 +218,14 @@ def build_cases(groups):
         def build():
             a, b = randn((40, 30), f32).requires_grad_(), randn((40, 30), f32)
             if backward:
-                return ((lambda: torch.autograd.grad(pk.mse_loss(a, b, reduction=reduction_), a)[0]),
-                        (lambda: torch.autograd.grad(torch.nn.functional.mse_loss(a, b, reduction=reduction_), a)[0]))
-            return ((lambda: pk.mse_loss(a, b, reduction=reduction_).detach()),
-                    (lambda: torch.nn.functional.mse_loss(a, b, reduction=reduction_).detach()))
+                return (
+                    (lambda: torch.autograd.grad(pk.mse_loss(a, b, reduction=reduction_), a)[0]),
+                    (lambda: torch.autograd.grad(torch.nn.functional.mse_loss(a, b, reduction=reduction_), a)[0]),
+                )
+            return (
+                (lambda: pk.mse_loss(a, b, reduction=reduction_).detach()),
+                (lambda: torch.nn.functional.mse_loss(a, b, reduction=reduction_).detach()),
+            )
 
         return build
 

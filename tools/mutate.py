@@ -24,6 +24,7 @@ Sources are restored after every mutant, also on Ctrl-C or SIGTERM, and the exte
 from the restored sources at the end, so the in-place build matches the tree again. Exit status:
 0 when no mutant survived (and none failed to build), 1 otherwise, 2 for a usage or drift error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,196 +64,299 @@ def _cuda(id, path, original, replacement, suites, description):
 # once per group, not per mutant (cpu/elementwise.cpp alone takes minutes to compile).
 MUTANTS = [
     # ---- csrc/cpu/reduce.cpp
-    _cpu("cpu-reduce-drop-last", "csrc/cpu/reduce.cpp",
-         "  double s = 0;\n  for (; i < n; ++i) s += static_cast<double>(x[i]);\n"
-         "  return s + cpu::sum_lanes<V>(acc);",
-         "  double s = 0;\n  for (; i + 1 < n; ++i) s += static_cast<double>(x[i]);\n"
-         "  return s + cpu::sum_lanes<V>(acc);",
-         ["tests/test_reduce.py"],
-         "a long contiguous float/double sum drops the last element of its scalar tail"),
-    _cpu("cpu-reduce-short-tail", "csrc/cpu/reduce.cpp",
-         "  double s = 0;\n  for (; i < n; ++i) s += static_cast<double>(x[i]);\n"
-         "  return s + cpu::sum_lanes<2>(acc);",
-         "  double s = 0;\n  return s + cpu::sum_lanes<2>(acc);",
-         ["tests/test_reduce.py"],
-         "a short contiguous sum skips the scalar tail after its 8-wide vector loop"),
-    _cpu("cpu-reduce-strided-drop-last", "csrc/cpu/reduce.cpp",
-         "for (int64_t i = 0; i < n; ++i) s += static_cast<acc_t>(x[i * stride]);",
-         "for (int64_t i = 0; i + 1 < n; ++i) s += static_cast<acc_t>(x[i * stride]);",
-         ["tests/test_reduce.py"],
-         "a strided sum drops its last element"),
-    _cpu("cpu-reduce-outer-edge-tile", "csrc/cpu/reduce.cpp",
-         "const int64_t tile = std::min(kTile, n - t0);",
-         "const int64_t tile = std::min(kTile, n - t0 - 1);",
-         ["tests/test_reduce.py"],
-         "the outer reduction's last tile of outputs is one output short"),
-    _cpu("cpu-mean-divisor", "csrc/cpu/reduce.cpp",
-         "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred));",
-         "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred - 1));",
-         ["tests/test_reduce.py", "-k", "mean"],
-         "mean divides by n - 1"),
+    _cpu(
+        "cpu-reduce-drop-last",
+        "csrc/cpu/reduce.cpp",
+        "  double s = 0;\n  for (; i < n; ++i) s += static_cast<double>(x[i]);\n  return s + cpu::sum_lanes<V>(acc);",
+        "  double s = 0;\n  for (; i + 1 < n; ++i) s += static_cast<double>(x[i]);\n"
+        "  return s + cpu::sum_lanes<V>(acc);",
+        ["tests/test_reduce.py"],
+        "a long contiguous float/double sum drops the last element of its scalar tail",
+    ),
+    _cpu(
+        "cpu-reduce-short-tail",
+        "csrc/cpu/reduce.cpp",
+        "  double s = 0;\n  for (; i < n; ++i) s += static_cast<double>(x[i]);\n  return s + cpu::sum_lanes<2>(acc);",
+        "  double s = 0;\n  return s + cpu::sum_lanes<2>(acc);",
+        ["tests/test_reduce.py"],
+        "a short contiguous sum skips the scalar tail after its 8-wide vector loop",
+    ),
+    _cpu(
+        "cpu-reduce-strided-drop-last",
+        "csrc/cpu/reduce.cpp",
+        "for (int64_t i = 0; i < n; ++i) s += static_cast<acc_t>(x[i * stride]);",
+        "for (int64_t i = 0; i + 1 < n; ++i) s += static_cast<acc_t>(x[i * stride]);",
+        ["tests/test_reduce.py"],
+        "a strided sum drops its last element",
+    ),
+    _cpu(
+        "cpu-reduce-outer-edge-tile",
+        "csrc/cpu/reduce.cpp",
+        "const int64_t tile = std::min(kTile, n - t0);",
+        "const int64_t tile = std::min(kTile, n - t0 - 1);",
+        ["tests/test_reduce.py"],
+        "the outer reduction's last tile of outputs is one output short",
+    ),
+    _cpu(
+        "cpu-mean-divisor",
+        "csrc/cpu/reduce.cpp",
+        "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred));",
+        "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred - 1));",
+        ["tests/test_reduce.py", "-k", "mean"],
+        "mean divides by n - 1",
+    ),
     # ---- csrc/cpu/mse_loss.cpp
-    _cpu("cpu-mse-drop-last", "csrc/cpu/mse_loss.cpp",
-         "  for (; i < n; ++i) {\n    const T d = x[i] - y[i];",
-         "  for (; i + 1 < n; ++i) {\n    const T d = x[i] - y[i];",
-         ["tests/test_relu_mse.py", "-k", "mse"],
-         "the contiguous float/double mse_loss sum drops the last element of its tail"),
-    _cpu("cpu-mse-backward-scale", "csrc/cpu/mse_loss.cpp",
-         "const opmath_t s = static_cast<opmath_t>(scale);",
-         "const opmath_t s = static_cast<opmath_t>(scale / 2);",
-         ["tests/test_relu_mse.py", "-k", "mse"],
-         "mse_loss's backward kernel halves the gradient's scale"),
+    _cpu(
+        "cpu-mse-drop-last",
+        "csrc/cpu/mse_loss.cpp",
+        "  for (; i < n; ++i) {\n    const T d = x[i] - y[i];",
+        "  for (; i + 1 < n; ++i) {\n    const T d = x[i] - y[i];",
+        ["tests/test_relu_mse.py", "-k", "mse"],
+        "the contiguous float/double mse_loss sum drops the last element of its tail",
+    ),
+    _cpu(
+        "cpu-mse-backward-scale",
+        "csrc/cpu/mse_loss.cpp",
+        "const opmath_t s = static_cast<opmath_t>(scale);",
+        "const opmath_t s = static_cast<opmath_t>(scale / 2);",
+        ["tests/test_relu_mse.py", "-k", "mse"],
+        "mse_loss's backward kernel halves the gradient's scale",
+    ),
     # ---- csrc/common/strided.cpp
-    _cpu("cpu-iter-swapped-strides", "csrc/common/strided.cpp",
-         "for (int k = 0; k < N; ++k) it.strides[k][nd] = ops[k].stride(d);",
-         "for (int k = 0; k < N; ++k) it.strides[k][nd] = ops[N - 1 - k].stride(d);",
-         ["tests/test_elementwise.py", "-k", "layouts"],
-         "the elementwise iterator gives each operand another operand's strides"),
+    _cpu(
+        "cpu-iter-swapped-strides",
+        "csrc/common/strided.cpp",
+        "for (int k = 0; k < N; ++k) it.strides[k][nd] = ops[k].stride(d);",
+        "for (int k = 0; k < N; ++k) it.strides[k][nd] = ops[N - 1 - k].stride(d);",
+        ["tests/test_elementwise.py", "-k", "layouts"],
+        "the elementwise iterator gives each operand another operand's strides",
+    ),
     # ---- csrc/cpu/gemm_blocked.h
-    _cpu("cpu-gemm-edge-row", "csrc/cpu/gemm_blocked.h",
-         "const int64_t mr = std::min<int64_t>(MR, mc - ir);",
-         "const int64_t mr = std::min<int64_t>(MR, mc - ir - 1);",
-         ["tests/test_gemm_kernels.py"],
-         "the blocked GEMM's last row tile is one row short"),
-    _cpu("cpu-gemm-edge-col", "csrc/cpu/gemm_blocked.h",
-         "const int64_t nr = std::min<int64_t>(NR, nc - jr);",
-         "const int64_t nr = std::min<int64_t>(NR, nc - jr - 1);",
-         ["tests/test_gemm_kernels.py"],
-         "the blocked GEMM's last column sliver is one column short"),
-    _cpu("cpu-gemm-pack-b-swapped-strides", "csrc/cpu/gemm_blocked.h",
-         "for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * rs + c * cs];",
-         "for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * cs + c * rs];",
-         ["tests/test_gemm_kernels.py"],
-         "packing a partial or strided sliver of B swaps B's row and column strides"),
-    _cpu("cpu-gemm-pack-a-swapped-strides", "csrc/cpu/gemm_blocked.h",
-         "for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * rs + k * cs];",
-         "for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * cs + k * rs];",
-         ["tests/test_gemm_kernels.py"],
-         "packing a whole sliver of an A strided both ways swaps A's row and column strides"),
+    _cpu(
+        "cpu-gemm-edge-row",
+        "csrc/cpu/gemm_blocked.h",
+        "const int64_t mr = std::min<int64_t>(MR, mc - ir);",
+        "const int64_t mr = std::min<int64_t>(MR, mc - ir - 1);",
+        ["tests/test_gemm_kernels.py"],
+        "the blocked GEMM's last row tile is one row short",
+    ),
+    _cpu(
+        "cpu-gemm-edge-col",
+        "csrc/cpu/gemm_blocked.h",
+        "const int64_t nr = std::min<int64_t>(NR, nc - jr);",
+        "const int64_t nr = std::min<int64_t>(NR, nc - jr - 1);",
+        ["tests/test_gemm_kernels.py"],
+        "the blocked GEMM's last column sliver is one column short",
+    ),
+    _cpu(
+        "cpu-gemm-pack-b-swapped-strides",
+        "csrc/cpu/gemm_blocked.h",
+        "for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * rs + c * cs];",
+        "for (int64_t c = 0; c < cols; ++c) dst[k * NR + c] = src[k * cs + c * rs];",
+        ["tests/test_gemm_kernels.py"],
+        "packing a partial or strided sliver of B swaps B's row and column strides",
+    ),
+    _cpu(
+        "cpu-gemm-pack-a-swapped-strides",
+        "csrc/cpu/gemm_blocked.h",
+        "for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * rs + k * cs];",
+        "for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * cs + k * rs];",
+        ["tests/test_gemm_kernels.py"],
+        "packing a whole sliver of an A strided both ways swaps A's row and column strides",
+    ),
     # ---- csrc/cpu/gemm_simd_tile.h
-    _cpu("cpu-gemm-dot-tail", "csrc/cpu/gemm_simd_tile.h",
-         "  if (p < k) step([p, k](const T* run) { return V::load_first(run + p, k - p); });",
-         "  // tail skipped",
-         ["tests/test_gemm_kernels.py"],
-         "the dot-product tile skips the last k % lanes products of each dot (SIMD tail)"),
+    _cpu(
+        "cpu-gemm-dot-tail",
+        "csrc/cpu/gemm_simd_tile.h",
+        "  if (p < k) step([p, k](const T* run) { return V::load_first(run + p, k - p); });",
+        "  // tail skipped",
+        ["tests/test_gemm_kernels.py"],
+        "the dot-product tile skips the last k % lanes products of each dot (SIMD tail)",
+    ),
     # ---- csrc/cpu/gemm_portable.cpp
-    _cpu("cpu-gemm-generic-edge-tile", "csrc/cpu/gemm_portable.cpp",
-         "    case 3:\n      return generic_tile<T, 3, MR, NR, false>",
-         "    case 3:\n      return generic_tile<T, 2, MR, NR, false>",
-         ["tests/test_gemm_kernels.py"],
-         "the portable microkernel computes a 3-row edge tile as 2 rows"),
+    _cpu(
+        "cpu-gemm-generic-edge-tile",
+        "csrc/cpu/gemm_portable.cpp",
+        "    case 3:\n      return generic_tile<T, 3, MR, NR, false>",
+        "    case 3:\n      return generic_tile<T, 2, MR, NR, false>",
+        ["tests/test_gemm_kernels.py"],
+        "the portable microkernel computes a 3-row edge tile as 2 rows",
+    ),
     # ---- csrc/cpu/gemm_wide.cpp
-    _cpu("cpu-gemm-wide-swapped-strides", "csrc/cpu/gemm_wide.cpp",
-         "dst[r] = static_cast<acc_t>(a[(i + r) * rs + k * cs]);",
-         "dst[r] = static_cast<acc_t>(a[(i + r) * cs + k * rs]);",
-         ["tests/test_gemm_kernels.py", "tests/test_gemm.py"],
-         "the widening (float16/bfloat16/integer) GEMM packs A with its strides swapped"),
+    _cpu(
+        "cpu-gemm-wide-swapped-strides",
+        "csrc/cpu/gemm_wide.cpp",
+        "dst[r] = static_cast<acc_t>(a[(i + r) * rs + k * cs]);",
+        "dst[r] = static_cast<acc_t>(a[(i + r) * cs + k * rs]);",
+        ["tests/test_gemm_kernels.py", "tests/test_gemm.py"],
+        "the widening (float16/bfloat16/integer) GEMM packs A with its strides swapped",
+    ),
     # ---- csrc/cpu/loops.h (a header: rebuilds every elementwise and reduction kernel)
-    _cpu("cpu-loop-broadcast-swapped", "csrc/cpu/loops.h",
-         "for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);",
-         "for (int64_t i = 0; i < n; ++i) out[i] = f(b[i], av);",
-         ["tests/test_elementwise.py", "-k", "binary"],
-         "the broadcast-scalar-first loop swaps the operands"),
+    _cpu(
+        "cpu-loop-broadcast-swapped",
+        "csrc/cpu/loops.h",
+        "for (int64_t i = 0; i < n; ++i) out[i] = f(av, b[i]);",
+        "for (int64_t i = 0; i < n; ++i) out[i] = f(b[i], av);",
+        ["tests/test_elementwise.py", "-k", "binary"],
+        "the broadcast-scalar-first loop swaps the operands",
+    ),
     # ---- csrc/cpu/elementwise.cpp
-    _cpu("cpu-div-floor-as-trunc", "csrc/cpu/elementwise.cpp",
-         "if (floor) return run([](opmath_t x, opmath_t y) { return div_floor_float(x, y); });",
-         "if (floor) return run([](opmath_t x, opmath_t y) { return std::trunc(x / y); });",
-         ["tests/test_elementwise.py", "-k", "div"],
-         "floating floor division rounds toward zero"),
-    _cpu("cpu-div-int-floor-wrong-sign", "csrc/cpu/elementwise.cpp",
-         "if (floor && (a % b != 0) && ((a < 0) != (b < 0))) --q;",
-         "if (floor && (a % b != 0) && ((a < 0) == (b < 0))) --q;",
-         ["tests/test_elementwise.py", "-k", "div"],
-         "integer floor division corrects the quotients of the wrong sign"),
-    _cpu("cpu-sub-alpha-sign", "csrc/cpu/elementwise.cpp",
-         "return run([alpha](opmath_t x, opmath_t y) { return x - alpha * y; });",
-         "return run([alpha](opmath_t x, opmath_t y) { return x + alpha * y; });",
-         ["tests/test_elementwise.py", "-k", "sub"],
-         "sub with alpha != 1 adds alpha * other"),
-    _cpu("cpu-pow-rsqrt", "csrc/cpu/elementwise.cpp",
-         "if (kSqrtShortcuts && e == opmath_t(-0.5)) return run([](opmath_t x) { return opmath_t(1) / std::sqrt(x); });",
-         "if (kSqrtShortcuts && e == opmath_t(-0.5)) return run([](opmath_t x) { return std::sqrt(x); });",
-         ["tests/test_elementwise.py", "-k", "pow"],
-         "pow's special case for exponent -0.5 computes sqrt"),
-    _cpu("cpu-relu-mask-nan-bit", "csrc/cpu/elementwise.cpp",
-         "return static_cast<uint8_t>(!(v <= T(0)));",
-         "return static_cast<uint8_t>(v > T(0));",
-         ["tests/test_relu_mse.py", "-k", "relu"],
-         "the portable ReLU mask clears the bit of NaN elements, so their gradient is dropped"),
-    _cpu("cpu-relu-mask-tail", "csrc/cpu/elementwise.cpp",
-         "  for (; i < n; ++i) one(i);\n}",
-         "  // tail skipped\n}",
-         ["tests/test_relu_mse.py", "-k", "relu"],
-         "ReLU with a bit mask skips the elements after a run's last whole mask byte"),
+    _cpu(
+        "cpu-div-floor-as-trunc",
+        "csrc/cpu/elementwise.cpp",
+        "if (floor) return run([](opmath_t x, opmath_t y) { return div_floor_float(x, y); });",
+        "if (floor) return run([](opmath_t x, opmath_t y) { return std::trunc(x / y); });",
+        ["tests/test_elementwise.py", "-k", "div"],
+        "floating floor division rounds toward zero",
+    ),
+    _cpu(
+        "cpu-div-int-floor-wrong-sign",
+        "csrc/cpu/elementwise.cpp",
+        "if (floor && (a % b != 0) && ((a < 0) != (b < 0))) --q;",
+        "if (floor && (a % b != 0) && ((a < 0) == (b < 0))) --q;",
+        ["tests/test_elementwise.py", "-k", "div"],
+        "integer floor division corrects the quotients of the wrong sign",
+    ),
+    _cpu(
+        "cpu-sub-alpha-sign",
+        "csrc/cpu/elementwise.cpp",
+        "return run([alpha](opmath_t x, opmath_t y) { return x - alpha * y; });",
+        "return run([alpha](opmath_t x, opmath_t y) { return x + alpha * y; });",
+        ["tests/test_elementwise.py", "-k", "sub"],
+        "sub with alpha != 1 adds alpha * other",
+    ),
+    _cpu(
+        "cpu-pow-rsqrt",
+        "csrc/cpu/elementwise.cpp",
+        "if (kSqrtShortcuts && e == opmath_t(-0.5)) return run([](opmath_t x) { return opmath_t(1) / std::sqrt(x); });",
+        "if (kSqrtShortcuts && e == opmath_t(-0.5)) return run([](opmath_t x) { return std::sqrt(x); });",
+        ["tests/test_elementwise.py", "-k", "pow"],
+        "pow's special case for exponent -0.5 computes sqrt",
+    ),
+    _cpu(
+        "cpu-relu-mask-nan-bit",
+        "csrc/cpu/elementwise.cpp",
+        "return static_cast<uint8_t>(!(v <= T(0)));",
+        "return static_cast<uint8_t>(v > T(0));",
+        ["tests/test_relu_mse.py", "-k", "relu"],
+        "the portable ReLU mask clears the bit of NaN elements, so their gradient is dropped",
+    ),
+    _cpu(
+        "cpu-relu-mask-tail",
+        "csrc/cpu/elementwise.cpp",
+        "  for (; i < n; ++i) one(i);\n}",
+        "  // tail skipped\n}",
+        ["tests/test_relu_mse.py", "-k", "relu"],
+        "ReLU with a bit mask skips the elements after a run's last whole mask byte",
+    ),
     # ---- CUDA kernels, through the emulator
-    _cuda("cuda-sum-drop-last", "csrc/cuda/reduce.cu",
-          "for (; r < r_end; r += nrl) acc += static_cast<acc_t>(base[r * rs]);",
-          "for (; r + 1 < r_end; r += nrl) acc += static_cast<acc_t>(base[r * rs]);",
-          ["reduce"],
-          "each block's share of a reduction drops its last element"),
-    _cuda("cuda-sum-splits-drop-last", "csrc/cuda/reduce.cu",
-          "for (int s = lane; s < splits; s += 32) acc += partial[s * kept.numel + o];",
-          "for (int s = lane; s + 1 < splits; s += 32) acc += partial[s * kept.numel + o];",
-          ["reduce"],
-          "a reduction split across blocks drops the last block's partial sum"),
-    _cuda("cuda-mean-divisor", "csrc/cuda/reduce.cu",
-          "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred));",
-          "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred - 1));",
-          ["reduce"],
-          "mean divides by n - 1"),
-    _cuda("cuda-mse-drop-last-partial", "csrc/cuda/mse_loss.cu",
-          "for (int i = threadIdx.x; i < count; i += kThreads) acc += partial[i];",
-          "for (int i = threadIdx.x; i + 1 < count; i += kThreads) acc += partial[i];",
-          ["mse_loss"],
-          "mse_loss's final pass drops the last block's partial sum"),
-    _cuda("cuda-elementwise-skipped-tail", "csrc/cuda/loops.cuh",
-          "for (int64_t i = nvec * V + tid; i < n; i += step) {",
-          "for (int64_t i = nvec * V + tid; i < nvec * V; i += step) {",
-          ["elementwise", "mse_loss"],
-          "the vectorized contiguous kernel skips the n % V elements after its 16-byte vectors"),
-    _cuda("cuda-div-floor-as-trunc", "csrc/cuda/elementwise.cu",
-          "return static_cast<T>(c10::div_floor_floating(x, y));",
-          "return static_cast<T>(::trunc(x / y));",
-          ["elementwise"],
-          "floating floor division rounds toward zero"),
-    _cuda("cuda-div-int-floor-wrong-sign", "csrc/cuda/elementwise.cu",
-          "if (op == BinaryOp::DivFloor && (a % b != 0) && ((a < 0) != (b < 0)))",
-          "if (op == BinaryOp::DivFloor && (a % b != 0) && ((a < 0) == (b < 0)))",
-          ["elementwise"],
-          "integer floor division corrects the quotients of the wrong sign"),
-    _cuda("cuda-sub-alpha-sign", "csrc/cuda/elementwise.cu",
-          "return static_cast<T>(x - alpha * y);",
-          "return static_cast<T>(x + alpha * y);",
-          ["elementwise"],
-          "floating sub with alpha adds alpha * other"),
-    _cuda("cuda-pow-rsqrt", "csrc/cuda/elementwise.cu",
-          "return static_cast<T>(::rsqrt(x));",
-          "return static_cast<T>(::sqrt(x));",
-          ["elementwise"],
-          "pow's special case for exponent -0.5 computes sqrt"),
-    _cuda("cuda-gemm-simt-edge-row", "csrc/cuda/gemm.cu",
-          "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row >= g.m) continue;",
-          "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row + 1 >= g.m) continue;",
-          ["gemm"],
-          "the SIMT GEMM never stores the last row of C"),
-    _cuda("cuda-gemm-simt-load-count", "csrc/cuda/gemm.cu",
-          "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm : 0,",
-          "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm - 1 : 0,",
-          ["gemm"],
-          "the SIMT GEMM's edge tile loads one row of an m-major A too few"),
-    _cuda("cuda-gemm-mma-swapped-stride", "csrc/cuda/gemm.cu",
-          "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_cs;",
-          "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_rs;",
-          ["gemm"],
-          "the tensor-core GEMM's unaligned loads of a row-major B step by its row stride"),
+    _cuda(
+        "cuda-sum-drop-last",
+        "csrc/cuda/reduce.cu",
+        "for (; r < r_end; r += nrl) acc += static_cast<acc_t>(base[r * rs]);",
+        "for (; r + 1 < r_end; r += nrl) acc += static_cast<acc_t>(base[r * rs]);",
+        ["reduce"],
+        "each block's share of a reduction drops its last element",
+    ),
+    _cuda(
+        "cuda-sum-splits-drop-last",
+        "csrc/cuda/reduce.cu",
+        "for (int s = lane; s < splits; s += 32) acc += partial[s * kept.numel + o];",
+        "for (int s = lane; s + 1 < splits; s += 32) acc += partial[s * kept.numel + o];",
+        ["reduce"],
+        "a reduction split across blocks drops the last block's partial sum",
+    ),
+    _cuda(
+        "cuda-mean-divisor",
+        "csrc/cuda/reduce.cu",
+        "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred));",
+        "if (mean) return static_cast<T>(s / static_cast<acc_t>(nred - 1));",
+        ["reduce"],
+        "mean divides by n - 1",
+    ),
+    _cuda(
+        "cuda-mse-drop-last-partial",
+        "csrc/cuda/mse_loss.cu",
+        "for (int i = threadIdx.x; i < count; i += kThreads) acc += partial[i];",
+        "for (int i = threadIdx.x; i + 1 < count; i += kThreads) acc += partial[i];",
+        ["mse_loss"],
+        "mse_loss's final pass drops the last block's partial sum",
+    ),
+    _cuda(
+        "cuda-elementwise-skipped-tail",
+        "csrc/cuda/loops.cuh",
+        "for (int64_t i = nvec * V + tid; i < n; i += step) {",
+        "for (int64_t i = nvec * V + tid; i < nvec * V; i += step) {",
+        ["elementwise", "mse_loss"],
+        "the vectorized contiguous kernel skips the n % V elements after its 16-byte vectors",
+    ),
+    _cuda(
+        "cuda-div-floor-as-trunc",
+        "csrc/cuda/elementwise.cu",
+        "return static_cast<T>(c10::div_floor_floating(x, y));",
+        "return static_cast<T>(::trunc(x / y));",
+        ["elementwise"],
+        "floating floor division rounds toward zero",
+    ),
+    _cuda(
+        "cuda-div-int-floor-wrong-sign",
+        "csrc/cuda/elementwise.cu",
+        "if (op == BinaryOp::DivFloor && (a % b != 0) && ((a < 0) != (b < 0)))",
+        "if (op == BinaryOp::DivFloor && (a % b != 0) && ((a < 0) == (b < 0)))",
+        ["elementwise"],
+        "integer floor division corrects the quotients of the wrong sign",
+    ),
+    _cuda(
+        "cuda-sub-alpha-sign",
+        "csrc/cuda/elementwise.cu",
+        "return static_cast<T>(x - alpha * y);",
+        "return static_cast<T>(x + alpha * y);",
+        ["elementwise"],
+        "floating sub with alpha adds alpha * other",
+    ),
+    _cuda(
+        "cuda-pow-rsqrt",
+        "csrc/cuda/elementwise.cu",
+        "return static_cast<T>(::rsqrt(x));",
+        "return static_cast<T>(::sqrt(x));",
+        ["elementwise"],
+        "pow's special case for exponent -0.5 computes sqrt",
+    ),
+    _cuda(
+        "cuda-gemm-simt-edge-row",
+        "csrc/cuda/gemm.cu",
+        "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row >= g.m) continue;",
+        "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row + 1 >= g.m) continue;",
+        ["gemm"],
+        "the SIMT GEMM never stores the last row of C",
+    ),
+    _cuda(
+        "cuda-gemm-simt-load-count",
+        "csrc/cuda/gemm.cu",
+        "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm : 0,",
+        "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm - 1 : 0,",
+        ["gemm"],
+        "the SIMT GEMM's edge tile loads one row of an m-major A too few",
+    ),
+    _cuda(
+        "cuda-gemm-mma-swapped-stride",
+        "csrc/cuda/gemm.cu",
+        "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_cs;",
+        "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_rs;",
+        ["gemm"],
+        "the tensor-core GEMM's unaligned loads of a row-major B step by its row stride",
+    ),
     # The store of an edge tile's last column when n is odd. (Mutating the v1 store next to it,
     # col + 1 < n to col + 2 < n, gives an equivalent mutant: col is even, so the two differ only
     # for an even n, which always takes the paired store above, C being allocated contiguous.)
-    _cuda("cuda-gemm-mma-edge-col", "csrc/cuda/gemm.cu",
-          "if (col < g.n) cp[0] = v0;",
-          "if (col + 1 < g.n) cp[0] = v0;",
-          ["gemm"],
-          "the tensor-core GEMM's edge tile drops the last column of C when n is odd"),
+    _cuda(
+        "cuda-gemm-mma-edge-col",
+        "csrc/cuda/gemm.cu",
+        "if (col < g.n) cp[0] = v0;",
+        "if (col + 1 < g.n) cp[0] = v0;",
+        ["gemm"],
+        "the tensor-core GEMM's edge tile drops the last column of C when n is odd",
+    ),
 ]
 
 
@@ -331,8 +435,9 @@ def _terminate(signum, frame):
 
 def run(cmd, env=None, timeout=None):
     """(returncode, combined output, timed out) of cmd in the repository root."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
         return proc.returncode, out, False
@@ -430,8 +535,9 @@ def git(*argv):
 
 
 def torch_version():
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True, check=False
+    )
     return out.stdout.strip() or "unknown"
 
 
@@ -451,8 +557,7 @@ def write_report(path, results, args, started, elapsed, emu_note):
         f"- Sources: commit `{git('rev-parse', 'HEAD').strip()}`"
         + (f", with uncommitted changes to {', '.join(f'`{d}`' for d in dirty)}" if dirty else ""),
         f"- Run: {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min in all",
-        (f"- torch {torch_version()}, Python {sys.version.split()[0]}; CPU build without CUDA, "
-         f"`MAX_JOBS={args.jobs}`"),
+        (f"- torch {torch_version()}, Python {sys.version.split()[0]}; CPU build without CUDA, `MAX_JOBS={args.jobs}`"),
         "- Result: " + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())),
     ]
     if emu_note:
@@ -461,8 +566,9 @@ def write_report(path, results, args, started, elapsed, emu_note):
     for r in results:
         m = r.mutant
         detail = r.detail.replace("|", "\\|")
-        lines.append(f"| `{m.id}` | {m.kind} | `{m.path}` | {m.description} | {r.status} | {detail} | "
-                     f"{r.seconds:.0f} |")
+        lines.append(
+            f"| `{m.id}` | {m.kind} | `{m.path}` | {m.description} | {r.status} | {detail} | {r.seconds:.0f} |"
+        )
     lines += ["", "Test selections (pytest arguments, or emulator suites):", ""]
     for r in results:
         lines.append(f"- `{r.mutant.id}`: `{' '.join(r.mutant.tests)}`")
@@ -470,20 +576,26 @@ def write_report(path, results, args, started, elapsed, emu_note):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--check", action="store_true",
-                        help="check that every snippet matches its source exactly once, and exit")
+    parser.add_argument(
+        "--check", action="store_true", help="check that every snippet matches its source exactly once, and exit"
+    )
     parser.add_argument("--only", action="append", default=[], metavar="ID", help="run this mutant (repeatable)")
     parser.add_argument("--kind", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--report", metavar="PATH", help="write a Markdown report here")
     parser.add_argument("--jobs", type=int, default=1, help="compile jobs (MAX_JOBS, and the emulator's JOBS)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds a mutant's tests may run")
-    parser.add_argument("--emu-cmd", default="sh tools/cuda_emu/run.sh",
-                        help="the emulator command; the mutant's suites are appended")
-    parser.add_argument("--no-final-rebuild", action="store_true",
-                        help="skip rebuilding the extension from the restored sources at the end")
+    parser.add_argument(
+        "--emu-cmd", default="sh tools/cuda_emu/run.sh", help="the emulator command; the mutant's suites are appended"
+    )
+    parser.add_argument(
+        "--no-final-rebuild",
+        action="store_true",
+        help="skip rebuilding the extension from the restored sources at the end",
+    )
     args = parser.parse_args(argv)
 
     ids = {m.id for m in MUTANTS}
@@ -492,8 +604,9 @@ def main(argv=None):
     unknown = set(args.only) - ids
     if unknown:
         parser.error(f"unknown mutant ids: {', '.join(sorted(unknown))}")
-    selected = [m for m in MUTANTS
-                if (not args.only or m.id in args.only) and (args.kind == "all" or m.kind == args.kind)]
+    selected = [
+        m for m in MUTANTS if (not args.only or m.id in args.only) and (args.kind == "all" or m.kind == args.kind)
+    ]
 
     if args.list:
         for m in selected:

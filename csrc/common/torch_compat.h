@@ -11,8 +11,12 @@
 #include <c10/core/DispatchKeySet.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/csrc/utils/pybind.h>
+
+#include <memory>
+#include <type_traits>
 
 namespace pykernels::compat {
 
@@ -37,6 +41,52 @@ inline constexpr c10::DispatchKeySet after_autograd_keyset = c10::after_autograd
 // write. Checked on torch 2.4.1 and 2.14.1 (test_rejected_inplace_writes_nothing).
 inline void check_inplace(const at::Tensor& self, bool requires_grad) {
   torch::autograd::check_inplace(self, requires_grad);
+}
+
+// How autograd nodes are owned: by c10::intrusive_ptr in torch 2.14.1, by std::shared_ptr in
+// 2.4.1, where a node is made with torch's deleteNode as its deleter (it frees a long chain of
+// nodes without recursing once per node). Told apart by Node's base class rather than a version
+// number. Checked on torch 2.4.1 and 2.14.1 (tests/test_derivatives.py).
+inline constexpr bool intrusive_nodes = std::is_base_of_v<c10::intrusive_ptr_target, torch::autograd::Node>;
+
+template <typename T>
+using NodePtr = std::conditional_t<intrusive_nodes, c10::intrusive_ptr<T>, std::shared_ptr<T>>;
+
+// The owning pointer to a node that torch's own functions take (an Edge's).
+using NodeRef = decltype(torch::autograd::Edge::function);
+
+template <typename T, typename... Args>
+NodePtr<T> make_node(Args&&... args) {
+  if constexpr (intrusive_nodes) {
+    return c10::make_intrusive<T>(std::forward<Args>(args)...);
+  } else {
+    // torch::autograd::deleteNode, found by ADL
+    return NodePtr<T>(new T(std::forward<Args>(args)...), [](T* node) { deleteNode(node); });
+  }
+}
+
+// Tells torch.autograd.graph.node_creation_hook's hooks about a node once it is complete (its
+// outputs attached, what it saves saved), as torch's own kernels do; torch 2.4.1 has no such hooks.
+// Checked on torch 2.4.1 and 2.14.1 (test_node_creation_hooks_see_the_nodes).
+#if __has_include(<torch/csrc/autograd/node_creation_hook.h>)
+inline void fire_node_creation_hooks(const NodeRef& node) { torch::autograd::fire_node_creation_hooks(node); }
+#else
+inline void fire_node_creation_hooks(const NodeRef&) {}
+#endif
+
+// Makes `node` the history of `self`, just written in place (through a CopySlices node when
+// `self` is a view), and returns the node that `self`'s history now starts at. torch 2.14.1's
+// rebase_history returns that node; 2.4.1's returns nothing, and the node is `node` there except
+// for a view, whose CopySlices no creation hook can see in 2.4.1 anyway. Checked on torch 2.4.1
+// and 2.14.1 (test_inplace_on_a_view).
+template <typename Ptr>  // NodeRef; a template, so that only the branch of this torch is compiled
+NodeRef rebase_history(const at::Tensor& self, const Ptr& node) {
+  if constexpr (std::is_void_v<decltype(torch::autograd::rebase_history(self, node))>) {
+    torch::autograd::rebase_history(self, node);
+    return node;
+  } else {
+    return torch::autograd::rebase_history(self, node);
+  }
 }
 
 }  // namespace pykernels::compat

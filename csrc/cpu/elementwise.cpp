@@ -1,5 +1,6 @@
-// CPU kernels for the elementwise ops: binary arithmetic, unary math, ReLU and its backward
-// (from the output, or from a bit mask kept by the forward).
+// CPU kernels for the elementwise ops: binary arithmetic (pow with a tensor exponent among them),
+// unary math, the gradients of pow with a tensor exponent, ReLU and its backward (from the output,
+// or from a bit mask kept by the forward).
 //
 // Each op is a scalar lambda handed to elementwise_loop, which supplies threading and the
 // contiguous / broadcast-scalar / strided inner loops. Half and bfloat16 compute in float
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #if defined(__x86_64__)
@@ -67,6 +69,65 @@ T int_pow(T base, int64_t e) {
   return result;
 }
 
+// An integer to an integer power as torch computes it for a tensor exponent: a negative exponent
+// gives 1 for a base of 1, +-1 for a base of -1 (by the exponent's parity) and 0 for any other
+// base, where a negative number exponent is an error.
+template <typename T>
+T powi(T base, T e) {
+  if constexpr (std::is_signed_v<T>) {
+    if (e < 0) {
+      if (base == T(1)) return T(1);
+      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
+      return T(0);
+    }
+  }
+  return int_pow(base, static_cast<int64_t>(e));
+}
+
+// The iteration over (out, a) of an iteration over (out, a, b).
+StridedIter<2> without_last(const StridedIter<3>& it) {
+  StridedIter<2> out;
+  out.ndim = it.ndim;
+  out.numel = it.numel;
+  for (int d = 0; d < it.ndim; ++d) {
+    out.sizes[d] = it.sizes[d];
+    for (int k = 0; k < 2; ++k) out.strides[k][d] = it.strides[k][d];
+  }
+  for (int k = 0; k < 2; ++k) out.data[k] = it.data[k];
+  return out;
+}
+
+// Floating pow(a, b) for every element, with the values of torch's CPU kernel for a tensor
+// exponent: pow's own special values everywhere (pow(-0, 0.5) is +0 and pow(-inf, 0.5) is +inf,
+// where sqrt gives -0 and NaN). An exponent that is one value for every element (a 0-dim tensor,
+// broadcast) is read once, and 2, -1 and 0.5 take x * x, 1 / x and sqrt (with pow's values at -0
+// and -inf): the correctly rounded powers, in loops the compiler vectorizes, where pow is a call
+// per element.
+template <typename scalar_t>
+void pow_float(const StridedIter<3>& it) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  bool one_exponent = true;
+  for (int d = 0; d < it.ndim; ++d) one_exponent = one_exponent && (it.strides[2][d] == 0 || it.sizes[d] == 1);
+  if (!one_exponent) {
+    elementwise_loop<scalar_t, 3>(it, [](scalar_t x, scalar_t y) {
+      return static_cast<scalar_t>(std::pow(static_cast<opmath_t>(x), static_cast<opmath_t>(y)));
+    });
+    return;
+  }
+  const opmath_t e = static_cast<opmath_t>(*static_cast<const scalar_t*>(it.data[2]));
+  auto run = [&](auto f) {
+    elementwise_loop<scalar_t, 2>(without_last(it),
+                                  [f](scalar_t x) { return static_cast<scalar_t>(f(static_cast<opmath_t>(x))); });
+  };
+  constexpr opmath_t kInf = std::numeric_limits<opmath_t>::infinity();
+  if (e == opmath_t(2)) return run([](opmath_t x) { return x * x; });
+  if (e == opmath_t(-1)) return run([](opmath_t x) { return opmath_t(1) / x; });
+  if (e == opmath_t(0.5)) {
+    return run([](opmath_t x) { return x == opmath_t(0) ? opmath_t(0) : x == -kInf ? kInf : std::sqrt(x); });
+  }
+  run([e](opmath_t x) { return std::pow(x, e); });
+}
+
 template <typename scalar_t>
 void binary(BinaryOp op, const StridedIter<3>& it, const c10::Scalar& alpha_s) {
   using opmath_t = at::opmath_type<scalar_t>;
@@ -98,6 +159,14 @@ void binary(BinaryOp op, const StridedIter<3>& it, const c10::Scalar& alpha_s) {
         return run([floor](opmath_t x, opmath_t y) { return div_int(x, y, floor); });
       }
     }
+    case BinaryOp::Pow:
+      if constexpr (is_float_v<scalar_t>) {
+        return pow_float<scalar_t>(it);
+      } else if constexpr (std::is_same_v<scalar_t, bool>) {
+        TORCH_INTERNAL_ASSERT(false, "pykernels: pow reached the bool kernel");
+      } else {
+        return run([](opmath_t x, opmath_t y) { return powi(x, y); });
+      }
   }
 }
 
@@ -170,6 +239,33 @@ void unary(UnaryOp op, const StridedIter<2>& it, const c10::Scalar& exponent) {
   }
 }
 
+// torch's two gradients of pow(input, exponent) for a tensor exponent (pow_backward_self and
+// pow_backward_exponent) for every element, computed in opmath_t and rounded once:
+//   grad_input    = grad * (exponent * input^(exponent - 1)), or 0 where exponent == 0;
+//   grad_exponent = grad * (result * log(input)), the factor 0 where input == 0 and exponent >= 0
+// (the factor, not the product, as in torch: a NaN or infinite grad still gives NaN there).
+template <typename scalar_t>
+void pow_tensor_backward(const StridedIter<4>& it, scalar_t* grad_exponent, const scalar_t* result) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  scalar_t* grad_input = static_cast<scalar_t*>(it.data[0]);
+  const scalar_t* grad = static_cast<const scalar_t*>(it.data[1]);
+  const scalar_t* input = static_cast<const scalar_t*>(it.data[2]);
+  const scalar_t* exponent = static_cast<const scalar_t*>(it.data[3]);
+  at::parallel_for(0, it.numel, kGrainSize, [&](int64_t begin, int64_t end) {
+    for_range(it, begin, end, [&](const int64_t* off, int64_t n) {
+      const int64_t so = it.strides[0][0], sg = it.strides[1][0], sa = it.strides[2][0], se = it.strides[3][0];
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t o = off[0] + i * so;
+        const opmath_t g = grad[off[1] + i * sg], x = input[off[2] + i * sa], e = exponent[off[3] + i * se];
+        const opmath_t r = result[o];
+        grad_input[o] = static_cast<scalar_t>(e == opmath_t(0) ? opmath_t(0) : g * (e * std::pow(x, e - opmath_t(1))));
+        const bool masked = x == opmath_t(0) && e >= opmath_t(0);
+        grad_exponent[o] = static_cast<scalar_t>(g * (masked ? opmath_t(0) : r * std::log(x)));
+      }
+    });
+  });
+}
+
 }  // namespace
 
 void binary_kernel_cpu(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha) {
@@ -190,6 +286,13 @@ void relu_backward_kernel_cpu(const StridedIter<3>& it, at::ScalarType dtype) {
   AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_relu_backward", [&] {
     // Zero where the output is <= 0, as torch's threshold_backward (so a NaN output passes grad).
     elementwise_loop<scalar_t, 3>(it, [](scalar_t g, scalar_t r) { return r <= scalar_t(0) ? scalar_t(0) : g; });
+  });
+}
+
+void pow_tensor_backward_kernel_cpu(const StridedIter<4>& it, void* grad_exponent, const void* result,
+                                    at::ScalarType dtype) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_pow_tensor_backward", [&] {
+    pow_tensor_backward<scalar_t>(it, static_cast<scalar_t*>(grad_exponent), static_cast<const scalar_t*>(result));
   });
 }
 

@@ -1,4 +1,5 @@
-// CUDA kernels for the elementwise ops: binary arithmetic, unary math, ReLU and its backward.
+// CUDA kernels for the elementwise ops: binary arithmetic (pow with a tensor exponent among them),
+// unary math, the gradients of pow with a tensor exponent, ReLU and its backward.
 //
 // Each op is a small functor run by launch_elementwise (cuda/loops.cuh). Half and bfloat16
 // compute in float (at::opmath_type) and round once on store, as torch's CUDA kernels do.
@@ -22,6 +23,31 @@ using cuda::launch_elementwise;
 
 template <typename T>
 using opmath = at::opmath_type<T>;
+
+// base^e for e >= 0 by repeated squaring, wrapping on overflow like the CPU kernels.
+template <typename T>
+__device__ T int_pow(T base, int64_t e) {
+  T result = 1;
+  for (; e > 0; e >>= 1) {
+    if (e & 1) result = static_cast<T>(result * base);
+    base = static_cast<T>(base * base);
+  }
+  return result;
+}
+
+// An integer to an integer power as torch computes it for a tensor exponent: a negative exponent
+// gives 1 for a base of 1, +-1 for a base of -1 (by the exponent's parity) and 0 for any other.
+template <typename T>
+__device__ T powi(T base, T e) {
+  if constexpr (std::is_signed_v<T>) {
+    if (e < T(0)) {
+      if (base == T(1)) return T(1);
+      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
+      return T(0);
+    }
+  }
+  return int_pow(base, static_cast<int64_t>(e));
+}
 
 // The op is a runtime field of one functor per dtype rather than a template parameter: the
 // branch is uniform across the grid and costs a few instructions per element of a kernel that is
@@ -48,6 +74,8 @@ struct BinaryFloatF {
         return static_cast<T>(::trunc(x / y));
       case BinaryOp::DivFloor:  // Python's floor division, computed exactly as torch does
         return static_cast<T>(c10::div_floor_floating(x, y));
+      case BinaryOp::Pow:  // a tensor exponent: pow for every element, as torch's kernel
+        return static_cast<T>(::pow(x, y));
     }
     return T(0);
   }
@@ -68,6 +96,12 @@ struct BinaryIntF {
         return static_cast<T>(a - alpha * b);
       case BinaryOp::Mul:
         return static_cast<T>(a * b);
+      case BinaryOp::Pow:
+        if constexpr (std::is_same_v<T, bool>) {
+          return T(0);  // not reached: the wrapper refuses bool
+        } else {
+          return powi(a, b);
+        }
       default:
         break;
     }
@@ -143,12 +177,7 @@ struct UnaryIntF {  // neg, relu, pow with an exponent >= 0 (the wrapper rejects
         return x;
       }
     }
-    T result = 1, base = x;
-    for (int64_t k = e; k > 0; k >>= 1) {
-      if (k & 1) result = static_cast<T>(result * base);
-      base = static_cast<T>(base * base);
-    }
-    return result;
+    return int_pow(x, e);
   }
 };
 
@@ -181,6 +210,33 @@ struct ReluBackwardF {  // zero where the output is <= 0, as torch's threshold_b
   __device__ T operator()(T g, T r) const { return static_cast<opmath<T>>(r) <= opmath<T>(0) ? T(0) : g; }
 };
 
+// torch's two gradients of pow(input, exponent) for a tensor exponent (pow_backward_self and
+// pow_backward_exponent), computed in opmath and rounded once, grid-stride over `it` walking
+// (grad_input, grad, input, exponent); grad_exponent and result share operand 0's offsets:
+//   grad_input    = grad * (exponent * input^(exponent - 1)), or 0 where exponent == 0;
+//   grad_exponent = grad * (result * log(input)), the factor 0 where input == 0 and exponent >= 0
+// (the factor, not the product, as in torch: a NaN or infinite grad still gives NaN there).
+template <typename T>
+__global__ void __launch_bounds__(cuda::kThreads)
+    pow_tensor_backward_kernel(const __grid_constant__ StridedIter<4> it, T* __restrict__ grad_exponent,
+                               const T* __restrict__ result) {
+  using opmath_t = opmath<T>;
+  T* grad_input = static_cast<T*>(it.data[0]);
+  const T* grad = static_cast<const T*>(it.data[1]);
+  const T* input = static_cast<const T*>(it.data[2]);
+  const T* exponent = static_cast<const T*>(it.data[3]);
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < it.numel; i += step) {
+    int64_t off[4];
+    cuda::iter_offsets(it, i, off);
+    const opmath_t g = static_cast<opmath_t>(grad[off[1]]), x = static_cast<opmath_t>(input[off[2]]),
+                   e = static_cast<opmath_t>(exponent[off[3]]), r = static_cast<opmath_t>(result[off[0]]);
+    grad_input[off[0]] = static_cast<T>(e == opmath_t(0) ? opmath_t(0) : g * (e * ::pow(x, e - opmath_t(1))));
+    const bool masked = x == opmath_t(0) && e >= opmath_t(0);
+    grad_exponent[off[0]] = static_cast<T>(g * (masked ? opmath_t(0) : r * ::log(x)));
+  }
+}
+
 }  // namespace
 
 void binary_kernel_cuda(BinaryOp op, const StridedIter<3>& it, at::ScalarType dtype, const c10::Scalar& alpha) {
@@ -204,6 +260,14 @@ void unary_kernel_cuda(UnaryOp op, const StridedIter<2>& it, at::ScalarType dtyp
     AT_DISPATCH_INTEGRAL_TYPES_AND(at::kBool, dtype, "pykernels_unary_cuda",
                                    [&] { unary_int<scalar_t>(op, it, exponent); });
   }
+}
+
+void pow_tensor_backward_kernel_cuda(const StridedIter<4>& it, void* grad_exponent, const void* result,
+                                     at::ScalarType dtype) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "pykernels_pow_tensor_backward_cuda", [&] {
+    cuda::launch(pow_tensor_backward_kernel<scalar_t>, cuda::grid_for(it.numel, cuda::kThreads), cuda::kThreads, 0, it,
+                 static_cast<scalar_t*>(grad_exponent), static_cast<const scalar_t*>(result));
+  });
 }
 
 void relu_backward_kernel_cuda(const StridedIter<3>& it, at::ScalarType dtype) {

@@ -8,6 +8,7 @@ Used by ``python -m pykernels bench`` and ``python benchmarks/run.py``; see ``--
 package: cases.py says what is timed (add a suite there), timing.py how, machine.py measures the
 machine's ceilings and describes it, report.py writes the results, runner.py ties them together.
 """
+
 from .cases import SUITES
 from .report import to_markdown
 from .runner import mm_sweep, run, run_case

@@ -1,11 +1,12 @@
 """What the benchmark times: the cases, each one op on given inputs run against pykernels and
 against torch, and the suites they are grouped in.
 
-Add a suite by adding a list of cases to ``SUITES``; the helpers here (``mm_case``,
-``binary_case``, ``reduce_case``, ...) build the common kinds.
+The op table (pykernels/optable.py) lists each op's cases and the suites they belong to; the
+helpers here build the cases that time more than one call (forward and backward, a training
+step). Add a suite by naming it in table entries and adding it to ``SUITES``.
 """
+
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import pykernels
-
-from .. import train
+from .. import optable, train
 
 GFLOPS, GBS = "GFLOP/s", "GB/s"
 F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are all float32
@@ -60,7 +60,7 @@ class Case:
 
 
 def _randn(*shape, dtype=torch.float32, positive=False, grad=False):
-    """Random-input factory; ``positive`` keeps inputs inside the domain of log and sqrt."""
+    """Random-input factory; ``positive`` keeps inputs inside the domain of the ops defined for positive inputs."""
 
     def make(device):
         t = torch.randn(*shape, dtype=dtype, device=device)
@@ -79,66 +79,74 @@ def _fmt_shape(shape):
 
 
 def mm_case(m, k, n, dtype=torch.float32):
-    return Case("mm", f"{m}x{k} @ {k}x{n}", dtype, _inputs(_randn(m, k, dtype=dtype), _randn(k, n, dtype=dtype)),
-                lambda lib, a, b: lib.mm(a, b), 2 * m * k * n, GFLOPS)
+    return Case(
+        "mm",
+        f"{m}x{k} @ {k}x{n}",
+        dtype,
+        _inputs(_randn(m, k, dtype=dtype), _randn(k, n, dtype=dtype)),
+        lambda lib, a, b: lib.mm(a, b),
+        2 * m * k * n,
+        GFLOPS,
+    )
 
 
 def mm_transposed_case(batch, n_in, n_out):
     """``x.t() @ g``: the weight-gradient product of a linear layer, a non-contiguous operand."""
-    return Case("mm", f"({batch}x{n_in}).t() @ {batch}x{n_out}", torch.float32,
-                _inputs(_randn(batch, n_in), _randn(batch, n_out)),
-                lambda lib, x, g: lib.mm(x.t(), g), 2 * batch * n_in * n_out, GFLOPS)
+    return Case(
+        "mm",
+        f"({batch}x{n_in}).t() @ {batch}x{n_out}",
+        torch.float32,
+        _inputs(_randn(batch, n_in), _randn(batch, n_out)),
+        lambda lib, x, g: lib.mm(x.t(), g),
+        2 * batch * n_in * n_out,
+        GFLOPS,
+    )
 
 
-def bmm_case(batch, m, k, n):
-    return Case("bmm", f"{batch}x{m}x{k} @ {batch}x{k}x{n}", torch.float32,
-                _inputs(_randn(batch, m, k), _randn(batch, k, n)),
-                lambda lib, a, b: lib.bmm(a, b), 2 * batch * m * k * n, GFLOPS)
+def _argument(spec, device, positive):
+    """A Bench argument: a tuple of ints is a random float32 tensor of that shape; a number is itself."""
+    if not isinstance(spec, tuple):
+        return spec
+    t = torch.randn(*spec, device=device)
+    return t.abs() + 0.1 if positive else t
 
 
-def matmul_case(a_shape, b_shape):
-    """``matmul`` with batch dimensions that broadcast against each other."""
-    batch = math.prod(torch.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
-    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
-    return Case("matmul", f"{_fmt_shape(a_shape)} @ {_fmt_shape(b_shape)}", torch.float32,
-                _inputs(_randn(*a_shape), _randn(*b_shape)),
-                lambda lib, a, b: lib.matmul(a, b), 2 * batch * m * k * n, GFLOPS)
+def _label(args, function):
+    shapes = [_fmt_shape(a) if isinstance(a, tuple) else repr(a) for a in args]
+    if len(args) == 2 and all(isinstance(a, tuple) for a in args) and args[0] == args[1]:
+        shapes = shapes[:1]
+    return ", ".join(shapes) + (f" ({function})" if function.endswith("_") else "")
 
 
-SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+def table_case(op, bench, suite):
+    """A case of the op table (pykernels/optable.py): the public function on ``bench.args``. Its work is
+    what torch's result implies: 2·m·k·n per product for the matmul family, otherwise the bytes of
+    every tensor argument read once and the result written once. Its target is the targets suite's
+    ("cpu")."""
+    function = bench.function or op.name
+    on_meta = [_argument(a, "meta", False) for a in bench.args]
+    out = getattr(LIBRARIES["torch"], function)(*on_meta)
+    if op.kind == "gemm":
+        work, unit = 2 * out.numel() * on_meta[0].shape[-1], GFLOPS
+    else:
+        read = sum(a.numel() for a in on_meta if isinstance(a, torch.Tensor))
+        work, unit = F32 * (read + out.numel()), GBS
+    inputs = lambda device: tuple(_argument(a, device, op.positive) for a in bench.args)  # noqa: E731
+    return Case(
+        function,
+        _label(bench.args, function),
+        torch.float32,
+        inputs,
+        lambda lib, *args: getattr(lib, function)(*args),
+        work,
+        unit,
+        target=bench.target if suite == "cpu" else None,
+    )
 
 
-def binary_case(op, a_shape, b_shape):
-    """Tensor-tensor elementwise op; the shapes may broadcast."""
-    out = math.prod(torch.broadcast_shapes(a_shape, b_shape))
-    nbytes = F32 * (math.prod(a_shape) + math.prod(b_shape) + out)
-    shape = _fmt_shape(a_shape) if a_shape == b_shape else f"{_fmt_shape(a_shape)} {SYMBOLS[op]} {_fmt_shape(b_shape)}"
-    return Case(op, shape, torch.float32, _inputs(_randn(*a_shape), _randn(*b_shape)),
-                lambda lib, a, b: getattr(lib, op)(a, b), nbytes, GBS)
-
-
-def scalar_case(op, n, scalar):
-    return Case(op, f"{n} {SYMBOLS[op]} {scalar}", torch.float32, _inputs(_randn(n)),
-                lambda lib, x: getattr(lib, op)(x, scalar), 2 * F32 * n, GBS)
-
-
-def unary_case(op, n, positive=False):
-    return Case(op, str(n), torch.float32, _inputs(_randn(n, positive=positive)),
-                lambda lib, x: getattr(lib, op)(x), 2 * F32 * n, GBS)
-
-
-def pow_case(n, exponent):
-    return Case("pow", f"{n} ** {exponent}", torch.float32, _inputs(_randn(n)),
-                lambda lib, x: lib.pow(x, exponent), 2 * F32 * n, GBS)
-
-
-def reduce_case(op, shape, dim=None):
-    """Full reduction when ``dim`` is None; the output is small, so the traffic is the input read."""
-    kwargs = {} if dim is None else {"dim": dim}
-    label = _fmt_shape(shape) + ("" if dim is None else f", dim={dim}")
-    out = 1 if dim is None else math.prod(shape) // shape[dim]
-    return Case(op, label, torch.float32, _inputs(_randn(*shape)),
-                lambda lib, x: getattr(lib, op)(x, **kwargs), F32 * (math.prod(shape) + out), GBS)
+def table_cases(suite):
+    """The op table's cases in ``suite``, in table order."""
+    return [table_case(op, b, suite) for op in optable.OPS for b in op.bench if suite in b.suites]
 
 
 def _relu_forward_backward(lib, x, g):
@@ -147,12 +155,17 @@ def _relu_forward_backward(lib, x, g):
     return x.grad
 
 
-def relu_case(n, backward=False):
-    """Forward: read x, write y. Forward+backward adds reading g and y, writing x.grad."""
-    if backward:
-        return Case("relu", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
-                    _relu_forward_backward, 5 * F32 * n, GBS)
-    return unary_case("relu", n)
+def relu_case(n):
+    """ReLU forward and backward: read x, write y; read g and y (or its mask), write x.grad."""
+    return Case(
+        "relu",
+        f"{n} fwd+bwd",
+        torch.float32,
+        _inputs(_randn(n, grad=True), _randn(n)),
+        _relu_forward_backward,
+        5 * F32 * n,
+        GBS,
+    )
 
 
 def _mse_forward_backward(lib, x, target):
@@ -161,13 +174,17 @@ def _mse_forward_backward(lib, x, target):
     return x.grad
 
 
-def mse_case(n, backward=False):
-    """Forward reads input and target; backward reads both again and writes input.grad."""
-    if backward:
-        return Case("mse_loss", f"{n} fwd+bwd", torch.float32, _inputs(_randn(n, grad=True), _randn(n)),
-                    _mse_forward_backward, 5 * F32 * n, GBS)
-    return Case("mse_loss", str(n), torch.float32, _inputs(_randn(n), _randn(n)),
-                lambda lib, x, target: lib.mse_loss(x, target), 2 * F32 * n, GBS)
+def mse_case(n):
+    """MSE loss forward and backward: read input and target, then both again, and write input.grad."""
+    return Case(
+        "mse_loss",
+        f"{n} fwd+bwd",
+        torch.float32,
+        _inputs(_randn(n, grad=True), _randn(n)),
+        _mse_forward_backward,
+        5 * F32 * n,
+        GBS,
+    )
 
 
 def _train_step(lib, x, target, w1, w2, lr=1e-3):
@@ -198,8 +215,16 @@ def sgd_step_case():
         return run
 
     flops = 3 * 2 * train.N * (train.D_IN * train.H + train.H * train.D_OUT)
-    return Case("train_step", f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}", torch.float32,
-                lambda device: (train.make_data(device=device),), None, flops, GFLOPS, prepare=prepare)
+    return Case(
+        "train_step",
+        f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
+        torch.float32,
+        lambda device: (train.make_data(device=device),),
+        None,
+        flops,
+        GFLOPS,
+        prepare=prepare,
+    )
 
 
 def targeted(case, ratio):
@@ -210,72 +235,42 @@ def targeted(case, ratio):
 def train_step_case(batch, n_in, hidden, n_out):
     """A small MLP training step; work counts the matmuls only (backward costs twice forward)."""
     flops = 3 * 2 * batch * (n_in * hidden + hidden * n_out)
-    inputs = _inputs(_randn(batch, n_in), _randn(batch, n_out),
-                     _randn(n_in, hidden, grad=True), _randn(hidden, n_out, grad=True))
-    return Case("train_step", f"mlp {n_in}-{hidden}-{n_out}, batch {batch}", torch.float32, inputs,
-                _train_step, flops, GFLOPS)
+    inputs = _inputs(
+        _randn(batch, n_in), _randn(batch, n_out), _randn(n_in, hidden, grad=True), _randn(hidden, n_out, grad=True)
+    )
+    return Case(
+        "train_step", f"mlp {n_in}-{hidden}-{n_out}, batch {batch}", torch.float32, inputs, _train_step, flops, GFLOPS
+    )
 
 
-N_SMALL, N_LARGE = 1 << 20, 1 << 24
+N_SMALL = optable.N
 
+# Each suite: the op table's cases in it, then the cases that time more than one call.
 SUITES = {
-    "default": [
-        mm_case(64, 1000, 100),
-        mm_case(256, 256, 256),
-        mm_case(512, 512, 512),
-        mm_case(1024, 1024, 1024),
+    "default": table_cases("default")
+    + [
         mm_case(512, 512, 512, dtype=torch.float64),
         mm_transposed_case(64, 1000, 100),
-        bmm_case(32, 128, 128, 256),
-        matmul_case((4, 1, 128, 128), (8, 128, 128)),
-        binary_case("add", (N_SMALL,), (N_SMALL,)),
-        binary_case("add", (N_LARGE,), (N_LARGE,)),
-        binary_case("sub", (N_SMALL,), (N_SMALL,)),
-        binary_case("mul", (4096, 1), (1, 4096)),
-        binary_case("div", (N_SMALL,), (N_SMALL,)),
-        scalar_case("add", N_SMALL, 1.5),
-        unary_case("neg", N_SMALL),
-        unary_case("exp", N_SMALL),
-        unary_case("log", N_SMALL, positive=True),
-        unary_case("sqrt", N_SMALL, positive=True),
-        pow_case(N_SMALL, 2),
-        reduce_case("sum", (2048, 2048)),
-        reduce_case("sum", (2048, 2048), dim=0),
-        reduce_case("sum", (2048, 2048), dim=1),
-        reduce_case("mean", (2048, 2048)),
         relu_case(N_SMALL),
-        relu_case(N_SMALL, backward=True),
         mse_case(N_SMALL),
-        mse_case(N_SMALL, backward=True),
         train_step_case(64, 1000, 100, 10),
     ],
     # The CPU speed targets: each case with the ratio it should reach on a 2-core machine.
-    "cpu": [
-        targeted(mm_case(1024, 1024, 1024), 1.8),
-        targeted(mm_case(64, 1000, 100), 1.3),
+    "cpu": table_cases("cpu")
+    + [
         targeted(mm_transposed_case(64, 1000, 100), 1.3),
-        targeted(bmm_case(32, 128, 128, 256), 1.8),
-        targeted(binary_case("add", (N_SMALL,), (N_SMALL,)), 0.95),
-        targeted(relu_case(N_SMALL, backward=True), 0.95),
-        targeted(mse_case(N_SMALL, backward=True), 2.5),
-        targeted(sgd_step_case(), 1.5),
+        targeted(relu_case(N_SMALL), 1.2),
+        targeted(mse_case(N_SMALL), 2.5),
+        targeted(sgd_step_case(), 2.0),
     ],
-    "quick": [
-        mm_case(64, 1000, 100),
-        mm_case(256, 256, 256),
+    "quick": table_cases("quick")
+    + [
         mm_transposed_case(64, 1000, 100),
-        bmm_case(8, 64, 64, 64),
-        matmul_case((2, 1, 64, 64), (4, 64, 64)),
-        binary_case("add", (N_SMALL,), (N_SMALL,)),
-        binary_case("mul", (1024, 1), (1, 1024)),
-        scalar_case("add", N_SMALL, 1.5),
-        unary_case("exp", N_SMALL),
-        pow_case(N_SMALL, 2),
-        reduce_case("sum", (1024, 1024), dim=1),
-        reduce_case("mean", (1024, 1024)),
-        relu_case(N_SMALL, backward=True),
-        mse_case(N_SMALL, backward=True),
+        relu_case(N_SMALL),
+        mse_case(N_SMALL),
     ],
+    # What one call costs beside torch's (64 elements, an 8x8 product): the layers above the kernels.
+    "percall": table_cases("percall") + [relu_case(optable.SMALL)],
 }
 
 

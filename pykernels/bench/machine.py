@@ -1,6 +1,7 @@
 """The machine a benchmark ran on: its measured ceilings (the FMA peak, copy bandwidth) and the
 facts that make a result reproducible (CPU, threads, load, versions, git commit).
 """
+
 import datetime
 import os
 import platform
@@ -10,7 +11,6 @@ from pathlib import Path
 import torch
 
 import pykernels
-
 from . import timing
 from .cases import F32, GBS
 
@@ -84,8 +84,9 @@ def git_commit():
     root = Path(pykernels.__file__).resolve().parent.parent
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
 
     try:
         # A repository around an installed copy (a virtual environment in some project) is not pykernels'.

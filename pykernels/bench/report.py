@@ -1,6 +1,7 @@
 """The benchmark's results as a reader gets them: the Markdown table printed and saved, the JSON
 beside it, and the mm GFLOP/s plot, in files named after the machine (benchmarks/results/).
 """
+
 import json
 import math
 import os
@@ -51,35 +52,51 @@ def to_markdown(meta, rows):
         f"# pykernels vs torch: {meta['device']} ({where})",
         "",
         f"- date: {meta['date']}",
-        (f"- pykernels {meta['pykernels_version']} (built against torch {meta['built_against_torch'] or '?'}, "
-         f"CPU SIMD {meta['cpu_simd'] or '?'}); torch {meta['torch_version']}"),
-        "- git commit: " + (f"{git['commit']}" + (" with uncommitted changes" if git["dirty"] else "")
-                            if git else "none (not run from a git checkout of pykernels)"),
+        (
+            f"- pykernels {meta['pykernels_version']} (built against torch {meta['built_against_torch'] or '?'}, "
+            f"CPU SIMD {meta['cpu_simd'] or '?'}); torch {meta['torch_version']}"
+        ),
+        "- git commit: "
+        + (
+            f"{git['commit']}" + (" with uncommitted changes" if git["dirty"] else "")
+            if git
+            else "none (not run from a git checkout of pykernels)"
+        ),
         f"- device: {meta['device']}, {meta['device_name']}"
-        + ("" if meta["device"] == "cpu" else f"; host CPU: {meta['cpu']}") + f"; torch threads: {meta['threads']}",
+        + ("" if meta["device"] == "cpu" else f"; host CPU: {meta['cpu']}")
+        + f"; torch threads: {meta['threads']}",
         f"- suite: {meta['suite']}, {meta['min_run_time_s']} s of timing per implementation per case",
-        (f"- 1-minute load average: {load['before']} before, {load['after']} after, on {meta['cpu_count']} CPUs "
-         "(a load well above 0 means other processes competed for the CPUs, and the times are noisy)"),
+        (
+            f"- 1-minute load average: {load['before']} before, {load['after']} after, on {meta['cpu_count']} CPUs "
+            "(a load well above 0 means other processes competed for the CPUs, and the times are noisy)"
+        ),
     ]
     peak = meta.get("peak")
     if peak:
         parts = []
         if peak.get("fma_gflops"):
-            parts.append(f"float32 FMA {peak['fma_gflops']:.0f} GFLOP/s ({peak['fma_isa']}, independent FMA chains "
-                         f"on {meta['threads']} thread{'s' * (meta['threads'] != 1)})")
+            parts.append(
+                f"float32 FMA {peak['fma_gflops']:.0f} GFLOP/s ({peak['fma_isa']}, independent FMA chains "
+                f"on {meta['threads']} thread{'s' * (meta['threads'] != 1)})"
+            )
         parts.append(f"copy bandwidth {peak['copy_gbs']:.1f} GB/s (a 256 MiB tensor copy, read + write)")
-        lines.append("- measured peak (the higher of two measurements, before and after the cases): "
-                     + "; ".join(parts) + ". \"% of peak\" compares GFLOP/s with the FMA peak (half of it for "
-                     "float64) and GB/s with a tensor copy moving as many bytes as the case, timed beside it "
-                     "(small working sets run from cache, faster than the 256 MiB copy).")
+        lines.append(
+            "- measured peak (the higher of two measurements, before and after the cases): "
+            + "; ".join(parts)
+            + '. "% of peak" compares GFLOP/s with the FMA peak (half of it for '
+            "float64) and GB/s with a tensor copy moving as many bytes as the case, timed beside it "
+            "(small working sets run from cache, faster than the 256 MiB copy)."
+        )
     lines += [
         "",
-        ("Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
-         "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
-         "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
-         f"**noisy** marks a ratio whose {ROUNDS} repeated measurements (rounds of both libraries, "
-         f"interleaved) spread by more than {NOISY_SPREAD:.0%} of it: rerun it before trusting it. "
-         "⚠ marks a pykernels result that differs from torch's (see notes)."),
+        (
+            "Times are medians per call, pykernels and torch measured in the same process on the same inputs, "
+            "interleaved. **ratio = torch time / pykernels time**: above 1 pykernels is faster, below 1 slower. "
+            "GFLOP/s counts 2·M·N·K per matrix product; GB/s counts each input read and each output written once. "
+            f"**noisy** marks a ratio whose {ROUNDS} repeated measurements (rounds of both libraries, "
+            f"interleaved) spread by more than {NOISY_SPREAD:.0%} of it: rerun it before trusting it. "
+            "⚠ marks a pykernels result that differs from torch's (see notes)."
+        ),
         "",
     ]
     with_peak, with_target = bool(peak), any("target" in r for r in rows)
@@ -90,9 +107,17 @@ def to_markdown(meta, rows):
     lines += ["| " + " | ".join(_table_row(r, with_peak, with_target)) + " |" for r in rows]
     gm = geomean_ratio(rows)
     timed = sum("ratio" in r for r in rows)
-    lines += ["", f"Geometric mean of ratios: **{gm:.2f}** over {timed} case{'s' * (timed != 1)}." if gm else "No case was timed."]
-    notes = [f"- {r['op']} {r['shape']}: {r.get('error') or 'result differs: ' + r['mismatch']}"
-             for r in rows if r.get("error") or r.get("mismatch")]
+    lines += [
+        "",
+        f"Geometric mean of ratios: **{gm:.2f}** over {timed} case{'s' * (timed != 1)}."
+        if gm
+        else "No case was timed.",
+    ]
+    notes = [
+        f"- {r['op']} {r['shape']}: {r.get('error') or 'result differs: ' + r['mismatch']}"
+        for r in rows
+        if r.get("error") or r.get("mismatch")
+    ]
     if notes:
         lines += ["", "Notes:", ""] + [n.splitlines()[0] for n in notes]
     return "\n".join(lines) + "\n"
@@ -145,8 +170,12 @@ def save_plot(path, meta, rows, peak):
     for name, style in (("pykernels", "o-"), ("torch", "s--")):
         ax.plot(sizes, [r[f"{name}_rate"] for r in rows if "ratio" in r], style, label=name)
     if peak and peak.get("fma_gflops"):
-        ax.axhline(peak["fma_gflops"], color="gray", linestyle=":",
-                   label=f"measured FMA peak ({peak['fma_isa']}), {peak['fma_gflops']:.0f} GFLOP/s")
+        ax.axhline(
+            peak["fma_gflops"],
+            color="gray",
+            linestyle=":",
+            label=f"measured FMA peak ({peak['fma_isa']}), {peak['fma_gflops']:.0f} GFLOP/s",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(n) for n in sizes], rotation=45)
     ax.set_ylim(bottom=0)

@@ -1,6 +1,7 @@
 """Running the benchmark: each case timed against torch, the machine's ceilings measured around
 the cases, and the results printed and saved.
 """
+
 import functools
 import sys
 from pathlib import Path
@@ -12,7 +13,10 @@ from .cases import GBS, LIBRARIES, mm_case, select_cases
 
 
 def _copy(t):
-    """An equal, independent copy, so in-place updates and .grad of one library never reach the other."""
+    """An equal, independent copy, so in-place updates and .grad of one library never reach the other
+    (a number argument is its own copy)."""
+    if not isinstance(t, torch.Tensor):
+        return t
     return t.detach().clone().requires_grad_(t.requires_grad)
 
 
@@ -30,8 +34,14 @@ def _mismatch(out, expected):
 def run_case(case, device, min_run_time, copy_reference=False):
     """Time one case for both libraries; failures are recorded in the row rather than raised.
     With ``copy_reference``, a memory-bound case also times a tensor copy moving as many bytes."""
-    row = {"op": case.op, "shape": case.shape, "dtype": str(case.dtype).replace("torch.", ""),
-           "device": device.type, "unit": case.unit, "work": case.work}
+    row = {
+        "op": case.op,
+        "shape": case.shape,
+        "dtype": str(case.dtype).replace("torch.", ""),
+        "device": device.type,
+        "unit": case.unit,
+        "work": case.work,
+    }
     if case.target is not None:
         row["target"] = case.target
     torch.manual_seed(0)
@@ -56,8 +66,16 @@ def run_case(case, device, min_run_time, copy_reference=False):
     pk, th = timing.median(pk_rounds), timing.median(th_rounds)
     rounds = timing.round_ratios(pk_rounds, th_rounds)
     spread = (max(rounds) - min(rounds)) / (th / pk)
-    row.update(pykernels_s=pk, torch_s=th, ratio=th / pk, round_ratios=rounds, ratio_spread=spread,
-               noisy=spread > timing.NOISY_SPREAD, pykernels_rate=case.work / pk / 1e9, torch_rate=case.work / th / 1e9)
+    row.update(
+        pykernels_s=pk,
+        torch_s=th,
+        ratio=th / pk,
+        round_ratios=rounds,
+        ratio_spread=spread,
+        noisy=spread > timing.NOISY_SPREAD,
+        pykernels_rate=case.work / pk / 1e9,
+        torch_rate=case.work / th / 1e9,
+    )
     if copy_reference and case.unit == GBS:
         row["copy_gbs"] = machine.copy_bandwidth(device, min_run_time, nbytes=case.work / 2)
     return row

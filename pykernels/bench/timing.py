@@ -10,6 +10,7 @@ interleave the libraries, drift that slows both alike leaves the ratio, and the 
 
 On the CPU the timer is ``torch.utils.benchmark``'s; on CUDA, CUDA events.
 """
+
 import contextlib
 import io
 import logging
@@ -75,8 +76,10 @@ def time_cuda(fns, min_run_time, warmup=3):
             fn()
     slowest = max(_cuda_seconds_per_call(fn) for fn in fns)
     iters = max(10, min(2000, int(min_run_time / max(slowest, 1e-9))))
-    events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-               for _ in range(iters)] for _ in fns]
+    events = [
+        [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
+        for _ in fns
+    ]
     for it in range(iters):
         order = range(len(fns)) if it % 2 == 0 else reversed(range(len(fns)))
         for i in order:
@@ -86,7 +89,7 @@ def time_cuda(fns, min_run_time, warmup=3):
             end.record()
     torch.cuda.synchronize()
     seconds = [[s.elapsed_time(e) / 1e3 for s, e in pairs] for pairs in events]
-    return [[times[r * iters // ROUNDS:(r + 1) * iters // ROUNDS] for r in range(ROUNDS)] for times in seconds]
+    return [[times[r * iters // ROUNDS : (r + 1) * iters // ROUNDS] for r in range(ROUNDS)] for times in seconds]
 
 
 def median(rounds):

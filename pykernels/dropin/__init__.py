@@ -6,7 +6,7 @@ to pykernels: functions (``torch.mm``, ``torch.add``, ``torch.clamp(x, min=0)``,
 methods (``x.mm(w)``, ``x.pow(2).sum()``, ...), operators (``@ + - * / ** -x`` and the in-place
 ``+= -= *= /=``), ``torch.nn.functional.linear / relu / mse_loss`` (hence ``nn.Linear``,
 ``nn.ReLU``, ``nn.MSELoss``) and the arithmetic of ``torch.optim`` (the per-tensor ``add_``,
-``lerp_``, ``addcmul_``, ``addcdiv_``, ``sqrt`` ... and the ``torch._foreach_*`` forms).
+``lerp_``, ``addcmul_``, ``addcdiv_`` ... and the ``torch._foreach_*`` forms).
 Backward follows: a routed call records pykernels' autograd Function, whose backward runs on
 pykernels kernels. Everything else falls through to torch unchanged, and so does a covered call
 whose arguments pykernels does not take (an ``out=`` where it has none, a tensor exponent, a
@@ -26,6 +26,7 @@ script under the mode and prints that table to stderr.
 The package: routing.py says which torch function goes to which handler (handlers.py; foreach.py
 for ``torch._foreach_*``); mode.py is the mode and its report; script.py runs a script under it.
 """
+
 from .mode import DropIn, enable
 from .script import run_script
 

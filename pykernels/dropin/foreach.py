@@ -3,6 +3,7 @@
 element through the handler of the per-tensor function (``torch._foreach_add_`` through that of
 ``Tensor.add_``); which ``_foreach_*`` functions are routed is in routing.py.
 """
+
 import torch
 
 from .. import _C
@@ -34,8 +35,9 @@ def handler(name, element, signature):
         calls = []
         for i in range(n):
             try:
-                bound = signature.bind(self[i], *(_element(a, i, n) for a in args),
-                                       **{k: _element(v, i, n) for k, v in kwargs.items()})
+                bound = signature.bind(
+                    self[i], *(_element(a, i, n) for a in args), **{k: _element(v, i, n) for k, v in kwargs.items()}
+                )
             except TypeError:
                 raise FallThrough("arguments") from None
             calls.append(bound)
@@ -44,7 +46,7 @@ def handler(name, element, signature):
             # ops check them (other errors, such as a shape mismatch, surface per element there too).
             for bound in calls:
                 values = (*bound.args, *bound.kwargs.values())
-                _C.direct.check_inplace(bound.args[0], any(is_tensor(v) and v.requires_grad for v in values))
+                _C.api.check_inplace(bound.args[0], any(is_tensor(v) and v.requires_grad for v in values))
         results = []
         for i, bound in enumerate(calls):
             try:

@@ -7,12 +7,14 @@ result with pykernels or raises ``FallThrough``; torch then runs the call itself
 named after the torch function they handle, ``sum`` and ``pow`` included: in this module those
 names are the handlers, not Python's builtins.
 """
+
+import functools
+
 import torch
 
 from .. import _C
+from .. import _api as pk
 from .. import nn as _nn
-from .. import ops as pk
-from ..autograd import scalar_like, sum_to
 
 _ops = torch.ops.pykernels
 
@@ -62,7 +64,7 @@ def _assign(self, result):
     rules for an in-place write are checked first: a Function checks them only after its forward
     has written."""
     need(result.dtype == self.dtype and result.shape == self.shape, "result does not fit in place")
-    _C.direct.check_inplace(self, self.requires_grad or result.requires_grad)
+    _C.api.check_inplace(self, self.requires_grad or result.requires_grad)
     _Assign.apply(self, result)
     return self
 
@@ -77,21 +79,6 @@ def _in_place(self, fn):
 # ---- matmul family --------------------------------------------------------------------------------
 
 
-def mm(input, mat2, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(mat2))
-    return pk.mm(input, mat2)
-
-
-def bmm(input, mat2, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(mat2))
-    return pk.bmm(input, mat2)
-
-
-def matmul(input, other, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(other))
-    return pk.matmul(input, other)
-
-
 def rmatmul(self, other):
     need(is_tensor(other))
     return pk.matmul(other, self)
@@ -103,8 +90,14 @@ def mv(input, vec, *, out=None):
 
 
 def dot(input, tensor, *, out=None):
-    need(out is None and is_tensor(input) and is_tensor(tensor) and input.dim() == 1 and tensor.dim() == 1
-         and input.dtype == tensor.dtype)
+    need(
+        out is None
+        and is_tensor(input)
+        and is_tensor(tensor)
+        and input.dim() == 1
+        and tensor.dim() == 1
+        and input.dtype == tensor.dtype
+    )
     return pk.matmul(input, tensor)
 
 
@@ -126,16 +119,6 @@ def linear(input, weight, bias=None):
 # ---- elementwise ----------------------------------------------------------------------------------
 
 
-def add(input, other, *, alpha=1, out=None):
-    need(is_tensor(input) and is_operand(other) and is_number(alpha))
-    return pk.add(input, other, alpha=alpha, out=out)
-
-
-def sub(input, other, *, alpha=1, out=None):
-    need(is_tensor(input) and is_operand(other) and is_number(alpha))
-    return pk.sub(input, other, alpha=alpha, out=out)
-
-
 def rsub(input, other, *, alpha=1):
     need(is_tensor(input) and is_operand(other) and is_number(alpha))
     return pk.sub(other, input, alpha=alpha)
@@ -144,16 +127,6 @@ def rsub(input, other, *, alpha=1):
 def rsub_operator(self, other):
     need(is_tensor(self) and is_operand(other))
     return pk.sub(other, self)
-
-
-def mul(input, other, *, out=None):
-    need(is_tensor(input) and is_operand(other))
-    return pk.mul(input, other, out=out)
-
-
-def div(input, other, *, rounding_mode=None, out=None):
-    need(is_tensor(input) and is_operand(other))
-    return pk.div(input, other, rounding_mode=rounding_mode, out=out)
 
 
 def true_divide(input, other, *, out=None):
@@ -166,62 +139,8 @@ def rdiv_operator(self, other):
     return pk.div(other, self)
 
 
-def neg(input, *, out=None):
-    need(is_tensor(input))
-    return pk.neg(input, out=out)
-
-
-# In place: the tensor itself is returned (pykernels' in-place Function hands back a detached alias
-# of a tensor that requires grad under no_grad; `w -= ...` must leave `w` the Parameter it was).
-
-
-def add_(self, other, *, alpha=1):
-    need(is_tensor(self) and is_operand(other) and is_number(alpha))
-    pk.add_(self, other, alpha=alpha)
-    return self
-
-
-def sub_(self, other, *, alpha=1):
-    need(is_tensor(self) and is_operand(other) and is_number(alpha))
-    pk.sub_(self, other, alpha=alpha)
-    return self
-
-
-def mul_(self, other):
-    need(is_tensor(self) and is_operand(other))
-    pk.mul_(self, other)
-    return self
-
-
-def div_(self, other, *, rounding_mode=None):
-    need(is_tensor(self) and is_operand(other))
-    pk.div_(self, other, rounding_mode=rounding_mode)
-    return self
-
-
-def true_divide_(self, other):
-    need(is_tensor(self) and is_operand(other))
-    pk.div_(self, other)
-    return self
-
-
-def neg_(input):
-    need(is_tensor(input))
-    pk.neg_(input)
-    return input
-
-
-def _exponent(x):
-    return is_number(x) and not isinstance(x, bool)
-
-
-def pow(input, exponent, *, out=None):
-    need(out is None and is_tensor(input) and _exponent(exponent), "tensor exponent")
-    return pk.pow(input, exponent)
-
-
 def pow_(self, exponent):
-    need(is_tensor(self) and _exponent(exponent), "tensor exponent")
+    need(is_tensor(self) and is_operand(exponent))
     return _in_place(self, lambda x: pk.pow(x, exponent))
 
 
@@ -235,31 +154,29 @@ def square_(self):
     return _in_place(self, lambda x: pk.pow(x, 2))
 
 
-def _unary(fn):
-    """The out-of-place and in-place handlers of a unary op without options: exp, log, sqrt."""
-
-    def out_of_place(input, *, out=None):
-        need(out is None and is_tensor(input))
-        return fn(input)
+@functools.cache
+def computed_in_place(fn):
+    """The in-place handler of a unary op that has no in-place kernel (``Tensor.exp_``): ``fn``
+    computed out of place, then assigned."""
 
     def in_place(input):
         need(is_tensor(input))
         return _in_place(input, fn)
 
-    return out_of_place, in_place
-
-
-exp, exp_ = _unary(pk.exp)
-log, log_ = _unary(pk.log)
-sqrt, sqrt_ = _unary(pk.sqrt)
+    return in_place
 
 
 # ---- lerp / addcmul / addcdiv: what torch.optim's Adam, AdamW, SGD with momentum ... are made of --
 
 
 def _lerp_check(input, end, weight):
-    need(is_tensor(input) and is_tensor(end) and is_number(weight) and input.is_floating_point()
-         and end.dtype == input.dtype)
+    need(
+        is_tensor(input)
+        and is_tensor(end)
+        and is_number(weight)
+        and input.is_floating_point()
+        and end.dtype == input.dtype
+    )
 
 
 def _lerp_value(input, end, weight):
@@ -268,6 +185,16 @@ def _lerp_value(input, end, weight):
     if abs(weight) < 0.5:
         return _ops.add(input, diff, alpha=weight)
     return _ops.sub(end, diff, alpha=1 - weight)
+
+
+def _sum_to(grad, shape):
+    """``grad`` summed over the dimensions broadcasting added or expanded to reach it from ``shape``."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
+        return grad
+    lead = grad.dim() - len(shape)
+    dims = list(range(lead)) + [lead + i for i, s in enumerate(shape) if s == 1 and grad.shape[lead + i] != 1]
+    return (_ops.sum(grad, dims, keepdim=True) if dims else grad).reshape(shape)
 
 
 class _Lerp(torch.autograd.Function):
@@ -282,8 +209,8 @@ class _Lerp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         w = ctx.weight
-        g_input = sum_to(_ops.mul(grad, scalar_like(1 - w, grad)), ctx.shapes[0]) if ctx.needs_input_grad[0] else None
-        g_end = sum_to(_ops.mul(grad, scalar_like(w, grad)), ctx.shapes[1]) if ctx.needs_input_grad[1] else None
+        g_input = _sum_to(_ops.mul(grad, 1 - w), ctx.shapes[0]) if ctx.needs_input_grad[0] else None
+        g_end = _sum_to(_ops.mul(grad, w), ctx.shapes[1]) if ctx.needs_input_grad[1] else None
         return g_input, g_end, None
 
 
@@ -350,8 +277,12 @@ def _reduce_args(dim, keepdim, axis, out):
     if axis is not None:
         need(dim is None)
         dim = axis
-    need(dim is None or isinstance(dim, int)
-         or (isinstance(dim, (list, tuple)) and all(isinstance(d, int) for d in dim)), "named dimensions")
+    need(
+        dim is None
+        or isinstance(dim, int)
+        or (isinstance(dim, (list, tuple)) and all(isinstance(d, int) for d in dim)),
+        "named dimensions",
+    )
     return dim
 
 
@@ -372,26 +303,20 @@ def _relu_input(input):
     need(is_tensor(input) and input.dtype != torch.bool)
 
 
-def relu(input):
-    _relu_input(input)
-    return pk.relu(input)
-
-
-def relu_(input):
-    _relu_input(input)
-    pk.relu_(input)
-    return input
-
-
 def functional_relu(input, inplace=False):
-    return relu_(input) if inplace else relu(input)
+    _relu_input(input)
+    return pk.relu_(input) if inplace else pk.relu(input)
+
+
+def functional_relu_(input):
+    _relu_input(input)
+    return pk.relu_(input)
 
 
 def _is_relu_clamp(input, min, max):
     # clamp(x, min=0) of an integer tensor by a float 0.0 promotes to float: that is not relu.
     _relu_input(input)
-    need(max is None and is_zero(min) and (input.is_floating_point() or isinstance(min, int)),
-         "clamp other than min=0")
+    need(max is None and is_zero(min) and (input.is_floating_point() or isinstance(min, int)), "clamp other than min=0")
 
 
 def _clamp_min_zero(input):

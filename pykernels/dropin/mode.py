@@ -2,6 +2,7 @@
 in the routes (routing.py), runs the handler where the arguments are ones pykernels takes, lets
 torch run everything else, and counts both for its report.
 """
+
 import collections
 import contextlib
 import sys
@@ -9,7 +10,7 @@ import sys
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
-from .. import _compat
+from .. import _compat, optable
 from .foreach import AfterMutation
 from .handlers import FallThrough
 from .routing import HANDLERS
@@ -19,9 +20,8 @@ _F = torch.nn.functional
 
 # ---- which arguments pykernels takes at all -------------------------------------------------------
 
-# What pykernels' kernels take (the dtypes its test suite checks against torch).
-_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int32, torch.int64,
-           torch.bool}
+# The dtypes pykernels' kernels take (the op table's).
+_DTYPES = {getattr(torch, name) for name in optable.ALL}
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -111,8 +111,7 @@ def _name(func):
 
 
 def _is_pykernels_op(func):
-    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith(
-        "pykernels.")
+    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith("pykernels.")
 
 
 def _is_attribute(name):
@@ -227,8 +226,12 @@ class DropIn(TorchFunctionMode):
         fell_rows = [(name, n) for name, n in sorted(fell.items(), key=lambda kv: (-kv[1], kv[0]))]
         width = max([len(name) for name, _ in rows + fell_rows] + [40])
         total_routed, total_fell = sum(routed.values()), sum(fell.values())
-        lines = [(f"pykernels drop-in report: {total_routed} torch calls routed to pykernels, "
-                  f"{total_fell} fell through to torch")]
+        lines = [
+            (
+                f"pykernels drop-in report: {total_routed} torch calls routed to pykernels, "
+                f"{total_fell} fell through to torch"
+            )
+        ]
         lines.append(f"  {'routed to pykernels':<{width}}  {'calls':>9}")
         lines += [f"    {name:<{width - 2}}  {n:>9}" for name, n in rows] or ["    (none)"]
         lines.append(f"  {'fell through to torch':<{width}}  {'calls':>9}")

@@ -1,55 +1,38 @@
 """Which torch function, Tensor method or operator the drop-in mode sends to which handler.
 
-The routes are data: ``ROUTES`` maps each handler (handlers.py) to the torch callables it takes,
-by their dotted names, and ``FOREACH`` names the ``torch._foreach_*`` functions taken element by
-element (foreach.py). A name the installed torch lacks is skipped. ``HANDLERS``, what the mode
-looks calls up in, is built from both when the module is imported.
+The op table (pykernels/optable.py) names, for each op, the torch callables whose arguments are
+its public function's: those go straight to the public function. ``ROUTES`` maps the handlers
+(handlers.py) that adapt other calls to the torch callables they take: composites (addmm, lerp,
+...), calls spelled differently (true_divide, sum's axis=), in-place forms computed out of place.
+A handler takes precedence over the table's route for the same callable. ``FOREACH`` names the
+``torch._foreach_*`` functions taken element by element (foreach.py). A name the installed torch
+lacks is skipped. ``HANDLERS``, what the mode looks calls up in, is built when the module is imported.
 """
+
+import functools
 import inspect
 
 import torch
 
+from .. import _api, optable
 from . import foreach
 from . import handlers as h
 
 ROUTES = {
     # matmul family
-    h.mm: ("torch.mm", "torch.Tensor.mm"),
-    h.bmm: ("torch.bmm", "torch.Tensor.bmm"),
-    h.matmul: ("torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__"),
     h.rmatmul: ("torch.Tensor.__rmatmul__",),
     h.mv: ("torch.mv", "torch.Tensor.mv"),
     h.dot: ("torch.dot", "torch.Tensor.dot"),
     h.addmm: ("torch.addmm", "torch.Tensor.addmm"),
     h.linear: ("torch.nn.functional.linear",),
     # elementwise
-    h.add: ("torch.add", "torch.Tensor.add", "torch.Tensor.__add__", "torch.Tensor.__radd__"),
-    h.sub: ("torch.sub", "torch.subtract", "torch.Tensor.sub", "torch.Tensor.subtract", "torch.Tensor.__sub__"),
     h.rsub: ("torch.rsub",),
     h.rsub_operator: ("torch.Tensor.__rsub__",),
-    h.mul: ("torch.mul", "torch.multiply", "torch.Tensor.mul", "torch.Tensor.multiply", "torch.Tensor.__mul__",
-            "torch.Tensor.__rmul__"),
-    h.div: ("torch.div", "torch.divide", "torch.Tensor.div", "torch.Tensor.divide"),
-    h.true_divide: ("torch.true_divide", "torch.Tensor.true_divide", "torch.Tensor.__truediv__",
-                    "torch.Tensor.__div__"),
+    h.true_divide: ("torch.true_divide", "torch.Tensor.true_divide", "torch.Tensor.__div__"),
     h.rdiv_operator: ("torch.Tensor.__rtruediv__", "torch.Tensor.__rdiv__"),
-    h.neg: ("torch.neg", "torch.negative", "torch.Tensor.neg", "torch.Tensor.negative", "torch.Tensor.__neg__"),
-    h.add_: ("torch.Tensor.add_", "torch.Tensor.__iadd__"),
-    h.sub_: ("torch.Tensor.sub_", "torch.Tensor.subtract_", "torch.Tensor.__isub__"),
-    h.mul_: ("torch.Tensor.mul_", "torch.Tensor.multiply_", "torch.Tensor.__imul__"),
-    h.div_: ("torch.Tensor.div_", "torch.Tensor.divide_"),
-    h.true_divide_: ("torch.Tensor.true_divide_", "torch.Tensor.__itruediv__", "torch.Tensor.__idiv__"),
-    h.neg_: ("torch.neg_", "torch.negative_", "torch.Tensor.neg_", "torch.Tensor.negative_"),
-    h.pow: ("torch.pow", "torch.Tensor.pow", "torch.Tensor.__pow__"),
     h.pow_: ("torch.Tensor.pow_", "torch.Tensor.__ipow__"),
     h.square: ("torch.square", "torch.Tensor.square"),
     h.square_: ("torch.Tensor.square_",),
-    h.exp: ("torch.exp", "torch.Tensor.exp"),
-    h.exp_: ("torch.exp_", "torch.Tensor.exp_"),
-    h.log: ("torch.log", "torch.Tensor.log"),
-    h.log_: ("torch.log_", "torch.Tensor.log_"),
-    h.sqrt: ("torch.sqrt", "torch.Tensor.sqrt"),
-    h.sqrt_: ("torch.sqrt_", "torch.Tensor.sqrt_"),
     # what torch.optim's optimizers are made of
     h.lerp: ("torch.lerp", "torch.Tensor.lerp"),
     h.lerp_: ("torch.Tensor.lerp_",),
@@ -61,9 +44,8 @@ ROUTES = {
     h.sum: ("torch.sum", "torch.Tensor.sum"),
     h.mean: ("torch.mean", "torch.Tensor.mean"),
     # ReLU, and clamp(min=0), which is ReLU
-    h.relu: ("torch.relu", "torch.Tensor.relu"),
-    h.relu_: ("torch.relu_", "torch.Tensor.relu_", "torch.nn.functional.relu_"),
     h.functional_relu: ("torch.nn.functional.relu",),
+    h.functional_relu_: ("torch.nn.functional.relu_",),
     h.clamp: ("torch.clamp", "torch.clip", "torch.Tensor.clamp", "torch.Tensor.clip"),
     h.clamp_: ("torch.clamp_", "torch.clip_", "torch.Tensor.clamp_", "torch.Tensor.clip_"),
     h.clamp_min: ("torch.clamp_min", "torch.Tensor.clamp_min"),
@@ -72,9 +54,9 @@ ROUTES = {
     h.mse_loss: ("torch.nn.functional.mse_loss",),
 }
 
-# torch._foreach_<name> and torch._foreach_<name>_, each element through the handler of
-# Tensor.<name> / Tensor.<name>_ above.
-FOREACH = ("add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "lerp", "addcmul", "addcdiv")
+# torch._foreach_<name> and torch._foreach_<name>_, each element through the route of
+# Tensor.<name> / Tensor.<name>_: the table's ops with a Tensor method, and what optimizers add.
+FOREACH = tuple(op.name for op in optable.OPS if f"torch.Tensor.{op.name}" in op.torch) + ("lerp", "addcmul", "addcdiv")
 
 
 def _resolve(name):
@@ -85,11 +67,37 @@ def _resolve(name):
     return obj
 
 
+@functools.cache
+def _swapped(function):
+    """``function(other, self)``: what ``x.__radd__(y)``, ``y + x``, computes."""
+
+    def swapped(self, other):
+        return function(other, self)
+
+    return swapped
+
+
+def _table_routes():
+    """{public function, or its swapped form: the torch callables the op table maps to it}."""
+    routes = {}
+    for op in optable.OPS:
+        for name in op.torch:
+            attr = name.rsplit(".", 1)[1]
+            if attr.startswith("__r"):
+                target = _swapped(getattr(_api, op.name))
+            elif attr.startswith("__i") or (attr.endswith("_") and not attr.endswith("__")):
+                target = getattr(_api, op.name + "_", None) or h.computed_in_place(getattr(_api, op.name))
+            else:
+                target = getattr(_api, op.name)
+            routes.setdefault(target, []).append(name)
+    return routes
+
+
 def _build():
     """{torch callable: (handler, its signature)}: the signature is what ``_foreach_*`` binds each
     element's arguments with (None for the ``_foreach_*`` handlers themselves)."""
     table = {}
-    for handler, names in ROUTES.items():
+    for handler, names in (*_table_routes().items(), *ROUTES.items()):
         signature = inspect.signature(handler)
         for name in names:
             func = _resolve(name)

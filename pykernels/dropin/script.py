@@ -1,5 +1,6 @@
 """Running a whole script under the drop-in mode, as ``python`` would run it: what
 ``python -m pykernels run SCRIPT [ARGS...]`` does once its arguments are checked."""
+
 import functools
 import os
 import runpy

@@ -2,6 +2,7 @@
 
 Usage: python argv_exit.py EXIT_CODE [ARGS...]
 """
+
 import json
 import sys
 

@@ -4,6 +4,7 @@ Each rank trains, on its shard of the batch, (a) a model built from pykernels.nn
 the optimizer step under the drop-in mode, and (b) a plain torch model run entirely under the
 drop-in mode; then saves both models' parameters to OUT_DIR/rank<R>.pt.
 """
+
 import datetime
 import os
 
@@ -21,8 +22,10 @@ LR = 0.05
 
 def data(device="cpu"):
     g = torch.Generator().manual_seed(0)
-    return (torch.randn(N, D_IN, generator=g, dtype=torch.float64).to(device),
-            torch.randn(N, D_OUT, generator=g, dtype=torch.float64).to(device))
+    return (
+        torch.randn(N, D_IN, generator=g, dtype=torch.float64).to(device),
+        torch.randn(N, D_OUT, generator=g, dtype=torch.float64).to(device),
+    )
 
 
 def model(nn, device="cpu"):
@@ -70,8 +73,13 @@ def worker(rank, world_size, out_dir, backend="gloo"):
     device = f"cuda:{rank}" if backend == "nccl" else "cpu"
     if backend == "nccl":
         torch.cuda.set_device(rank)
-    dist.init_process_group(backend, init_method=f"file://{os.path.join(out_dir, 'store')}", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        backend,
+        init_method=f"file://{os.path.join(out_dir, 'store')}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=60),
+    )
     try:
         x, y = data(device)
         xs, ys = x.chunk(world_size)[rank], y.chunk(world_size)[rank]

@@ -3,6 +3,7 @@
 Usage: python tutorial_autograd.py [ITERATIONS] [--zero-grad]   (default 500)
 --zero-grad clears gradients with w.grad.zero_() as the older tutorial does, instead of w.grad = None.
 """
+
 import sys
 
 import torch

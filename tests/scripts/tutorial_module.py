@@ -2,6 +2,7 @@
 
 Usage: python tutorial_module.py [ITERATIONS]   (default 500)
 """
+
 import sys
 
 import torch

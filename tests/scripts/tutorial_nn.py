@@ -2,6 +2,7 @@
 
 Usage: python tutorial_nn.py [ITERATIONS]   (default 500)
 """
+
 import sys
 
 import torch

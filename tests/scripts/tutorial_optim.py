@@ -2,6 +2,7 @@
 
 Usage: python tutorial_optim.py [ITERATIONS] [--sgd|--adam] [--foreach]   (default 500, Adam)
 """
+
 import sys
 
 import torch

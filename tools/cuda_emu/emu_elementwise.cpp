@@ -1,5 +1,6 @@
-// Elementwise ops, relu and relu_backward through the real wrappers (csrc/elementwise.cpp), with
-// the CUDA kernels (csrc/cuda/elementwise.cu) running on the emulator.
+// Elementwise ops, pow with a tensor exponent and its backward, relu and relu_backward through the
+// real wrappers (csrc/elementwise.cpp), with the CUDA kernels (csrc/cuda/elementwise.cu) running
+// on the emulator.
 #include "emu.h"
 
 #include "cuda/elementwise.cu"
@@ -157,6 +158,86 @@ void unary_ops() {
   expect_equal(pykernels::relu_backward(g, x), at::threshold_backward(g, x, 0), "relu_backward NaN");
 }
 
+// pow with a tensor exponent. A floating 0-dim exponent takes the number-exponent kernel, as a
+// 0-dim CPU exponent does on a GPU (every tensor here is a CPU tensor), so it is compared with
+// the number form computed in float (torch's CUDA kernels, not its CPU ones, take the sqrt
+// shortcut for float16 too); other exponents with torch's tensor form, pow for every element.
+Tensor pow_reference(const Tensor& a, const Tensor& e) {
+  const at::ScalarType t = at::result_type(a, e);
+  if (e.dim() > 0 || !at::isFloatingType(t)) return at::pow(a, e);
+  const at::ScalarType compute = t == at::kDouble ? at::kDouble : at::kFloat;
+  return at::pow(a.to(compute), e.to(t).item()).to(t);
+}
+
+void pow_tensor() {
+  for (at::ScalarType t : kTypes) {
+    if (t == at::kBool) continue;
+    for (const auto& [what, a, b] : pairs(t, false)) {
+      const std::string id = name(t) + " " + what;
+      const double tol = std::max(tol_of(t), 1e-6);
+      expect_close(pykernels::pow_Tensor_Tensor(a, b), pow_reference(a, b), tol, tol, "pow tensor " + id);
+      if (!at::isFloatingType(t)) continue;
+      const Tensor pos = a.abs() + 0.5;  // real results for every exponent
+      expect_close(pykernels::pow_Tensor_Tensor(pos, b), pow_reference(pos, b), tol, tol, "pow tensor positive " + id);
+    }
+  }
+  // Integer bases to negative integer exponents: 1, +-1 or 0, as torch; overflow wraps.
+  const Tensor base = at::tensor({-3, -2, -1, 0, 1, 2, 3, -1, 7, 3}, at::kLong);
+  const Tensor ex = at::tensor({-1, -2, -3, -1, -5, -1, 0, -4, 30, 41}, at::kLong);
+  for (at::ScalarType t : {at::kInt, at::kLong}) {
+    expect_equal(pykernels::pow_Tensor_Tensor(base.to(t), ex.to(t)), at::pow(base.to(t), ex.to(t)),
+                 "pow tensor negative integer exponents " + name(t));
+  }
+  // Special values against every special exponent, both as a tensor of exponents (pow for every
+  // element) and as 0-dim exponents (the number kernel's shortcuts).
+  const Tensor x = at::tensor({0.0, -0.0, INFINITY, -INFINITY, NAN, 1.0, -1.0, 2.5, -3.0, 0.75});
+  for (at::ScalarType t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    const Tensor xt = x.to(t);
+    for (double e :
+         {0.5, -0.5, -1.0, 2.0, 3.0, -2.0, 0.0, 1.0, 1.5, -1.5, double(INFINITY), -double(INFINITY), double(NAN)}) {
+      const Tensor full = at::full_like(xt, e), scalar = at::scalar_tensor(e, t);
+      const double tol = tol_of(t);
+      expect_close(pykernels::pow_Tensor_Tensor(xt, full), pow_reference(xt, full), tol, tol,
+                   c10::str("pow specials ", e, " ", name(t)));
+      expect_close(pykernels::pow_Tensor_Tensor(xt, scalar), pow_reference(xt, scalar), tol, tol,
+                   c10::str("pow specials 0-dim ", e, " ", name(t)));
+    }
+  }
+}
+
+// pow_tensor_backward against torch's formulas evaluated in float64 and rounded to the dtype.
+std::tuple<Tensor, Tensor> pow_backward_reference(const Tensor& g, const Tensor& a, const Tensor& e, const Tensor& r) {
+  const Tensor gd = g.to(at::kDouble), ad = a.to(at::kDouble), ed = e.to(at::kDouble), rd = r.to(at::kDouble);
+  const Tensor zero = at::zeros({}, at::kDouble);
+  const Tensor gi = at::where(ed == 0, zero, gd * (ed * at::pow(ad, ed - 1)));
+  const Tensor ge = gd * at::where(at::logical_and(ad == 0, ed >= 0), zero, rd * at::log(ad));
+  const auto shape = at::infer_size(at::infer_size(g.sizes(), a.sizes()), at::infer_size(e.sizes(), r.sizes()));
+  return {gi.expand(shape).contiguous().to(g.scalar_type()), ge.expand(shape).contiguous().to(g.scalar_type())};
+}
+
+void pow_backward() {
+  for (at::ScalarType t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+    const double tol = std::max(tol_of(t), 1e-5);
+    for (const auto& [what, a0, e] : pairs(t, false)) {
+      const Tensor a = a0.abs() + 0.5;
+      const Tensor r = at::pow(a, e), g = make(r.sizes(), t, false);
+      const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+      const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
+      expect_close(gi, gi_ref, tol, tol, "pow_tensor_backward input " + name(t) + " " + what);
+      expect_close(ge, ge_ref, tol, tol, "pow_tensor_backward exponent " + name(t) + " " + what);
+    }
+    // Masked points (exponent 0; input 0 with exponent >= 0), negative inputs, and a transposed
+    // result, which the wrapper copies to the outputs' layout.
+    const Tensor a = at::tensor({0.0, 0.0, 0.0, 2.0, -2.0, -2.0, 1.5, 0.0}).to(t).reshape({2, 4});
+    const Tensor e = at::tensor({0.0, 2.0, -1.0, 0.0, 2.0, 0.5, 1.5, 0.5}).to(t).reshape({2, 4});
+    const Tensor r = at::pow(a, e).t().contiguous().t(), g = make({2, 4}, t, true);
+    const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+    const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
+    expect_close(gi, gi_ref, tol, tol, "pow_tensor_backward masked input " + name(t));
+    expect_close(ge, ge_ref, tol, tol, "pow_tensor_backward masked exponent " + name(t));
+  }
+}
+
 void relu_backward() {
   for (at::ScalarType t : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kInt}) {
     for (const auto& [what, g, r] : pairs(t, false)) {
@@ -182,6 +263,12 @@ void multi_pass() {
     const Tensor x = make({3, 6667}, t, false).t(), y = make({6667, 3}, t, false);  // transposed: strided path
     expect_close(pykernels::sub(x, y, 1), at::sub(x, y), tol, tol, "multi-pass strided " + name(t));
   }
+  const Tensor a = make({20003}, at::kFloat, false).abs() + 0.5, e = make({20003}, at::kFloat, false);
+  const Tensor r = at::pow(a, e), g = make({20003}, at::kFloat, false);
+  const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+  const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
+  expect_close(gi, gi_ref, 1e-5, 1e-5, "multi-pass pow_tensor_backward input");
+  expect_close(ge, ge_ref, 1e-5, 1e-5, "multi-pass pow_tensor_backward exponent");
   emu::g_sm_count = 4;
 }
 
@@ -191,6 +278,8 @@ void test_elementwise() {
   binary_ops();
   in_place_and_out();
   unary_ops();
+  pow_tensor();
+  pow_backward();
   relu_backward();
   multi_pass();
 }

@@ -1,0 +1,52 @@
+// The two boxed kernels of the ops that write into an argument (generated/ops.h): one for the
+// Autograd key of the out= forms, one for the ADInplaceOrView key of every in-place and out= form.
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+
+#include "common/torch_compat.h"
+#include "generated/ops.h"
+
+namespace pykernels::autograd {
+
+using at::Tensor;
+
+// With autograd recording, an argument that requires grad is an error, raised before the op writes.
+void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  const size_t n = schema.arguments().size();
+  if (at::GradMode::is_enabled()) {
+    for (size_t i = stack->size() - n; i < stack->size(); ++i) {
+      const c10::IValue& v = (*stack)[i];
+      TORCH_CHECK(!(v.isTensor() && v.toTensor().requires_grad()), "pykernels.",
+                  schema.name().substr(schema.name().find("::") + 2),
+                  "(): functions with out=... arguments don't support automatic differentiation, but one of the "
+                  "arguments requires grad.");
+    }
+  }
+  at::AutoDispatchBelowAutograd below;
+  op.redispatchBoxed(keys & compat::after_autograd_keyset, stack);
+}
+
+// The in-place and out= ops bump the version counter of the tensor they write, as torch's do,
+// so that a backward which saved that tensor before the write raises instead of using the new
+// values (an optimizer step under no_grad on a weight that a pending backward still needs).
+// torch's ADInplaceOrView fallback for custom ops bumps written returns only, and these ops
+// return nothing (a custom op may not return an alias of an input), so this kernel reads the
+// schema's Tensor(a!) arguments instead.
+void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  const auto& arguments = op.schema().arguments();
+  const size_t first = stack->size() - arguments.size();
+  c10::SmallVector<Tensor, 1> written;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    const at::AliasInfo* alias = arguments[i].alias_info();
+    if (alias != nullptr && alias->isWrite()) written.push_back((*stack)[first + i].toTensor());
+  }
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    op.redispatchBoxed(keys & compat::after_ad_inplace_or_view_keyset, stack);
+  }
+  for (const Tensor& t : written) compat::bump_version(t);
+}
+
+}  // namespace pykernels::autograd
