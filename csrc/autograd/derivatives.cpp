@@ -1,5 +1,5 @@
 // The derivatives of the functional ops, one op after another in the order of the schema table
-// (csrc/ops.cpp), each as torch's derivatives.yaml would give it: the node, what it saves, the
+// (pykernels/optable.py), each as torch's derivatives.yaml would give it: the node, what it saves, the
 // gradient of each input, and the Autograd kernel that records it (node.h).
 //
 // Inputs are saved only where a gradient that is wanted reads them, as ATen saves them: less

@@ -74,37 +74,37 @@ void binary_ops() {
       const std::string id = name(t) + " " + what;
       const double tol = tol_of(t);
       if (t != at::kBool) {
-        expect_close(pykernels::add(a, b, 1), at::add(a, b, 1), tol, tol, "add " + id);
-        expect_close(pykernels::add(a, b, 2), at::add(a, b, 2), tol, tol, "add alpha=2 " + id);
-        expect_close(pykernels::sub(a, b, -3), at::sub(a, b, -3), tol, tol, "sub alpha=-3 " + id);
+        expect_close(pykernels::ops::add(a, b, 1), at::add(a, b, 1), tol, tol, "add " + id);
+        expect_close(pykernels::ops::add(a, b, 2), at::add(a, b, 2), tol, tol, "add alpha=2 " + id);
+        expect_close(pykernels::ops::sub(a, b, -3), at::sub(a, b, -3), tol, tol, "sub alpha=-3 " + id);
         if (at::isFloatingType(t))
-          expect_close(pykernels::add(a, b, 0.5), at::add(a, b, 0.5), tol, tol, "add alpha=0.5 " + id);
+          expect_close(pykernels::ops::add(a, b, 0.5), at::add(a, b, 0.5), tol, tol, "add alpha=0.5 " + id);
       } else {
-        expect_equal(pykernels::add(a, b, true), at::add(a, b, true), "add " + id);
+        expect_equal(pykernels::ops::add(a, b, true), at::add(a, b, true), "add " + id);
       }
-      expect_close(pykernels::mul(a, b), at::mul(a, b), tol, tol, "mul " + id);
+      expect_close(pykernels::ops::mul(a, b), at::mul(a, b), tol, tol, "mul " + id);
     }
     for (const auto& [what, a, b] : pairs(t, true)) {
       const std::string id = name(t) + " " + what;
       const double tol = std::max(tol_of(t), tol_of(at::kFloat));
-      expect_close(pykernels::div(a, b, c10::nullopt), at::div(a, b), tol, tol, "div " + id);
+      expect_close(pykernels::ops::div(a, b, c10::nullopt), at::div(a, b), tol, tol, "div " + id);
       if (t == at::kBool) continue;
       // Rounded quotients of float16/bfloat16 may land on the other side of an integer after
       // the float computation, so those are checked with one unit of slack.
       const double rtol = (t == at::kHalf || t == at::kBFloat16) ? 0 : tol;
       const double atol = (t == at::kHalf || t == at::kBFloat16) ? 1.0 : tol;
-      expect_close(pykernels::div(a, b, "trunc"), at::div(a, b, "trunc"), atol, rtol, "div trunc " + id);
-      expect_close(pykernels::div(a, b, "floor"), at::div(a, b, "floor"), atol, rtol, "div floor " + id);
+      expect_close(pykernels::ops::div(a, b, "trunc"), at::div(a, b, "trunc"), atol, rtol, "div trunc " + id);
+      expect_close(pykernels::ops::div(a, b, "floor"), at::div(a, b, "floor"), atol, rtol, "div floor " + id);
     }
   }
   // Integer edge cases: floor division of negatives, INT_MIN / -1, division by zero (gives 0).
   const Tensor x = at::tensor({-7, 7, -7, 7, INT32_MIN, 5}, at::kInt);
   const Tensor y = at::tensor({2, -2, -2, 2, -1, 0}, at::kInt);
-  expect_equal(pykernels::div(x, y, "floor"), at::tensor({-4, -4, 3, 3, INT32_MIN, 0}, at::kInt), "int floor div");
-  expect_equal(pykernels::div(x, y, "trunc"), at::tensor({-3, -3, 3, 3, INT32_MIN, 0}, at::kInt), "int trunc div");
+  expect_equal(pykernels::ops::div(x, y, "floor"), at::tensor({-4, -4, 3, 3, INT32_MIN, 0}, at::kInt), "int floor div");
+  expect_equal(pykernels::ops::div(x, y, "trunc"), at::tensor({-3, -3, 3, 3, INT32_MIN, 0}, at::kInt), "int trunc div");
   // Float floor division by zero and of signed zeros follows IEEE, as torch.
   const Tensor fx = at::tensor({1.0, -1.0, 0.0, 5.5, -5.5}), fy = at::tensor({0.0, 0.0, 0.0, 2.0, 2.0});
-  expect_equal(pykernels::div(fx, fy, "floor"), at::div(fx, fy, "floor"), "float floor div specials");
+  expect_equal(pykernels::ops::div(fx, fy, "floor"), at::div(fx, fy, "floor"), "float floor div specials");
 }
 
 void in_place_and_out() {
@@ -114,16 +114,16 @@ void in_place_and_out() {
     Tensor expected = a.clone();
     expected.add_(b, 2);
     Tensor ours = a.clone();  // keeps the transposed strides
-    pykernels::add_(ours, b, 2);
+    pykernels::ops::add_(ours, b, 2);
     expect_close(ours, expected, tol_of(t), tol_of(t), "add_ transposed " + name(t));
     ours = a.clone();
-    pykernels::neg_(ours);
+    pykernels::ops::neg_(ours);
     expect_close(ours, at::neg(a), 0, 0, "neg_ " + name(t));
   }
   // compute in float32, write into a float64 out= (the wrapper's cast path)
   Tensor a = make({100}, at::kFloat, false), b = make({100}, at::kFloat, false);
   Tensor out = at::empty({100}, at::kDouble);
-  pykernels::mul_out(a, b, out);
+  pykernels::ops::mul_out(a, b, out);
   expect_close(out, at::mul(a, b).to(at::kDouble), 0, 0, "mul.out float64");
 }
 
@@ -132,30 +132,30 @@ void unary_ops() {
     for (const auto& [what, a, unused] : pairs(t, false)) {
       const std::string id = name(t) + " " + what;
       if (t != at::kBool) {
-        expect_close(pykernels::neg(a), at::neg(a), 0, 0, "neg " + id);
-        expect_close(pykernels::relu(a), at::relu(a), 0, 0, "relu " + id);
+        expect_close(pykernels::ops::neg(a), at::neg(a), 0, 0, "neg " + id);
+        expect_close(pykernels::ops::relu(a), at::relu(a), 0, 0, "relu " + id);
       }
       if (!at::isFloatingType(t)) {
         for (int e : {0, 1, 2, 3, 5}) {
           if (t == at::kBool && e > 1) continue;
-          expect_equal(pykernels::pow(a, e), at::pow(a, e), c10::str("pow ", e, " ", id));
+          expect_equal(pykernels::ops::pow(a, e), at::pow(a, e), c10::str("pow ", e, " ", id));
         }
         continue;
       }
       const double tol = std::max(tol_of(t), 1e-6);
       const Tensor pos = a.abs() + 0.5;
-      expect_close(pykernels::exp(a), at::exp(a), tol, tol, "exp " + id);
-      expect_close(pykernels::log(pos), at::log(pos), tol, tol, "log " + id);
-      expect_close(pykernels::sqrt(pos), at::sqrt(pos), tol, tol, "sqrt " + id);
+      expect_close(pykernels::ops::exp(a), at::exp(a), tol, tol, "exp " + id);
+      expect_close(pykernels::ops::log(pos), at::log(pos), tol, tol, "log " + id);
+      expect_close(pykernels::ops::sqrt(pos), at::sqrt(pos), tol, tol, "sqrt " + id);
       for (double e : {2.0, 3.0, 0.5, -0.5, -1.0, -2.0, 1.7, 0.0})
-        expect_close(pykernels::pow(pos, e), at::pow(pos, e), tol, tol, c10::str("pow ", e, " ", id));
+        expect_close(pykernels::ops::pow(pos, e), at::pow(pos, e), tol, tol, c10::str("pow ", e, " ", id));
     }
   }
   // NaN handling of relu and relu_backward
   const Tensor x = at::tensor({-1.0, 0.0, NAN, 2.0, -0.0});
-  expect_equal(pykernels::relu(x), at::relu(x), "relu NaN");
+  expect_equal(pykernels::ops::relu(x), at::relu(x), "relu NaN");
   const Tensor g = at::tensor({1.0, 2.0, 3.0, 4.0, 5.0});
-  expect_equal(pykernels::relu_backward(g, x), at::threshold_backward(g, x, 0), "relu_backward NaN");
+  expect_equal(pykernels::ops::relu_backward(g, x), at::threshold_backward(g, x, 0), "relu_backward NaN");
 }
 
 // pow with a tensor exponent. A floating 0-dim exponent takes the number-exponent kernel, as a
@@ -175,17 +175,18 @@ void pow_tensor() {
     for (const auto& [what, a, b] : pairs(t, false)) {
       const std::string id = name(t) + " " + what;
       const double tol = std::max(tol_of(t), 1e-6);
-      expect_close(pykernels::pow_Tensor_Tensor(a, b), pow_reference(a, b), tol, tol, "pow tensor " + id);
+      expect_close(pykernels::ops::pow_Tensor_Tensor(a, b), pow_reference(a, b), tol, tol, "pow tensor " + id);
       if (!at::isFloatingType(t)) continue;
       const Tensor pos = a.abs() + 0.5;  // real results for every exponent
-      expect_close(pykernels::pow_Tensor_Tensor(pos, b), pow_reference(pos, b), tol, tol, "pow tensor positive " + id);
+      expect_close(pykernels::ops::pow_Tensor_Tensor(pos, b), pow_reference(pos, b), tol, tol,
+                   "pow tensor positive " + id);
     }
   }
   // Integer bases to negative integer exponents: 1, +-1 or 0, as torch; overflow wraps.
   const Tensor base = at::tensor({-3, -2, -1, 0, 1, 2, 3, -1, 7, 3}, at::kLong);
   const Tensor ex = at::tensor({-1, -2, -3, -1, -5, -1, 0, -4, 30, 41}, at::kLong);
   for (at::ScalarType t : {at::kInt, at::kLong}) {
-    expect_equal(pykernels::pow_Tensor_Tensor(base.to(t), ex.to(t)), at::pow(base.to(t), ex.to(t)),
+    expect_equal(pykernels::ops::pow_Tensor_Tensor(base.to(t), ex.to(t)), at::pow(base.to(t), ex.to(t)),
                  "pow tensor negative integer exponents " + name(t));
   }
   // Special values against every special exponent, both as a tensor of exponents (pow for every
@@ -197,9 +198,9 @@ void pow_tensor() {
          {0.5, -0.5, -1.0, 2.0, 3.0, -2.0, 0.0, 1.0, 1.5, -1.5, double(INFINITY), -double(INFINITY), double(NAN)}) {
       const Tensor full = at::full_like(xt, e), scalar = at::scalar_tensor(e, t);
       const double tol = tol_of(t);
-      expect_close(pykernels::pow_Tensor_Tensor(xt, full), pow_reference(xt, full), tol, tol,
+      expect_close(pykernels::ops::pow_Tensor_Tensor(xt, full), pow_reference(xt, full), tol, tol,
                    c10::str("pow specials ", e, " ", name(t)));
-      expect_close(pykernels::pow_Tensor_Tensor(xt, scalar), pow_reference(xt, scalar), tol, tol,
+      expect_close(pykernels::ops::pow_Tensor_Tensor(xt, scalar), pow_reference(xt, scalar), tol, tol,
                    c10::str("pow specials 0-dim ", e, " ", name(t)));
     }
   }
@@ -242,11 +243,11 @@ void relu_backward() {
   for (at::ScalarType t : {at::kFloat, at::kHalf, at::kBFloat16, at::kDouble, at::kInt}) {
     for (const auto& [what, g, r] : pairs(t, false)) {
       if (g.sizes() != r.sizes()) continue;
-      expect_equal(pykernels::relu_backward(g, r), at::threshold_backward(g, r, 0),
+      expect_equal(pykernels::ops::relu_backward(g, r), at::threshold_backward(g, r, 0),
                    "relu_backward " + name(t) + " " + what);
     }
     const Tensor g = make({67, 5}, t, false).t(), r = make({5, 67}, t, false);
-    expect_equal(pykernels::relu_backward(g, r), at::threshold_backward(g, r, 0),
+    expect_equal(pykernels::ops::relu_backward(g, r), at::threshold_backward(g, r, 0),
                  "relu_backward transposed " + name(t));
   }
 }
@@ -258,10 +259,10 @@ void multi_pass() {
     const Tensor a = make({20003}, t, false), b = make({20003}, t, false);
     const Tensor u = make({20004}, t, false).narrow(0, 1, 20003);
     const double tol = tol_of(t);
-    expect_close(pykernels::mul(a, b), at::mul(a, b), tol, tol, "multi-pass vectorized " + name(t));
-    expect_close(pykernels::mul(u, b), at::mul(u, b), tol, tol, "multi-pass unaligned " + name(t));
+    expect_close(pykernels::ops::mul(a, b), at::mul(a, b), tol, tol, "multi-pass vectorized " + name(t));
+    expect_close(pykernels::ops::mul(u, b), at::mul(u, b), tol, tol, "multi-pass unaligned " + name(t));
     const Tensor x = make({3, 6667}, t, false).t(), y = make({6667, 3}, t, false);  // transposed: strided path
-    expect_close(pykernels::sub(x, y, 1), at::sub(x, y), tol, tol, "multi-pass strided " + name(t));
+    expect_close(pykernels::ops::sub(x, y, 1), at::sub(x, y), tol, tol, "multi-pass strided " + name(t));
   }
   const Tensor a = make({20003}, at::kFloat, false).abs() + 0.5, e = make({20003}, at::kFloat, false);
   const Tensor r = at::pow(a, e), g = make({20003}, at::kFloat, false);

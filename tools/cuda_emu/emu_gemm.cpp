@@ -32,7 +32,7 @@ Tensor matrix(int64_t rows, int64_t cols, at::ScalarType t, const std::string& l
 // and the result rounds once, so the kernels must match a float64 matmul exactly.
 void check_mm(const Tensor& a, const Tensor& b, const std::string& id) {
   const Tensor expected = at::matmul(a.to(at::kDouble), b.to(at::kDouble)).to(a.scalar_type());
-  expect_equal(pykernels::mm(a, b), expected, "mm " + id);
+  expect_equal(pykernels::ops::mm(a, b), expected, "mm " + id);
 }
 
 void layouts(at::ScalarType t, int cc, int sms) {
@@ -72,18 +72,18 @@ void batched(at::ScalarType t) {
   emu::g_sm_count = 4;
   const Tensor a = ints({3, 20, 9}, t), b = ints({3, 9, 17}, t);
   const Tensor expected = at::bmm(a.to(at::kDouble), b.to(at::kDouble)).to(t);
-  expect_equal(pykernels::bmm(a, b), expected, "bmm " + name(t));
-  expect_equal(
-      pykernels::bmm(a.transpose(1, 2).contiguous().transpose(1, 2), b.transpose(0, 2).contiguous().transpose(0, 2)),
-      expected, "bmm permuted " + name(t));
+  expect_equal(pykernels::ops::bmm(a, b), expected, "bmm " + name(t));
+  expect_equal(pykernels::ops::bmm(a.transpose(1, 2).contiguous().transpose(1, 2),
+                                   b.transpose(0, 2).contiguous().transpose(0, 2)),
+               expected, "bmm permuted " + name(t));
   // matmul with broadcast batch dimensions (stride-0 batches) and 1-D operands
   const Tensor x = ints({2, 1, 20, 9}, t), y = ints({3, 9, 17}, t), v = ints({9}, t), w = ints({17}, t);
   auto ref = [&](const Tensor& p, const Tensor& q) { return at::matmul(p.to(at::kDouble), q.to(at::kDouble)).to(t); };
-  expect_equal(pykernels::matmul(x, y), ref(x, y), "matmul broadcast " + name(t));
-  expect_equal(pykernels::matmul(x, v), ref(x, v), "matmul @ vector " + name(t));
-  expect_equal(pykernels::matmul(v, y), ref(v, y), "vector @ matmul " + name(t));
-  expect_equal(pykernels::matmul(y, w), ref(y, w), "batched @ vector " + name(t));
-  expect_equal(pykernels::matmul(v, v), ref(v, v), "dot " + name(t));
+  expect_equal(pykernels::ops::matmul(x, y), ref(x, y), "matmul broadcast " + name(t));
+  expect_equal(pykernels::ops::matmul(x, v), ref(x, v), "matmul @ vector " + name(t));
+  expect_equal(pykernels::ops::matmul(v, y), ref(v, y), "vector @ matmul " + name(t));
+  expect_equal(pykernels::ops::matmul(y, w), ref(y, w), "batched @ vector " + name(t));
+  expect_equal(pykernels::ops::matmul(v, v), ref(v, v), "dot " + name(t));
 }
 
 void random_values() {
@@ -93,7 +93,7 @@ void random_values() {
     const Tensor a = normal({70, 300}, t), b = normal({300, 50}, t);
     const Tensor expected = at::mm(a.to(at::kDouble), b.to(at::kDouble));
     const double eps = t == at::kHalf ? 1e-3 : t == at::kBFloat16 ? 8e-3 : t == at::kFloat ? 1e-6 : 1e-13;
-    expect_close(pykernels::mm(a, b).to(at::kDouble), expected, eps * 20, eps * 2, "mm randn " + name(t));
+    expect_close(pykernels::ops::mm(a, b).to(at::kDouble), expected, eps * 20, eps * 2, "mm randn " + name(t));
   }
 }
 
@@ -130,7 +130,7 @@ void selection() {
       b = b.contiguous().view({c.batch, c.k, c.n});
     }
     const Tensor expected = at::matmul(a.to(at::kDouble), b.to(at::kDouble)).to(c.t);
-    expect_equal(c.batch > 1 ? pykernels::bmm(a, b) : pykernels::mm(a, b), expected, "selection " + id);
+    expect_equal(c.batch > 1 ? pykernels::ops::bmm(a, b) : pykernels::ops::mm(a, b), expected, "selection " + id);
     const std::string kernel = pykernels::gemm_last_kernel_cuda();
     ++g_checks;
     if (kernel != c.kernel) {
@@ -159,7 +159,7 @@ void test_gemm() {
   // Integer dtypes raise, like torch's CUDA matmul.
   bool raised = false;
   try {
-    pykernels::mm(ints({2, 2}, at::kInt), ints({2, 2}, at::kInt));
+    pykernels::ops::mm(ints({2, 2}, at::kInt), ints({2, 2}, at::kInt));
   } catch (const c10::Error& e) {
     raised = std::string(e.what()).find("not implemented") != std::string::npos &&
              dynamic_cast<const c10::NotImplementedError*>(&e);

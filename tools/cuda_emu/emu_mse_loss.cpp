@@ -35,20 +35,20 @@ void test_mse_loss() {
       const Tensor a = c.a.expand(shape).to(at::kDouble), b = c.b.expand(shape).to(at::kDouble);
       const Tensor sq = (a - b) * (a - b);
       // Integer-valued inputs: the sums are exact; 'mean' divides once.
-      expect_equal(pykernels::mse_loss(c.a, c.b, 0), sq.to(t), "mse none " + id);
-      expect_equal(pykernels::mse_loss(c.a, c.b, 2), sq.sum().to(t), "mse sum " + id);
-      expect_close(pykernels::mse_loss(c.a, c.b, 1), sq.mean().to(t), tol_of(t), tol_of(t), "mse mean " + id);
+      expect_equal(pykernels::ops::mse_loss(c.a, c.b, 0), sq.to(t), "mse none " + id);
+      expect_equal(pykernels::ops::mse_loss(c.a, c.b, 2), sq.sum().to(t), "mse sum " + id);
+      expect_close(pykernels::ops::mse_loss(c.a, c.b, 1), sq.mean().to(t), tol_of(t), tol_of(t), "mse mean " + id);
       for (int64_t red : {0, 1, 2}) {
         const Tensor g = red == 0 ? ints(shape, t) : ints({}, t);
         const double scale = red == 1 ? 2.0 / std::max<int64_t>(a.numel(), 1) : 2.0;
         const Tensor expected = (scale * (a - b) * g.to(at::kDouble)).to(t);
-        expect_close(pykernels::mse_loss_backward(g, c.a, c.b, red), expected, tol_of(t), tol_of(t),
+        expect_close(pykernels::ops::mse_loss_backward(g, c.a, c.b, red), expected, tol_of(t), tol_of(t),
                      c10::str("mse backward reduction=", red, " ", id));
       }
       for (int64_t red : {1, 2}) {  // the fused forward: loss and the gradient for grad_output = 1
         const auto [loss, grad] = pykernels::mse_loss_and_grad(c.a, c.b, red);
         const double scale = red == 1 ? 2.0 / std::max<int64_t>(a.numel(), 1) : 2.0;
-        expect_close(loss, pykernels::mse_loss(c.a, c.b, red), tol_of(t), tol_of(t),
+        expect_close(loss, pykernels::ops::mse_loss(c.a, c.b, red), tol_of(t), tol_of(t),
                      c10::str("mse_loss_and_grad loss reduction=", red, " ", id));
         expect_close(grad, (scale * (a - b)).to(t), tol_of(t), tol_of(t),
                      c10::str("mse_loss_and_grad grad reduction=", red, " ", id));
@@ -57,5 +57,5 @@ void test_mse_loss() {
   }
   const Tensor x = normal({50000}, at::kFloat), y = normal({50000}, at::kFloat);
   const Tensor d = (x.to(at::kDouble) - y.to(at::kDouble));
-  expect_close(pykernels::mse_loss(x, y, 1), (d * d).mean().to(at::kFloat), 1e-6, 1e-5, "mse mean randn");
+  expect_close(pykernels::ops::mse_loss(x, y, 1), (d * d).mean().to(at::kFloat), 1e-6, 1e-5, "mse mean randn");
 }

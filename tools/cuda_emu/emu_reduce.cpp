@@ -59,12 +59,12 @@ void run(int sms) {
       const at::OptionalIntArrayRef dims = c.dims.empty() ? at::OptionalIntArrayRef() : at::IntArrayRef(c.dims);
       // Integer-valued inputs: every partial sum is exact, so sums must match torch exactly
       // (float16/bfloat16 round once, at the end, in both).
-      const Tensor sum = pykernels::sum(c.x, dims, c.keepdim, c10::nullopt);
+      const Tensor sum = pykernels::ops::sum(c.x, dims, c.keepdim, c10::nullopt);
       const at::ScalarType out_t = at::isIntegralType(t, true) ? at::kLong : t;
       const Tensor expected = at::sum(c.x.to(at::kDouble), dims, c.keepdim).to(out_t);
       expect_equal(sum, expected, "sum " + id);
       if (at::isFloatingType(t)) {
-        const Tensor mean = pykernels::mean(c.x, dims, c.keepdim, c10::nullopt);
+        const Tensor mean = pykernels::ops::mean(c.x, dims, c.keepdim, c10::nullopt);
         const Tensor expected_mean = at::mean(c.x.to(at::kDouble), dims, c.keepdim).to(t);
         expect_close(mean, expected_mean, tol_of(t), tol_of(t), "mean " + id);
       }
@@ -72,11 +72,11 @@ void run(int sms) {
   }
   // Random values: float accumulation stays within a summation-order tolerance.
   const Tensor x = normal({1 << 17}, at::kFloat);
-  expect_close(pykernels::sum(x, {}, false, c10::nullopt), at::sum(x.to(at::kDouble)).to(at::kFloat), 1e-3, 1e-5,
+  expect_close(pykernels::ops::sum(x, {}, false, c10::nullopt), at::sum(x.to(at::kDouble)).to(at::kFloat), 1e-3, 1e-5,
                c10::str("sum randn 2^17 sms=", sms));
   // sum(dtype=...) converts first, like torch.
   const Tensor h = ints({50, 40}, at::kHalf);
-  expect_equal(pykernels::sum(h, at::IntArrayRef{1}, false, at::kFloat), at::sum(h, {1}, false, at::kFloat),
+  expect_equal(pykernels::ops::sum(h, at::IntArrayRef{1}, false, at::kFloat), at::sum(h, {1}, false, at::kFloat),
                "sum dtype=float32 of float16");
 }
 
@@ -96,7 +96,7 @@ void summation_error() {
     const double n = static_cast<double>(c.dims.empty() ? x.numel() : x.size(c.dims[0]));
     const Tensor exact = at::sum(x.to(at::kDouble), dims, false);
     const double atol = 16 * 1.1920928955078125e-07 * std::sqrt(n);
-    expect_close(pykernels::sum(x, dims, false, c10::nullopt).to(at::kDouble), exact, atol, 2.4e-7,
+    expect_close(pykernels::ops::sum(x, dims, false, c10::nullopt).to(at::kDouble), exact, atol, 2.4e-7,
                  c10::str("sum error within 16 eps sqrt(n), shape ", c10::IntArrayRef(c.shape)));
   }
 }

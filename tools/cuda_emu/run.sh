@@ -26,14 +26,12 @@ mkdir -p "$OUT"
 FLAGS="$EXTRA -std=c++20 -O1 -g -fPIC -Wno-attributes -DPYKERNELS_WITH_CUDA -I$ROOT/csrc -I$HERE \
   -I$TORCH/include -I$TORCH/include/torch/csrc/api/include -I$PYINC -I$CUDA/include"
 cat > "$OUT/Makefile" <<MK
-OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o strided.o checks.o ops.o
+OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o strided.o checks.o
 emu_tests: \$(OBJS)
 	g++ $EXTRA -o \$@ \$(OBJS) -L$TORCH/lib -Wl,-rpath,$TORCH/lib -ltorch -ltorch_cpu -lc10 $PYLIB
 %.o: $HERE/%.cpp $HERE/emu.h $HERE/check.h \$(wildcard $ROOT/csrc/cuda/*) \$(wildcard $ROOT/csrc/*.cpp) $ROOT/csrc/kernels.h
 	g++ $FLAGS -c \$< -o \$@
 %.o: $ROOT/csrc/common/%.cpp
-	g++ $FLAGS -c \$< -o \$@
-ops.o: $ROOT/csrc/ops.cpp
 	g++ $FLAGS -c \$< -o \$@
 MK
 make -C "$OUT" -j"${JOBS:-2}" emu_tests
