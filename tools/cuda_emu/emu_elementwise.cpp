@@ -222,7 +222,7 @@ void pow_backward() {
     for (const auto& [what, a0, e] : pairs(t, false)) {
       const Tensor a = a0.abs() + 0.5;
       const Tensor r = at::pow(a, e), g = make(r.sizes(), t, false);
-      const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+      const auto [gi, ge] = pykernels::ops::pow_tensor_backward(g, a, e, r);
       const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
       expect_close(gi, gi_ref, tol, tol, "pow_tensor_backward input " + name(t) + " " + what);
       expect_close(ge, ge_ref, tol, tol, "pow_tensor_backward exponent " + name(t) + " " + what);
@@ -232,7 +232,7 @@ void pow_backward() {
     const Tensor a = at::tensor({0.0, 0.0, 0.0, 2.0, -2.0, -2.0, 1.5, 0.0}).to(t).reshape({2, 4});
     const Tensor e = at::tensor({0.0, 2.0, -1.0, 0.0, 2.0, 0.5, 1.5, 0.5}).to(t).reshape({2, 4});
     const Tensor r = at::pow(a, e).t().contiguous().t(), g = make({2, 4}, t, true);
-    const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+    const auto [gi, ge] = pykernels::ops::pow_tensor_backward(g, a, e, r);
     const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
     expect_close(gi, gi_ref, tol, tol, "pow_tensor_backward masked input " + name(t));
     expect_close(ge, ge_ref, tol, tol, "pow_tensor_backward masked exponent " + name(t));
@@ -266,7 +266,7 @@ void multi_pass() {
   }
   const Tensor a = make({20003}, at::kFloat, false).abs() + 0.5, e = make({20003}, at::kFloat, false);
   const Tensor r = at::pow(a, e), g = make({20003}, at::kFloat, false);
-  const auto [gi, ge] = pykernels::pow_tensor_backward(g, a, e, r);
+  const auto [gi, ge] = pykernels::ops::pow_tensor_backward(g, a, e, r);
   const auto [gi_ref, ge_ref] = pow_backward_reference(g, a, e, r);
   expect_close(gi, gi_ref, 1e-5, 1e-5, "multi-pass pow_tensor_backward input");
   expect_close(ge, ge_ref, 1e-5, 1e-5, "multi-pass pow_tensor_backward exponent");

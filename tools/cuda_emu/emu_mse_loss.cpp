@@ -46,7 +46,7 @@ void test_mse_loss() {
                      c10::str("mse backward reduction=", red, " ", id));
       }
       for (int64_t red : {1, 2}) {  // the fused forward: loss and the gradient for grad_output = 1
-        const auto [loss, grad] = pykernels::mse_loss_and_grad(c.a, c.b, red);
+        const auto [loss, grad] = pykernels::ops::mse_loss_and_grad(c.a, c.b, red);
         const double scale = red == 1 ? 2.0 / std::max<int64_t>(a.numel(), 1) : 2.0;
         expect_close(loss, pykernels::ops::mse_loss(c.a, c.b, red), tol_of(t), tol_of(t),
                      c10::str("mse_loss_and_grad loss reduction=", red, " ", id));
