@@ -118,6 +118,8 @@ def leaves(args):
 @pytest.mark.parametrize("name,sample", table_routes())
 def test_table_routes_like_torch(name, sample):
     """Forward and backward (in place: on a non-leaf) as torch computes them, on pykernels only."""
+    if torch.__version__ < "2.5" and name == "torch.pow" and any(a is True for a in sample.build("cpu")[0]):
+        pytest.skip("torch 2.4's own backward of pow(True, tensor) fails an internal assert (unknown ivalue tag)")
     fn = opdb.resolve(name)
     calls = sample.calls("cpu")
     (args, kwargs), (theirs, their_kwargs) = (opdb.public_arguments(sample.overload, *call) for call in calls)
