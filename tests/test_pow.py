@@ -243,7 +243,9 @@ def test_special_values(dtype, device):
     base to a fractional exponent is NaN, infinities, NaN (1^nan = 1, nan^0 = 1), overflow and
     underflow."""
     if torch.__version__ < "2.5" and dtype == torch.float64 and device == "cpu":
-        pytest.skip("torch 2.4's float64 CPU pow gives other infinities' signs than its later releases, which this follows")
+        pytest.skip(
+            "torch 2.4's float64 CPU pow gives other infinities' signs than its later releases, which this follows"
+        )
     v = special_values(dtype).to(device)
     a, b = v[:, None].expand(len(v), len(v)), v[None, :].expand(len(v), len(v))
     check_pow(a.contiguous(), b.contiguous())
