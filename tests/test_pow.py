@@ -24,6 +24,7 @@ from conftest import (
     op_tol,
     torch_outcome,
 )
+from test_elementwise import BROADCAST_SHAPES
 
 ops = torch.ops.pykernels
 pow_tt = ops.pow.Tensor_Tensor
@@ -44,25 +45,6 @@ PROMOTION_PAIRS = [
     (torch.bool, torch.float32),
     (torch.int16, torch.float64),
 ]
-BROADCAST_SHAPES = [
-    ((3, 1), (1, 4)),
-    ((5,), (2, 5)),
-    ((2, 5), (5,)),
-    ((), (3, 4)),
-    ((3, 4), ()),
-    ((), ()),
-    ((4, 1, 3), (2, 1)),
-    ((1,), (3, 1)),
-    ((2, 0, 3), (1, 3)),
-    ((0,), (1,)),
-    ((3, 1), (0,)),
-]
-
-
-def operand(shape, dtype, device="cpu"):
-    """A random base or exponent: floats of both signs (so negative bases meet fractional
-    exponents), integers in [-9, 10) ([0, 20) for uint8), bools."""
-    return make(shape, dtype, device)
 
 
 def _ulp(x, dtype):
@@ -157,8 +139,8 @@ def special_values(dtype):
 
 @pytest.mark.parametrize("dtype", FLOATS + INTS, ids=dtype_id)
 def test_dtypes(dtype, device):
-    check_pow(operand((6, 35), dtype, device), operand((6, 35), dtype, device))
-    check_pow(make((6, 35), dtype, device, positive=True), operand((6, 35), dtype, device))
+    check_pow(make((6, 35), dtype, device), make((6, 35), dtype, device))
+    check_pow(make((6, 35), dtype, device, positive=True), make((6, 35), dtype, device))
 
 
 def test_bool_is_refused_like_torch(device):
@@ -174,17 +156,17 @@ def test_bool_is_refused_like_torch(device):
     "dtypes", PROMOTION_PAIRS + [p[::-1] for p in PROMOTION_PAIRS], ids=lambda p: "-".join(map(dtype_id, p))
 )
 def test_type_promotion(dtypes, device):
-    check_pow(operand((4, 9), dtypes[0], device), operand((4, 9), dtypes[1], device))
+    check_pow(make((4, 9), dtypes[0], device), make((4, 9), dtypes[1], device))
 
 
 @pytest.mark.parametrize("shapes", BROADCAST_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.int64], ids=dtype_id)
 def test_broadcasting(shapes, dtype, device):
-    check_pow(operand(shapes[0], dtype, device), operand(shapes[1], dtype, device))
+    check_pow(make(shapes[0], dtype, device), make(shapes[1], dtype, device))
 
 
 def test_broadcast_mismatch_raises_like_torch(device):
-    check_pow(operand((3, 4), torch.float32, device), operand((5,), torch.float32, device))
+    check_pow(make((3, 4), torch.float32, device), make((5,), torch.float32, device))
 
 
 @pytest.mark.parametrize(
@@ -216,7 +198,7 @@ def test_layouts(layout_a, layout_b, device):
     a = make_layout((5, 4, 6), torch.float32, device, layout_a, positive=True)
     b = make_layout((5, 4, 6), torch.float32, device, layout_b)
     check_pow(a, b)
-    check_pow(operand((5, 4, 6), torch.int32, device), make_layout((5, 4, 6), torch.int32, device, layout_b))
+    check_pow(make((5, 4, 6), torch.int32, device), make_layout((5, 4, 6), torch.int32, device, layout_b))
 
 
 @pytest.mark.parametrize("layout", ["transposed", "strided", "expanded"])
@@ -231,9 +213,9 @@ def test_output_strides_match_torch(layout, device):
 def test_sizes(n, dtype, device):
     """Empty, single-element, prime and large (several threads' worth) sizes, with a tensor of
     exponents, a broadcast row of exponents and a 0-dim exponent."""
-    a, b = make((n,), dtype, device, positive=True), operand((n,), dtype, device)
+    a, b = make((n,), dtype, device, positive=True), make((n,), dtype, device)
     check_pow(a, b)
-    check_pow(a.reshape(n, 1).expand(n, 3), operand((3,), dtype, device))
+    check_pow(a.reshape(n, 1).expand(n, 3), make((3,), dtype, device))
     check_pow(a, torch.tensor(3, device=device).to(dtype))
 
 
@@ -283,7 +265,7 @@ def test_half_no_less_accurate_than_torch(dtype, device):
     """float16/bfloat16 on many random operands: within torch's own error of the float64 result,
     or half a unit in the last place (assert_pow_close), for tensors and single exponents."""
     x = make((20000,), dtype, device, positive=True)
-    check_pow(x, operand((20000,), dtype, device))
+    check_pow(x, make((20000,), dtype, device))
     for e in (2.0, 3.0, -2.0, 0.5, -0.5, -1.0, 1.7):
         check_pow(x, torch.tensor(e, dtype=dtype, device=device))
 
