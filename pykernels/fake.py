@@ -187,7 +187,7 @@ def _elementwise(op, schema):
         dtype = _result_dtype(op, values if len(values) > 1 else tensors, bound)
         if target is None:
             return _like_inputs(shape, dtype, device, *tensors)
-        if out_form and not op.integer_to_float and schema.name.split("::")[-1] in _SAME_DTYPE_OUT:
+        if out_form and op.kind == "unary":  # torch's unary out= forms take no cast: out has the result dtype
             _check(target.dtype == dtype, name, f"Found dtype {target.dtype} but expected {dtype}")
         _castable(name, dtype, target)
         if out_form:
@@ -202,9 +202,6 @@ def _elementwise(op, schema):
 
     return fake
 
-
-# Unary out= forms take no cast, as torch's: out must have the result dtype.
-_SAME_DTYPE_OUT = {op.name for op in optable.OPS if op.kind == "unary"}
 
 for _op in optable.OPS:
     if _op.kind not in ("binary", "unary"):
