@@ -36,6 +36,72 @@ struct ReduceProblem {
   at::ScalarType dtype;
 };
 
+// Linear layers with a fused epilogue, and the two-layer MLP built of them. Matrices are 2-D:
+// inputs are addressed through row/column strides (a transposed weight needs no copy), outputs
+// are contiguous, and an output pointer left null is not wanted and not written.
+//
+// linear forward:  out[m, n] = act(sum_k input[m, k] * weight[n, k] + bias[n]), act = ReLU or
+// identity, bias optional (null).
+struct LinearForward {
+  int64_t m, n, k;
+  const void* input;
+  int64_t input_rs, input_cs;
+  const void* weight;
+  int64_t weight_rs, weight_cs;
+  const void* bias;
+  void* out;
+  bool relu;
+  at::ScalarType dtype;
+};
+
+// linear backward: g = relu ? grad_out * (out > 0) : grad_out (both m x n, contiguous);
+// grad_input = g @ weight (m x k), grad_weight = g^T @ input (n x k), grad_bias = sum_m g (n).
+struct LinearBackward {
+  int64_t m, n, k;
+  const void* grad_out;
+  const void* out;  // the forward's result, read for its mask when relu; may be null otherwise
+  const void* input;
+  int64_t input_rs, input_cs;
+  const void* weight;
+  int64_t weight_rs, weight_cs;
+  void* grad_input;
+  void* grad_weight;
+  void* grad_bias;
+  bool relu;
+  at::ScalarType dtype;
+};
+
+// The MLP out = relu(input @ w1^T + b1) @ w2^T + b2, every operand contiguous: input is
+// batch x in, w1 hidden x in, w2 out_features x hidden, biases optional (null). The forward keeps
+// hidden = relu(input @ w1^T + b1) (batch x hidden) for the backward.
+struct MlpForward {
+  int64_t batch, in, hidden, out_features;
+  const void* input;
+  const void* w1;
+  const void* b1;
+  const void* w2;
+  const void* b2;
+  void* hidden_out;
+  void* out;
+  at::ScalarType dtype;
+};
+
+// Its backward from grad_out (batch x out_features): every gradient, each optional (null).
+struct MlpBackward {
+  int64_t batch, in, hidden, out_features;
+  const void* grad_out;
+  const void* input;
+  const void* w1;
+  const void* w2;
+  const void* hidden_act;  // the forward's hidden_out
+  void* grad_input;
+  void* grad_w1;
+  void* grad_b1;
+  void* grad_w2;
+  void* grad_b2;
+  at::ScalarType dtype;
+};
+
 // pow_tensor_backward_kernel: both gradients of pow(input, exponent) for a tensor exponent, `it`
 // walking (grad_input, grad, input, exponent); grad_exponent and result are laid out as operand 0
 // (all three contiguous), so they share its offsets and the walk needs no more operands.
@@ -51,7 +117,11 @@ struct ReduceProblem {
   void mse_loss_none_kernel_##dev(const StridedIter<3>& it, at::ScalarType dtype);                                  \
   void mse_loss_backward_kernel_##dev(const StridedIter<4>& it, at::ScalarType dtype, double scale);                \
   void pow_tensor_backward_kernel_##dev(const StridedIter<4>& it, void* grad_exponent, const void* result,          \
-                                        at::ScalarType dtype);
+                                        at::ScalarType dtype);                                                      \
+  void linear_forward_kernel_##dev(const LinearForward& p);                                                         \
+  void linear_backward_kernel_##dev(const LinearBackward& p);                                                       \
+  void mlp_forward_kernel_##dev(const MlpForward& p);                                                               \
+  void mlp_backward_kernel_##dev(const MlpBackward& p);
 
 PYKERNELS_DECLARE_KERNELS(cpu)
 
