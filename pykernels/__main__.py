@@ -155,7 +155,8 @@ def _bench_arguments(parser):
         "--suite",
         choices=sorted(bench.SUITES),
         default="default",
-        help="which list of cases to run; 'quick' is a smoke test (default: %(default)s)",
+        help="which list of cases to run: 'quick' is a smoke test, 'cpu' the CPU speed targets, "
+        "'train' whole training steps, 'percall' the cost of one small call (default: %(default)s)",
     )
     parser.add_argument(
         "--device",
@@ -189,15 +190,15 @@ def _bench_arguments(parser):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="measure the FMA peak and copy bandwidth first, and show each rate as a %% of "
-        "them (default: on for --suite cpu)",
+        "them (default: on for --suite cpu and train)",
     )
     parser.add_argument(
         "--plot",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
-        "as <name>-mm.png in the --out directory (needs matplotlib; default: on for "
-        "--suite cpu with --out)",
+        help="plot into the --out directory: for --suite train each step's time, as <name>.png; "
+        "otherwise also time square float32 mm from 16 to 1536 and plot GFLOP/s against size "
+        "as <name>-mm.png (needs matplotlib; default: on for --suite cpu and train with --out)",
     )
 
 

@@ -31,12 +31,25 @@ def test_quick_suite_with_peak(tmp_path):
     assert "target" not in md.split("| op |")[1].splitlines()[0]  # no target column without targets
 
 
-def test_cpu_suite_targets_and_training_step(tmp_path):
-    md, payload = run(tmp_path, "--suite", "cpu", "--ops", "train_step,mse_loss", "--no-peak", "--no-plot")
-    rows = {r["op"]: r for r in payload["results"]}
-    assert rows["train_step"]["target"] == 2.0 and rows["mse_loss"]["target"] == 2.5
+def test_cpu_suite_targets(tmp_path):
+    md, payload = run(tmp_path, "--suite", "cpu", "--ops", "mm,mse_loss", "--no-peak", "--no-plot")
+    rows = {(r["op"], r["shape"]): r for r in payload["results"]}
+    assert rows[("mse_loss", "1048576 fwd+bwd")]["target"] == 2.5
+    assert rows[("mm", "1024x1024")]["target"] == 1.0
     assert not any(r.get("mismatch") or r.get("error") for r in rows.values())
-    assert "≥ 2" in md and "nn + SGD" in md
+    assert "≥ 2.5" in md
+
+
+def test_train_suite_steps_against_the_peak_with_a_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    md, payload = run(tmp_path, "--suite", "train", "--peak", "--plot")
+    rows = payload["results"]
+    assert [r["target"] for r in rows] == [case.target for case in bench.SUITES["train"]]
+    assert not any(r.get("mismatch") or r.get("error") for r in rows)
+    assert all(r["unit"] == "GFLOP/s" and r["pykernels_pct_peak"] > 0 for r in rows)
+    assert "convert() + SGD" in md and "under enable()" in md
+    (png,) = tmp_path.glob("*-train.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_mm_plot(tmp_path, monkeypatch):

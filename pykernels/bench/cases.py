@@ -7,17 +7,14 @@ step). Add a suite by naming it in table entries and adding it to ``SUITES``.
 """
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 import pykernels
-from .. import optable, train
-
-GFLOPS, GBS = "GFLOP/s", "GB/s"
-F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are all float32
+from .. import optable
+from . import training
+from .case import F32, GBS, GFLOPS, Case
 
 
 class _TorchOps:
@@ -35,28 +32,6 @@ class _TorchOps:
 
 
 LIBRARIES = {"pykernels": pykernels, "torch": _TorchOps()}
-
-
-@dataclass(frozen=True)
-class Case:
-    """One benchmark: ``call(lib, *make_inputs(device))`` timed for each library.
-
-    ``call`` returns the tensor that is compared between libraries as a sanity check.
-    ``work`` is the case's floating-point operations (``unit`` GFLOP/s) or the bytes it must move
-    at the least, every input read once and every output written once (``unit`` GB/s).
-    """
-
-    op: str
-    shape: str
-    dtype: torch.dtype
-    make_inputs: Callable[[torch.device], tuple]
-    call: Callable
-    work: float
-    unit: str
-    target: float = None  # the ratio this case should reach, where an issue sets one
-    # prepare(library name, *inputs) -> fn, for cases that keep state across calls (a model and
-    # its optimizer); by default fn calls ``call(lib, *inputs)``.
-    prepare: Callable = None
 
 
 def _randn(*shape, dtype=torch.float32, positive=False, grad=False):
@@ -198,35 +173,6 @@ def _train_step(lib, x, target, w1, w2, lr=1e-3):
     return loss.detach()
 
 
-def sgd_step_case():
-    """The two-layer net's training step as users write it: ``nn.Sequential`` of (pykernels.)nn
-    modules, ``MSELoss``, ``torch.optim.SGD`` (stepping under the drop-in mode for pykernels, so
-    its arithmetic is pykernels' too); returns the loss. Work counts the matmuls only."""
-    libs = {"pykernels": train.PykernelsLib, "torch": train.TorchLib}
-
-    def prepare(name, data):
-        lib = libs[name]
-        step = train.VARIANTS["sgd"].build(lib, data, train.VARIANTS["sgd"].lr)
-
-        def run():
-            with lib.context():
-                return torch.tensor(step())
-
-        return run
-
-    flops = 3 * 2 * train.N * (train.D_IN * train.H + train.H * train.D_OUT)
-    return Case(
-        "train_step",
-        f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
-        torch.float32,
-        lambda device: (train.make_data(device=device),),
-        None,
-        flops,
-        GFLOPS,
-        prepare=prepare,
-    )
-
-
 def targeted(case, ratio):
     """``case`` with the ratio it should reach."""
     return dataclasses.replace(case, target=ratio)
@@ -261,7 +207,6 @@ SUITES = {
         targeted(mm_transposed_case(64, 1000, 100), 1.3),
         targeted(relu_case(N_SMALL), 1.2),
         targeted(mse_case(N_SMALL), 2.5),
-        targeted(sgd_step_case(), 2.0),
     ],
     "quick": table_cases("quick")
     + [
@@ -271,6 +216,8 @@ SUITES = {
     ],
     # What one call costs beside torch's (64 elements, an 8x8 product): the layers above the kernels.
     "percall": table_cases("percall") + [relu_case(optable.SMALL)],
+    # Whole training steps (training.py), each with the ratio it should reach.
+    "train": training.cases(),
 }
 
 

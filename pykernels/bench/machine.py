@@ -12,7 +12,7 @@ import torch
 
 import pykernels
 from . import timing
-from .cases import F32, GBS
+from .case import F32, GBS
 
 # ---- measured ceilings ----------------------------------------------------------------------------
 

@@ -155,8 +155,7 @@ def save(out_dir, meta, rows, markdown, sweep=None):
     return [stem.with_suffix(".json"), stem.with_suffix(".md")]
 
 
-def save_plot(path, meta, rows, peak):
-    """GFLOP/s against size for mm, pykernels and torch, with the measured FMA peak as a line."""
+def _pyplot():
     try:
         import matplotlib
 
@@ -164,6 +163,51 @@ def save_plot(path, meta, rows, peak):
         import matplotlib.pyplot as plt
     except ImportError:
         print("--plot: matplotlib is not installed (pip install 'pykernels[plot]'); no plot written", file=sys.stderr)
+        return None
+    return plt
+
+
+def _save_figure(plt, fig, path):
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def save_step_plot(path, meta, rows):
+    """Time per step of each training case, pykernels' bar beside torch's, with the ratio above."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    rows = [r for r in rows if "ratio" in r]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.9 * len(rows)))
+    ys = range(len(rows))
+    for offset, name in ((-0.2, "pykernels"), (0.2, "torch")):
+        ax.barh([y + offset for y in ys], [r[f"{name}_s"] * 1e3 for r in rows], height=0.38, label=name)
+    for y, r in zip(ys, rows):
+        ax.annotate(
+            f"{r['ratio']:.2f}x",
+            (max(r["pykernels_s"], r["torch_s"]) * 1e3, y),
+            xytext=(4, -4),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    ax.set_yticks(list(ys), [r["shape"].split(",")[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per training step (lower is better); label: torch time / pykernels time")
+    where = meta["device_name"] + ("" if meta["device"] == "cuda" else f", {meta['threads']} threads")
+    ax.set_title(f"training steps: pykernels vs torch ({where})", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save_figure(plt, fig, path)
+
+
+def save_plot(path, meta, rows, peak):
+    """GFLOP/s against size for mm, pykernels and torch, with the measured FMA peak as a line."""
+    plt = _pyplot()
+    if plt is None:
         return None
     sizes = [int(r["shape"].split("x")[0]) for r in rows if "ratio" in r]
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -186,8 +230,4 @@ def save_plot(path, meta, rows, peak):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(plt, fig, path)

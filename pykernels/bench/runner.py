@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from . import machine, report, timing
-from .cases import GBS, LIBRARIES, mm_case, select_cases
+from .case import GBS
+from .cases import LIBRARIES, mm_case, select_cases
 
 
 def _copy(t):
@@ -81,6 +82,10 @@ def run_case(case, device, min_run_time, copy_reference=False):
     return row
 
 
+# The suites that measure the machine's ceilings and plot by default: the CPU targets (with a
+# sweep of mm sizes) and the training steps (time per step, both libraries).
+PEAK_SUITES = ("cpu", "train")
+
 PLOT_SIZES = [16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536]
 
 
@@ -98,23 +103,24 @@ def run(suite, ops, device, min_run_time, *, threads=None, out=None, peak=None, 
     ``min_run_time`` seconds per implementation per case, and print the table; with ``out`` (a
     directory), save it there too. ``threads``: torch.set_num_threads first. ``peak``: measure the
     machine's ceilings and show each rate as a share of them; ``plot``: also time square float32
-    mm over a range of sizes and plot that into ``out``; None for either means on for the ``cpu``
-    suite (``plot`` only with an ``out``). Returns the rows: a row with ``error`` or ``mismatch``
+    mm over a range of sizes and plot that into ``out`` (for the ``train`` suite, plot each step's
+    time instead); None for either means on for the suites in ``PEAK_SUITES`` (``plot`` only
+    with an ``out``). Returns the rows: a row with ``error`` or ``mismatch``
     is a case where pykernels failed or differed from torch."""
     if threads:
         torch.set_num_threads(threads)
     device, out = torch.device(device), None if out is None else Path(out)
     cases = select_cases(suite, ops)
     load_before, rows, ceilings = machine.load_average(), [], None
-    want_peak = peak if peak is not None else suite == "cpu"
-    want_plot = plot if plot is not None else suite == "cpu" and out is not None
+    want_peak = peak if peak is not None else suite in PEAK_SUITES
+    want_plot = plot if plot is not None else suite in PEAK_SUITES and out is not None
     if want_peak:
         print("[peak] FMA throughput and copy bandwidth", file=sys.stderr, flush=True)
         ceilings = machine.measure_peak(device, min_run_time)
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case.op} {case.shape} {case.dtype}", file=sys.stderr, flush=True)
         rows.append(run_case(case, device, min_run_time, copy_reference=want_peak))
-    sweep = mm_sweep(device, min_run_time) if want_plot else None
+    sweep = mm_sweep(device, min_run_time) if want_plot and suite != "train" else None
     if ceilings:
         print("[peak] again, after the cases", file=sys.stderr, flush=True)
         ceilings = machine.measure_peak(device, min_run_time, before=ceilings)
@@ -126,6 +132,8 @@ def run(suite, ops, device, min_run_time, *, threads=None, out=None, peak=None, 
         written = report.save(out, meta, rows, markdown, sweep)
         if sweep is not None:
             written.append(report.save_plot(out / (report.result_stem(meta) + "-mm.png"), meta, sweep, ceilings))
+        elif want_plot:
+            written.append(report.save_step_plot(out / (report.result_stem(meta) + ".png"), meta, rows))
         for path in filter(None, written):
             print(f"wrote {path}", file=sys.stderr)
     return rows
