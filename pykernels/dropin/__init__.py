@@ -24,7 +24,8 @@ and of those that fell through, with counts. ``python -m pykernels run SCRIPT [A
 script under the mode and prints that table to stderr.
 
 The package: routing.py says which torch function goes to which handler (handlers.py; foreach.py
-for ``torch._foreach_*``); mode.py is the mode and its report; script.py runs a script under it.
+for ``torch._foreach_*``); arguments.py which arguments pykernels takes; mode.py is the mode and
+its report; script.py runs a script under it.
 """
 
 from .mode import DropIn, enable

@@ -1,6 +1,11 @@
 """The drop-in mode itself: a ``torch.overrides.TorchFunctionMode`` that looks every torch call up
-in the routes (routing.py), runs the handler where the arguments are ones pykernels takes, lets
-torch run everything else, and counts both for its report.
+in the routes (routing.py), runs the handler where the arguments are ones pykernels takes
+(arguments.py), lets torch run everything else, and counts both for its report.
+
+Every routed call pays, besides pykernels' own call, torch's dispatch to a Python mode and this
+module's look-ups, so the path of a call is kept short: one dictionary look-up finds the route of
+a covered function (or the kind of any other), the argument checks allocate nothing, and the
+counts are plain dictionaries.
 """
 
 import collections
@@ -10,68 +15,14 @@ import sys
 import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
-from .. import _compat, optable
+from .. import _compat
+from .arguments import refused
 from .foreach import AfterMutation
 from .handlers import FallThrough
 from .routing import HANDLERS
 
 _T = torch.Tensor
 _F = torch.nn.functional
-
-# ---- which arguments pykernels takes at all -------------------------------------------------------
-
-# The dtypes pykernels' kernels take (the op table's).
-_DTYPES = {getattr(torch, name) for name in optable.ALL}
-_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
-
-
-def _backends():
-    # Imported here: the package is fully imported by the time a call is routed, not yet when this is.
-    from .. import build_info
-
-    return {b.lower() for b in build_info().get("backends", ["CPU"])}
-
-
-_DEVICES = None  # device types with a pykernels backend, e.g. {"cpu"}; looked up on first use
-
-
-def _unsupported(value):
-    """Why pykernels cannot take this argument (a string), or None if it can."""
-    if isinstance(value, torch.Tensor):
-        return _unsupported_tensor(value)
-    if isinstance(value, complex):
-        return "complex number"
-    if isinstance(value, (list, tuple)):
-        # Every routed call's arguments come here: plain tensors and numbers, the usual items,
-        # take no recursive call.
-        for item in value:
-            if isinstance(item, torch.Tensor):
-                why = _unsupported_tensor(item)
-            elif isinstance(item, (list, tuple, complex)):
-                why = _unsupported(item)
-            else:
-                continue
-            if why:
-                return why
-    return None
-
-
-def _unsupported_tensor(t):
-    if type(t) not in _PLAIN_TYPES:
-        return f"{type(t).__name__} argument"
-    if t.layout is not torch.strided:
-        return f"{t.layout} tensor"
-    if t.dtype not in _DTYPES:
-        return f"{t.dtype} tensor"
-    if t.is_cpu:  # (is_cpu is cheaper than building t.device)
-        return None
-    global _DEVICES
-    if _DEVICES is None:
-        _DEVICES = _backends()
-    if t.device.type not in _DEVICES:
-        return f"{t.device.type} tensor"
-    return None
-
 
 # ---- functions without a handler, and names for the report ----------------------------------------
 
@@ -80,6 +31,7 @@ _OTHERS = {}
 _TORCH_ONLY, _PYKERNELS_OP = "torch only", "pykernels op"
 
 _NAMES = {}
+_TENSOR = (torch.Tensor,)
 
 
 def _name(func):
@@ -114,6 +66,11 @@ def _is_pykernels_op(func):
     return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith("pykernels.")
 
 
+def _subclass(types):
+    """Why torch runs a call that has a tensor subclass among its arguments."""
+    return f"{next(t for t in types if t is not torch.Tensor).__name__} argument"
+
+
 def _is_attribute(name):
     return name.endswith((".__get__", ".__set__", ".__delete__"))
 
@@ -132,17 +89,18 @@ class DropIn(TorchFunctionMode):
         super().__init__()
         self._report = report
         self._file = file
-        self._routed = collections.Counter()  # func -> calls
-        self._fell = collections.Counter()  # (func, reason) -> calls
+        # Plain dicts, not Counters: a Counter's item update costs several times a dict's.
+        self._routed = {}  # func -> calls
+        self._fell = {}  # (func, reason) -> calls
         self._plain = {}  # func -> calls that fell through for want of a handler (reason None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         # torch runs this with the mode taken off its stack, so the calls made here (pykernels',
         # torch's) are not seen by it again.
         try:
-            entry = HANDLERS.get(func, False) or _OTHERS.get(func)
+            entry = HANDLERS.get(func) or _OTHERS.get(func)
         except TypeError:  # an unhashable callable
-            entry = None
+            entry = _TORCH_ONLY
         if entry is None:  # first sight of a function without a handler: which kind is it
             entry = _PYKERNELS_OP if _is_pykernels_op(func) else _TORCH_ONLY
             with contextlib.suppress(TypeError):
@@ -151,16 +109,20 @@ class DropIn(TorchFunctionMode):
             plain = self._plain
             plain[func] = plain.get(func, 0) + 1
             return func(*args, **kwargs) if kwargs else func(*args)
-        kwargs = kwargs or {}
         if entry is _PYKERNELS_OP:  # pykernels' own ops, called from a handler's pykernels code
-            self._routed[func] += 1
-            return func(*args, **kwargs)
-        handler = entry[0]
-        reason = _unsupported(args) or (_unsupported(tuple(kwargs.values())) if kwargs else None)
+            self._routed[func] = self._routed.get(func, 0) + 1
+            return func(*args, **kwargs) if kwargs else func(*args)
+        # A covered function: routed unless an argument is one pykernels does not take, the
+        # arguments do not fit the handler, or the handler falls through or fails on them.
+        if types and types != _TENSOR:  # a subclass's call: its __torch_function__ is for torch to run
+            reason = _subclass(types)
+        else:
+            reason = refused(args, kwargs)
         if reason is None:
+            handler = entry[0]
             try:
                 try:
-                    result = handler(*args, **kwargs)
+                    result = handler(*args, **kwargs) if kwargs else handler(*args)
                 except TypeError as exc:
                     # Raised by the call itself, before the handler ran (no frame of its own in the
                     # traceback): the arguments do not fit the handler's signature.
@@ -174,10 +136,12 @@ class DropIn(TorchFunctionMode):
             except Exception as exc:  # noqa: BLE001 - torch runs it, and raises its own error if it is one
                 reason = f"pykernels raised {type(exc).__name__}"
             else:
-                self._routed[func] += 1
+                routed = self._routed
+                routed[func] = routed.get(func, 0) + 1
                 return result
-        self._fell[(func, reason)] += 1
-        return func(*args, **kwargs)
+        where = (func, reason)
+        self._fell[where] = self._fell.get(where, 0) + 1
+        return func(*args, **kwargs) if kwargs else func(*args)
 
     # -- results --------------------------------------------------------------------------------------
 
