@@ -39,6 +39,16 @@ def test_cpu_suite_targets_and_training_step(tmp_path):
     assert "≥ 2" in md and "nn + SGD" in md
 
 
+def test_percall_suite_times_routed_calls(tmp_path):
+    """The drop-in rows: torch code under the mode beside the same code on torch, same results."""
+    ops = ["add (drop-in)", "mm (drop-in)", "relu (drop-in)"]
+    md, payload = run(tmp_path, "--suite", "percall", "--threads", "1", "--ops", ",".join(ops), "--no-peak")
+    rows = payload["results"]
+    assert [r["op"] for r in rows] == ops
+    assert not any(r.get("mismatch") or r.get("error") for r in rows)
+    assert "| add (drop-in) | 64; 100 calls |" in md
+
+
 def test_mm_plot(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     monkeypatch.setattr(bench.mm_sweep, "__defaults__", ([8, 16, 33],))
