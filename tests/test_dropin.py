@@ -8,6 +8,8 @@
   unchanged (torch's result, torch's errors) and is counted as such;
 - the tutorials' training loops (tests/scripts/tutorial_*.py) run under the mode with no covered
   ATen compute left, and print the losses torch prints;
+- the report lists the routed calls and the compute that fell through, with their calls (and
+  times, when the mode times them) in aligned columns, and leaves bookkeeping out of the list;
 - ``python -m pykernels run SCRIPT ARGS`` gives the script its argv, __main__ and exit status and
   prints the routing report to stderr.
 """

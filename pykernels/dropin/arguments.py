@@ -14,6 +14,7 @@ from .. import optable
 
 # The dtypes pykernels' kernels take (the op table's).
 _DTYPES = frozenset(getattr(torch, name) for name in optable.ALL)
+_TENSOR = torch.Tensor
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _STRIDED = torch.strided
 _OTHER = (complex, list, tuple)  # the other values that may hold something pykernels does not take
@@ -39,7 +40,7 @@ def _on_backend(t):
 def refused(args, kwargs):
     """Why pykernels cannot take a call's arguments (a string), or None if it takes them all."""
     for v in (*args, *kwargs.values()) if kwargs else args:
-        if isinstance(v, torch.Tensor):
+        if isinstance(v, _TENSOR):
             if (
                 v.__class__ not in _PLAIN
                 or v.layout is not _STRIDED
