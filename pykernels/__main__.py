@@ -281,7 +281,7 @@ def _run_arguments(parser):
         "--no-report",
         dest="report",
         action="store_false",
-        help="do not print the routing report. It goes to stderr once the script has "
+        help="do not time the calls nor print the routing report. It goes to stderr once the script has "
         "finished (returned, called sys.exit or raised), unless the script made no "
         "torch call at all, as when it stops at its own --help or a usage error",
     )

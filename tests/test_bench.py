@@ -52,6 +52,16 @@ def test_train_suite_steps_against_the_peak_with_a_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_percall_suite_times_routed_calls(tmp_path):
+    """The drop-in rows: torch code under the mode beside the same code on torch, same results."""
+    ops = ["add (drop-in)", "mm (drop-in)", "relu (drop-in)"]
+    md, payload = run(tmp_path, "--suite", "percall", "--threads", "1", "--ops", ",".join(ops), "--no-peak")
+    rows = payload["results"]
+    assert [r["op"] for r in rows] == ops
+    assert not any(r.get("mismatch") or r.get("error") for r in rows)
+    assert "| add (drop-in) | 64; 100 calls |" in md
+
+
 def test_mm_plot(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     monkeypatch.setattr(bench.mm_sweep, "__defaults__", ([8, 16, 33],))

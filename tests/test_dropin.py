@@ -8,6 +8,8 @@
   unchanged (torch's result, torch's errors) and is counted as such;
 - the tutorials' training loops (tests/scripts/tutorial_*.py) run under the mode with no covered
   ATen compute left, and print the losses torch prints;
+- the report lists the routed calls and the compute that fell through, with their calls (and
+  times, when the mode times them) in aligned columns, and leaves bookkeeping out of the list;
 - ``python -m pykernels run SCRIPT ARGS`` gives the script its argv, __main__ and exit status and
   prints the routing report to stderr.
 """
@@ -16,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -560,6 +563,17 @@ def test_tutorial_with_grad_zero_leaves_only_autograds_own_accumulation():
 # ---------------------------------------------------------------------------------------------- report
 
 
+def report_rows(text):
+    """{row name: [calls, total ms, us/call]} of a report's rows (calls only where the mode did not
+    time them); a covered function that fell through is named without its reason."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("    ") and line.strip() != "(none)":
+            name, *cells = re.split(r" {2,}", line.strip())
+            rows[name] = [c for c in cells if not c.startswith("[")]
+    return rows
+
+
 def test_report_table():
     out = io.StringIO()
     a, b = make((3, 4)), make((4, 5))
@@ -572,11 +586,100 @@ def test_report_table():
     text = out.getvalue()
     assert text.strip() == mode.report().strip()
     assert "routed to pykernels" in text and "fell through to torch" in text
-    lines = {line.split()[0]: line.split()[-1] for line in text.splitlines() if line.startswith("    ")}
-    assert lines["torch.Tensor.matmul"] == "3" and lines["torch.Tensor.relu"] == "3" and lines["torch.sin"] == "1"
+    rows = report_rows(text)
+    assert rows["torch.Tensor.matmul"][0] == "3" and rows["torch.Tensor.relu"][0] == "3" and rows["torch.sin"][0] == "1"
     assert "torch.Tensor.clamp  [covered, but clamp other than min=0]" in text
-    assert "attribute reads" in text
+    assert "bookkeeping calls" in text and "torch.Tensor.shape.__get__" not in text
     assert mode.routed == {"torch.Tensor.matmul": 3, "torch.Tensor.relu": 3, "torch.Tensor.sum": 3}
+
+
+def classifier_step(model, x, y, optimizer):
+    """A training step as torch code writes one, with the bookkeeping such code does around it."""
+    with torch.autograd.profiler.record_function("step"):
+        optimizer.zero_grad()
+        logits = model(x)
+        assert logits.dim() == 2 and not logits.is_complex() and logits.size(0) == x.shape[0]
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        with torch.no_grad():
+            _ = [p.grad.norm() for p in model.parameters()]
+        optimizer.step()
+        return loss.item()
+
+
+def test_report_lists_compute_only():
+    """Routed calls and compute that fell through are listed, each with its calls and time;
+    bookkeeping (attribute reads, dim/size/is_complex/item, grad mode, profiler records) is not."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = make((5, 6)), torch.randint(0, 3, (5,))
+    out = io.StringIO()
+    with dropin.enable(report=True, file=out) as mode:
+        for _ in range(2):
+            classifier_step(model, x, y, optimizer)
+    text = out.getvalue()
+    rows = report_rows(text)
+    assert {"torch.nn.functional.linear", "torch.nn.functional.relu", "torch.Tensor.add_"} <= set(rows)
+    assert {"torch.nn.functional.cross_entropy", "torch.Tensor.backward", "torch.Tensor.norm"} <= set(rows)
+    bookkeeping = ("dim", "size", "is_complex", "item", "__get__", "__set__", "grad_enabled", "record_function")
+    listed = [name for name in rows if any(word in name for word in bookkeeping)]
+    assert not listed, text
+    for name in ("torch.nn.functional.cross_entropy", "torch.Tensor.backward"):
+        calls, total_ms, per_call_us = rows[name]
+        assert calls == "2" and float(total_ms) > 0 and float(per_call_us) > 0
+    fell = mode.fell_through
+    hidden = sum(n for name, n in fell.items() if name not in rows)
+    assert hidden > 0 and f"not listed: {hidden} bookkeeping calls" in text
+    assert fell["torch.Tensor.item"] == 2 and fell["torch.Tensor.dim"] == 2  # still counted
+
+
+def test_report_columns_are_aligned():
+    a = make((3, 4))
+    for report in (False, True):
+        with dropin.enable(report=report, file=io.StringIO()) as mode:
+            for _ in range(12):
+                a.exp()
+            torch.sin(a)
+            a.clamp(min=0.5)
+        text = mode.report()
+        lines = [line for line in text.splitlines()[1:] if not line.startswith("  not listed")]
+        edges = {len(line) for line in lines}
+        assert len(edges) == 1, text  # every row and heading ends in the same column
+        heading = lines[0].split()
+        assert heading[-1] == ("us/call" if report else "calls"), text
+
+
+def test_plain_mode_does_not_time():
+    a = make((3, 4))
+    with dropin.enable() as mode:
+        a.exp()
+    assert not mode.timed and "ms" not in mode.report()
+    with dropin.enable(report=True, file=io.StringIO()) as mode:
+        a.exp()
+    assert mode.timed and "total ms" in mode.report()
+
+
+@pytest.mark.parametrize(
+    "name,result,bookkeeping",
+    [
+        ("torch.Tensor.grad.__get__", torch.zeros(2), True),  # an attribute, even when it holds a tensor
+        ("torch.Tensor.requires_grad.__set__", None, True),
+        ("torch.Tensor.dim", 2, True),
+        ("torch.Tensor.size", torch.Size([2, 3]), True),
+        ("torch.is_complex", False, True),
+        ("torch.Tensor.item", 1.5, True),
+        ("torch._C._set_grad_enabled", None, True),
+        ("torch.Tensor.add", torch.zeros(2), False),
+        ("torch.Tensor.max", torch.return_types.max((torch.zeros(2), torch.zeros(2))), False),
+        ("torch.Tensor.add_", torch.zeros(2), False),
+        ("torch._foreach_add_", None, False),  # in place: writes its tensors, returns nothing
+        ("torch.Tensor.__setitem__", None, False),
+        ("torch.Tensor.backward", None, False),
+    ],
+)
+def test_bookkeeping_rule(name, result, bookkeeping):
+    assert dropin.report.is_bookkeeping(name, result) is bookkeeping
 
 
 def test_enable_is_exported_from_the_package():

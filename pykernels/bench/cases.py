@@ -6,13 +6,14 @@ helpers here build the cases that time more than one call (forward and backward,
 step). Add a suite by naming it in table entries and adding it to ``SUITES``.
 """
 
+import contextlib
 import dataclasses
 
 import torch
 import torch.nn.functional as F
 
 import pykernels
-from .. import optable
+from .. import dropin, optable
 from . import training
 from .case import F32, GBS, GFLOPS, Case
 
@@ -173,6 +174,49 @@ def _train_step(lib, x, target, w1, w2, lr=1e-3):
     return loss.detach()
 
 
+# Calls per timed run of a drop-in case: entering and leaving the mode, once per run, then costs
+# under 1% of a call.
+DROPIN_CALLS = 100
+
+
+def dropin_case(op, shapes, call, work, unit):
+    """A routed call: ``call(*inputs)``, torch code, run under the drop-in mode for pykernels and as
+    it is for torch, ``DROPIN_CALLS`` times per timed run, in one entry of the mode; the op's own
+    row of the suite times pykernels' direct call on inputs of the same shapes. ``work`` is one call's."""
+
+    def prepare(name, *inputs):
+        context = dropin.enable if name == "pykernels" else contextlib.nullcontext
+
+        def run():
+            with context():
+                for _ in range(DROPIN_CALLS):
+                    out = call(*inputs)
+            return out
+
+        return run
+
+    return Case(
+        f"{op} (drop-in)",
+        f"{_label(shapes, op)}; {DROPIN_CALLS} calls",
+        torch.float32,
+        _inputs(*(_randn(*shape) for shape in shapes)),
+        None,
+        DROPIN_CALLS * work,
+        unit,
+        prepare=prepare,
+    )
+
+
+def dropin_cases(n):
+    """The drop-in mode's routing beside the percall suite's direct calls: a torch function
+    (``torch.add``), an operator (``a @ b``), and ``F.relu``, whose ``inplace=False`` comes as a keyword."""
+    return [
+        dropin_case("add", [(n,), (n,)], torch.add, 3 * F32 * n, GBS),
+        dropin_case("mm", [(8, 8), (8, 8)], lambda a, b: a @ b, 2 * 8 * 8 * 8, GFLOPS),
+        dropin_case("relu", [(n,)], F.relu, 2 * F32 * n, GBS),
+    ]
+
+
 def targeted(case, ratio):
     """``case`` with the ratio it should reach."""
     return dataclasses.replace(case, target=ratio)
@@ -215,7 +259,7 @@ SUITES = {
         mse_case(N_SMALL),
     ],
     # What one call costs beside torch's (64 elements, an 8x8 product): the layers above the kernels.
-    "percall": table_cases("percall") + [relu_case(optable.SMALL)],
+    "percall": table_cases("percall") + [relu_case(optable.SMALL)] + dropin_cases(optable.SMALL),
     # Whole training steps (training.py), each with the ratio it should reach.
     "train": training.cases(),
 }

@@ -19,12 +19,15 @@ gradients of a tensor used twice, and accumulating into a ``.grad`` that already
 after ``w.grad.zero_()`` rather than ``w.grad = None`` / ``optimizer.zero_grad()``), calls made on
 other threads, and TorchScript code (``torch.compile`` with the mode on is untested).
 
-``enable(report=True)`` prints, when the block exits, a table of the torch calls that were routed
-and of those that fell through, with counts. ``python -m pykernels run SCRIPT [ARGS...]`` runs a
-script under the mode and prints that table to stderr.
+``enable(report=True)`` times every call and prints, when the block exits, a table of the torch
+calls that were routed and of the compute calls that fell through, with their counts and the time
+spent in them (bookkeeping, such as attribute reads and ``x.item()``, is counted but not listed).
+``python -m pykernels run SCRIPT [ARGS...]`` runs a script under the mode and prints that table
+to stderr.
 
 The package: routing.py says which torch function goes to which handler (handlers.py; foreach.py
-for ``torch._foreach_*``); mode.py is the mode and its report; script.py runs a script under it.
+for ``torch._foreach_*``); arguments.py which arguments pykernels takes; mode.py is the mode;
+report.py its report; script.py runs a script under it.
 """
 
 from .mode import DropIn, enable

@@ -222,11 +222,15 @@ def lerp(input, end, weight, *, out=None):
 
 def lerp_(self, end, weight):
     _lerp_check(self, end, weight)
-    need(torch.broadcast_shapes(self.shape, end.shape) == self.shape, "end does not fit in place")
+    # torch.broadcast_shapes, slow Python, is asked only when the shapes differ.
+    need(
+        end.shape == self.shape or torch.broadcast_shapes(self.shape, end.shape) == self.shape,
+        "end does not fit in place",
+    )
     if torch.is_grad_enabled() and (self.requires_grad or end.requires_grad):
         return _assign(self, _Lerp.apply(self, end, weight))
     if abs(weight) < 0.5:  # the optimizers' case: no_grad, small weight, straight into self
-        _ops.add_(self, _ops.sub(end, self), alpha=weight)
+        pk.add_(self, pk.sub(end, self), alpha=weight)  # the typed bindings: no overload resolution
         return self
     return _assign(self, _lerp_value(self, end, weight))
 

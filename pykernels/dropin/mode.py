@@ -1,121 +1,41 @@
 """The drop-in mode itself: a ``torch.overrides.TorchFunctionMode`` that looks every torch call up
-in the routes (routing.py), runs the handler where the arguments are ones pykernels takes, lets
-torch run everything else, and counts both for its report.
+in the routes (routing.py), runs the handler where the arguments are ones pykernels takes
+(arguments.py), lets torch run everything else, and counts both for its report (report.py).
+
+Every routed call pays, besides pykernels' own call, torch's dispatch to a Python mode and this
+module's look-ups, so the path of a call is kept short: one dictionary look-up finds the route of
+a covered function (or the kind of any other), the argument checks allocate nothing, and the
+counts are plain dictionaries. Timing every call for the report is a subclass's work
+(``TimedDropIn``, what ``enable(report=True)`` gives), so the plain mode does none of it.
 """
 
 import collections
-import contextlib
 import sys
+import time
 
 import torch
-from torch.overrides import TorchFunctionMode, resolve_name
+from torch.overrides import TorchFunctionMode
 
-from .. import _compat, optable
+from . import report as _report
+from .arguments import refused
 from .foreach import AfterMutation
 from .handlers import FallThrough
 from .routing import HANDLERS
 
-_T = torch.Tensor
-_F = torch.nn.functional
+# ---- what the mode knows of each function, kept across modes --------------------------------------
 
-# ---- which arguments pykernels takes at all -------------------------------------------------------
-
-# The dtypes pykernels' kernels take (the op table's).
-_DTYPES = {getattr(torch, name) for name in optable.ALL}
-_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
-
-
-def _backends():
-    # Imported here: the package is fully imported by the time a call is routed, not yet when this is.
-    from .. import build_info
-
-    return {b.lower() for b in build_info().get("backends", ["CPU"])}
-
-
-_DEVICES = None  # device types with a pykernels backend, e.g. {"cpu"}; looked up on first use
-
-
-def _unsupported(value):
-    """Why pykernels cannot take this argument (a string), or None if it can."""
-    if isinstance(value, torch.Tensor):
-        return _unsupported_tensor(value)
-    if isinstance(value, complex):
-        return "complex number"
-    if isinstance(value, (list, tuple)):
-        # Every routed call's arguments come here: plain tensors and numbers, the usual items,
-        # take no recursive call.
-        for item in value:
-            if isinstance(item, torch.Tensor):
-                why = _unsupported_tensor(item)
-            elif isinstance(item, (list, tuple, complex)):
-                why = _unsupported(item)
-            else:
-                continue
-            if why:
-                return why
-    return None
-
-
-def _unsupported_tensor(t):
-    if type(t) not in _PLAIN_TYPES:
-        return f"{type(t).__name__} argument"
-    if t.layout is not torch.strided:
-        return f"{t.layout} tensor"
-    if t.dtype not in _DTYPES:
-        return f"{t.dtype} tensor"
-    if t.is_cpu:  # (is_cpu is cheaper than building t.device)
-        return None
-    global _DEVICES
-    if _DEVICES is None:
-        _DEVICES = _backends()
-    if t.device.type not in _DEVICES:
-        return f"{t.device.type} tensor"
-    return None
-
-
-# ---- functions without a handler, and names for the report ----------------------------------------
-
-# Functions without a handler, by kind, filled in as they are first seen.
-_OTHERS = {}
+# func -> its kind, for the functions without a route (routing.HANDLERS), from their first call on.
+_KINDS = {}
 _TORCH_ONLY, _PYKERNELS_OP = "torch only", "pykernels op"
+# The torch-only functions whose first call was bookkeeping (report.is_bookkeeping).
+_BOOKKEEPING = set()
 
-_NAMES = {}
-
-
-def _name(func):
-    """A readable name for a torch callable: 'torch.Tensor.add', 'torch.nn.functional.relu' ..."""
-    try:
-        return _NAMES[func]
-    except (KeyError, TypeError):
-        pass
-    name = None
-    short = getattr(func, "__name__", None)
-    if _is_pykernels_op(func):
-        name = f"torch.ops.{func}"
-    elif isinstance(short, str):
-        # By the object's own name first: resolve_name can give an alias (torch.mm -> 'torch.spmm').
-        for prefix, namespace in (("torch.Tensor", _T), ("torch", torch), ("torch.nn.functional", _F)):
-            if getattr(namespace, short, None) is func:
-                name = f"{prefix}.{short}"
-                break
-    if name is None:
-        with contextlib.suppress(Exception):  # naming is best effort
-            name = resolve_name(func)
-    if name is None:
-        module = getattr(func, "__module__", None)
-        qualname = getattr(func, "__qualname__", None) or short or repr(func)
-        name = f"{module}.{qualname}" if module else qualname
-    with contextlib.suppress(TypeError):  # an unhashable callable is named again on each call
-        _NAMES[func] = name
-    return name
+_TENSOR = (torch.Tensor,)
 
 
-def _is_pykernels_op(func):
-    return isinstance(func, (_compat.OpOverload, _compat.OpOverloadPacket)) and str(func).startswith("pykernels.")
-
-
-def _is_attribute(name):
-    return name.endswith((".__get__", ".__set__", ".__delete__"))
+def _subclass(types):
+    """Why torch runs a call that has a tensor subclass among its arguments."""
+    return f"{next(t for t in types if t is not torch.Tensor).__name__} argument"
 
 
 # ---- the mode -------------------------------------------------------------------------------------
@@ -128,39 +48,47 @@ class DropIn(TorchFunctionMode):
     (``'torch.Tensor.mm'``, ...); ``report()`` formats them as a table.
     """
 
+    timed = False  # whether the mode times its calls (TimedDropIn)
+
     def __init__(self, report=False, file=None):
         super().__init__()
         self._report = report
         self._file = file
-        self._routed = collections.Counter()  # func -> calls
-        self._fell = collections.Counter()  # (func, reason) -> calls
-        self._plain = {}  # func -> calls that fell through for want of a handler (reason None)
+        # Plain dicts, not Counters: a Counter's item update costs several times a dict's.
+        self._routed = {}  # func -> calls
+        self._fell = {}  # (func, reason) -> calls
+        self._plain = {}  # func -> calls of a function without a route (reason None)
+        self._last = None  # where the last call was counted: func (routed or plain), or (func, reason)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         # torch runs this with the mode taken off its stack, so the calls made here (pykernels',
         # torch's) are not seen by it again.
         try:
-            entry = HANDLERS.get(func, False) or _OTHERS.get(func)
-        except TypeError:  # an unhashable callable
-            entry = None
-        if entry is None:  # first sight of a function without a handler: which kind is it
-            entry = _PYKERNELS_OP if _is_pykernels_op(func) else _TORCH_ONLY
-            with contextlib.suppress(TypeError):
-                _OTHERS[func] = entry
-        if entry is _TORCH_ONLY:  # attribute reads and the like: the most frequent calls, kept cheap
+            route = HANDLERS.get(func) or _KINDS.get(func)
+        except TypeError:  # an unhashable callable: torch runs it, uncounted
+            return func(*args, **kwargs) if kwargs else func(*args)
+        if route is _TORCH_ONLY:  # attribute reads and the like: the most frequent calls, kept cheap
             plain = self._plain
             plain[func] = plain.get(func, 0) + 1
+            self._last = func
             return func(*args, **kwargs) if kwargs else func(*args)
-        kwargs = kwargs or {}
-        if entry is _PYKERNELS_OP:  # pykernels' own ops, called from a handler's pykernels code
-            self._routed[func] += 1
-            return func(*args, **kwargs)
-        handler = entry[0]
-        reason = _unsupported(args) or (_unsupported(tuple(kwargs.values())) if kwargs else None)
+        if route is None:
+            return self._first_call(func, types, args, kwargs)
+        if route is _PYKERNELS_OP:  # pykernels' own ops, called from user code that calls pykernels
+            self._routed[func] = self._routed.get(func, 0) + 1
+            self._last = func
+            return func(*args, **kwargs) if kwargs else func(*args)
+        # A covered function: routed unless an argument is one pykernels does not take, the
+        # arguments do not fit the handler, or the handler falls through or fails on them.
+        if types and types != _TENSOR:  # a subclass's call: its __torch_function__ is for torch to run
+            reason = _subclass(types)
+        else:
+            reason = refused(args, kwargs)
         if reason is None:
+            handler = route[0]
             try:
                 try:
-                    result = handler(*args, **kwargs)
+                    result = handler(*args, **kwargs) if kwargs else handler(*args)
                 except TypeError as exc:
                     # Raised by the call itself, before the handler ran (no frame of its own in the
                     # traceback): the arguments do not fit the handler's signature.
@@ -174,10 +102,28 @@ class DropIn(TorchFunctionMode):
             except Exception as exc:  # noqa: BLE001 - torch runs it, and raises its own error if it is one
                 reason = f"pykernels raised {type(exc).__name__}"
             else:
-                self._routed[func] += 1
+                routed = self._routed
+                routed[func] = routed.get(func, 0) + 1
+                self._last = func
                 return result
-        self._fell[(func, reason)] += 1
-        return func(*args, **kwargs)
+        self._last = where = (func, reason)
+        self._fell[where] = self._fell.get(where, 0) + 1
+        return func(*args, **kwargs) if kwargs else func(*args)
+
+    def _first_call(self, func, types, args, kwargs):
+        """The first call in this process of a function without a route: its kind is found and
+        kept, and a torch-only one judged bookkeeping or not by this call's result
+        (report.is_bookkeeping); one that raises is judged again on its next call."""
+        if _report.is_pykernels_op(func):
+            _KINDS[func] = _PYKERNELS_OP
+            return DropIn.__torch_function__(self, func, types, args, kwargs)
+        self._plain[func] = self._plain.get(func, 0) + 1
+        self._last = func
+        result = func(*args, **kwargs) if kwargs else func(*args)
+        if _report.is_bookkeeping(_report.name(func), result):
+            _BOOKKEEPING.add(func)
+        _KINDS[func] = _TORCH_ONLY
+        return result
 
     # -- results --------------------------------------------------------------------------------------
 
@@ -192,15 +138,15 @@ class DropIn(TorchFunctionMode):
         """Calls routed to pykernels, by torch function name."""
         counts = collections.Counter()
         for func, n in self._routed.items():
-            counts[_name(func)] += n
+            counts[_report.name(func)] += n
         return counts
 
     @property
     def fell_through(self):
-        """Calls that torch ran, by torch function name (attribute reads and writes included)."""
+        """Calls that torch ran, by torch function name (bookkeeping included: attribute reads and writes ...)."""
         counts = collections.Counter()
         for (func, _), n in self._fall_throughs():
-            counts[_name(func)] += n
+            counts[_report.name(func)] += n
         return counts
 
     def fell_through_reasons(self):
@@ -208,37 +154,38 @@ class DropIn(TorchFunctionMode):
         counts = collections.Counter()
         for (func, reason), n in self._fall_throughs():
             if reason is not None:
-                counts[(_name(func), reason)] += n
+                counts[(_report.name(func), reason)] += n
         return counts
 
+    def _seconds_in(self, where):
+        """Seconds spent in the calls counted at ``where``; 0 where the mode does not time calls."""
+        return 0.0
+
     def report(self):
-        """The routing table, as text."""
-        routed = self.routed
-        fell = collections.Counter()
-        attributes = 0
+        """The report (report.py): the calls routed and the compute calls that fell through, with
+        their counts, and their times where the mode timed them (``enable(report=True)``)."""
+        routed, fell = {}, {}
+        bookkeeping = [0, 0.0]
+        for func, n in self._routed.items():
+            row = routed.setdefault(_report.name(func), [0, 0.0])
+            row[0] += n
+            row[1] += self._seconds_in(func)
         for (func, reason), n in self._fall_throughs():
-            name = _name(func)
-            if _is_attribute(name):
-                attributes += n
+            seconds = self._seconds_in(func if reason is None else (func, reason))
+            if reason is None and func in _BOOKKEEPING:
+                bookkeeping[0] += n
+                bookkeeping[1] += seconds
                 continue
-            fell[name + (f"  [covered, but {reason}]" if reason else "")] += n
-        rows = [(name, n) for name, n in sorted(routed.items(), key=lambda kv: (-kv[1], kv[0]))]
-        fell_rows = [(name, n) for name, n in sorted(fell.items(), key=lambda kv: (-kv[1], kv[0]))]
-        width = max([len(name) for name, _ in rows + fell_rows] + [40])
-        total_routed, total_fell = sum(routed.values()), sum(fell.values())
-        lines = [
-            (
-                f"pykernels drop-in report: {total_routed} torch calls routed to pykernels, "
-                f"{total_fell} fell through to torch"
-            )
-        ]
-        lines.append(f"  {'routed to pykernels':<{width}}  {'calls':>9}")
-        lines += [f"    {name:<{width - 2}}  {n:>9}" for name, n in rows] or ["    (none)"]
-        lines.append(f"  {'fell through to torch':<{width}}  {'calls':>9}")
-        lines += [f"    {name:<{width - 2}}  {n:>9}" for name, n in fell_rows] or ["    (none)"]
-        if attributes:
-            lines.append(f"  (not listed: {attributes} tensor attribute reads and writes, e.g. x.shape, w.grad)")
-        return "\n".join(lines)
+            text = _report.name(func) + (f"  [covered, but {reason}]" if reason else "")
+            row = fell.setdefault(text, [0, 0.0])
+            row[0] += n
+            row[1] += seconds
+        return _report.format_report(
+            [(text, *row) for text, row in routed.items()],
+            [(text, *row) for text, row in fell.items()],
+            tuple(bookkeeping),
+            timed=self.timed,
+        )
 
     def __exit__(self, exc_type, exc_value, tb):
         result = super().__exit__(exc_type, exc_value, tb)
@@ -247,11 +194,39 @@ class DropIn(TorchFunctionMode):
         return result
 
 
+class TimedDropIn(DropIn):
+    """The drop-in mode that also times every call for its report: what ``enable(report=True)`` gives.
+
+    A call's time runs from the mode's receiving it to its result, pykernels' or torch's, and is
+    charged to where the call was counted. Calls made inside it are not seen by the mode, so none
+    is timed twice."""
+
+    timed = True
+
+    def __init__(self, report=False, file=None):
+        super().__init__(report, file)
+        self._seconds = {}  # where (as DropIn._last) -> seconds
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self._last = None
+        start = time.perf_counter()
+        try:
+            return DropIn.__torch_function__(self, func, types, args, kwargs)
+        finally:
+            where = self._last
+            if where is not None:  # (None: the call raised before it was counted)
+                self._seconds[where] = self._seconds.get(where, 0.0) + time.perf_counter() - start
+
+    def _seconds_in(self, where):
+        return self._seconds.get(where, 0.0)
+
+
 def enable(report=False, file=None):
     """A context manager that routes the torch calls pykernels covers to pykernels for its duration.
 
     ``with pykernels.dropin.enable(): ...`` -- unmodified torch code, forward and backward, on
-    pykernels. ``report=True`` prints the routing table (to ``file``, default stderr) when the
-    block exits; the returned mode object also has ``routed``, ``fell_through`` and ``report()``.
+    pykernels. ``report=True`` times every call and prints the report (to ``file``, default
+    stderr) when the block exits; the returned mode object also has ``routed``, ``fell_through``
+    and ``report()``. Without it, the mode counts calls but does not time them.
     """
-    return DropIn(report=report, file=file)
+    return TimedDropIn(report=True, file=file) if report else DropIn(file=file)

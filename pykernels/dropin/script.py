@@ -7,7 +7,7 @@ import runpy
 import sys
 import traceback
 
-from .mode import DropIn
+from .mode import DropIn, TimedDropIn
 
 
 def _exit_status(exc):
@@ -44,7 +44,7 @@ def run_script(target, argv=(), *, module=False, report=True, file=None):
     it stopped at its own ``--help`` or a usage error: there is nothing to report then.
     """
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    mode = DropIn()
+    mode = TimedDropIn() if report else DropIn()
     status = 0
     try:
         sys.argv = [target, *argv]  # for a module, runpy puts the module's file in argv[0]
