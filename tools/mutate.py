@@ -357,6 +357,14 @@ MUTANTS = [
         ["gemm"],
         "the tensor-core GEMM's edge tile drops the last column of C when n is odd",
     ),
+    _cuda(
+        "cuda-linear-mask-zero-passes",
+        "csrc/cuda/gemm_kernels.cuh",
+        "if (bits_to_float<T>(static_cast<uint16_t>(mw[j])) <= 0.f)",
+        "if (bits_to_float<T>(static_cast<uint16_t>(mw[j])) < 0.f)",
+        ["linear"],
+        "the tensor-core linear backward passes the gradient where the ReLU output is 0",
+    ),
 ]
 
 
