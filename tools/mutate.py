@@ -365,6 +365,14 @@ MUTANTS = [
         ["linear"],
         "the tensor-core linear backward passes the gradient where the ReLU output is 0",
     ),
+    _cuda(
+        "cuda-mlp-hidden-grad-unrounded",
+        "csrc/cuda/mlp.cu",
+        "acc[r][c] = live ? round_to<T>(acc[r][c]) : acc_t(0);",
+        "acc[r][c] = live ? acc[r][c] : acc_t(0);",
+        ["mlp"],
+        "the fused MLP backward keeps g_h unrounded for float16/bfloat16, unlike the unfused layers",
+    ),
 ]
 
 
