@@ -324,7 +324,7 @@ MUTANTS = [
     ),
     _cuda(
         "cuda-gemm-simt-edge-row",
-        "csrc/cuda/gemm.cu",
+        "csrc/cuda/gemm_kernels.cuh",
         "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row >= g.m) continue;",
         "      const int64_t row = m0 + (i / 4) * RSPAN + ty * 4 + i % 4;\n      if (row + 1 >= g.m) continue;",
         ["gemm"],
@@ -332,7 +332,7 @@ MUTANTS = [
     ),
     _cuda(
         "cuda-gemm-simt-load-count",
-        "csrc/cuda/gemm.cu",
+        "csrc/cuda/gemm_kernels.cuh",
         "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm : 0,",
         "gk = k0 + c / (BM / 4), gm = m0 + (c % (BM / 4)) * 4;\n          count = gk < g.k ? g.m - gm - 1 : 0,",
         ["gemm"],
@@ -340,22 +340,38 @@ MUTANTS = [
     ),
     _cuda(
         "cuda-gemm-mma-swapped-stride",
-        "csrc/cuda/gemm.cu",
+        "csrc/cuda/gemm_kernels.cuh",
         "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_cs;",
         "gk = k0 + row, gn = n0 + col, count = gk < g.k ? g.n - gn : 0, stride = g.b_rs;",
         ["gemm"],
         "the tensor-core GEMM's unaligned loads of a row-major B step by its row stride",
     ),
-    # The store of an edge tile's last column when n is odd. (Mutating the v1 store next to it,
-    # col + 1 < n to col + 2 < n, gives an equivalent mutant: col is even, so the two differ only
-    # for an even n, which always takes the paired store above, C being allocated contiguous.)
+    # The store of an edge tile's last column when n is odd. (Mutating the second store next to
+    # it, col + 1 < n to col + 2 < n, gives an equivalent mutant: col is even, so the two differ
+    # only for an even n, which always takes the paired store above, C being allocated contiguous.)
     _cuda(
         "cuda-gemm-mma-edge-col",
-        "csrc/cuda/gemm.cu",
-        "if (col < g.n) cp[0] = v0;",
-        "if (col + 1 < g.n) cp[0] = v0;",
+        "csrc/cuda/gemm_kernels.cuh",
+        "if (col < g.n) cp[0] = result(a0, col);",
+        "if (col + 1 < g.n) cp[0] = result(a0, col);",
         ["gemm"],
         "the tensor-core GEMM's edge tile drops the last column of C when n is odd",
+    ),
+    _cuda(
+        "cuda-linear-mask-zero-passes",
+        "csrc/cuda/gemm_kernels.cuh",
+        "if (bits_to_float<T>(static_cast<uint16_t>(mw[j])) <= 0.f)",
+        "if (bits_to_float<T>(static_cast<uint16_t>(mw[j])) < 0.f)",
+        ["linear"],
+        "the tensor-core linear backward passes the gradient where the ReLU output is 0",
+    ),
+    _cuda(
+        "cuda-mlp-hidden-grad-unrounded",
+        "csrc/cuda/mlp.cu",
+        "acc[r][c] = live ? round_to<T>(acc[r][c]) : acc_t(0);",
+        "acc[r][c] = live ? acc[r][c] : acc_t(0);",
+        ["mlp"],
+        "the fused MLP backward keeps g_h unrounded for float16/bfloat16, unlike the unfused layers",
     ),
 ]
 

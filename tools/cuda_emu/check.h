@@ -61,6 +61,18 @@ inline at::Tensor ints(at::IntArrayRef shape, at::ScalarType t, int lo = -3, int
 }
 inline at::Tensor normal(at::IntArrayRef shape, at::ScalarType t) { return at::randn(shape, at::kDouble).to(t); }
 
+// A (rows x cols) matrix of integer values in the given layout: "contiguous", "transposed",
+// "sliced" (both strides > 1), "unaligned" (contiguous, data one element past an aligned
+// address) or "padded" (row stride cols + 8).
+inline at::Tensor matrix(int64_t rows, int64_t cols, at::ScalarType t, const std::string& layout) {
+  if (layout == "contiguous") return ints({rows, cols}, t);
+  if (layout == "transposed") return ints({cols, rows}, t).t();
+  if (layout == "sliced") return ints({2 * rows, 3 * cols}, t).slice(0, 0, 2 * rows, 2).slice(1, 1, 3 * cols, 3);
+  if (layout == "unaligned") return ints({rows * cols + 1}, t).narrow(0, 1, rows * cols).view({rows, cols});
+  if (layout == "padded") return ints({rows, cols + 8}, t).narrow(1, 0, cols);
+  TORCH_CHECK(false, layout);
+}
+
 inline std::string name(at::ScalarType t) { return c10::toString(t); }
 
 }  // namespace emu_test

@@ -18,16 +18,6 @@ using at::Tensor;
 
 namespace {
 
-// A (rows x cols) matrix of integer values in the given layout.
-Tensor matrix(int64_t rows, int64_t cols, at::ScalarType t, const std::string& layout) {
-  if (layout == "contiguous") return ints({rows, cols}, t);
-  if (layout == "transposed") return ints({cols, rows}, t).t();
-  if (layout == "sliced") return ints({2 * rows, 3 * cols}, t).slice(0, 0, 2 * rows, 2).slice(1, 1, 3 * cols, 3);
-  if (layout == "unaligned") return ints({rows * cols + 1}, t).narrow(0, 1, rows * cols).view({rows, cols});
-  if (layout == "padded") return ints({rows, cols + 8}, t).narrow(1, 0, cols);  // row stride cols + 8
-  TORCH_CHECK(false, layout);
-}
-
 // Integer-valued operands with |sum| < 2^11: every product and partial sum is exact in float,
 // and the result rounds once, so the kernels must match a float64 matmul exactly.
 void check_mm(const Tensor& a, const Tensor& b, const std::string& id) {

@@ -11,13 +11,16 @@ void test_elementwise();
 void test_reduce();
 void test_mse_loss();
 void test_gemm();
+void test_linear();
+void test_mlp();
 
 int main(int argc, char** argv) {
   struct Suite {
     const char* name;
     void (*run)();
-  } suites[] = {
-      {"elementwise", test_elementwise}, {"reduce", test_reduce}, {"mse_loss", test_mse_loss}, {"gemm", test_gemm}};
+  } suites[] = {{"elementwise", test_elementwise}, {"reduce", test_reduce},
+                {"mse_loss", test_mse_loss},       {"gemm", test_gemm},
+                {"linear", test_linear},           {"mlp", test_mlp}};
   at::manual_seed(0);
   for (const Suite& s : suites) {
     bool selected = argc == 1;
