@@ -54,7 +54,8 @@ struct LinearForward {
   at::ScalarType dtype;
 };
 
-// linear backward: g = relu ? grad_out * (out > 0) : grad_out (both m x n, contiguous);
+// linear backward: g = grad_out, zeroed where relu and out <= 0 (torch's threshold_backward: a NaN
+// output passes its gradient); grad_out and out are m x n, contiguous;
 // grad_input = g @ weight (m x k), grad_weight = g^T @ input (n x k), grad_bias = sum_m g (n).
 struct LinearBackward {
   int64_t m, n, k;
@@ -86,7 +87,8 @@ struct MlpForward {
   at::ScalarType dtype;
 };
 
-// Its backward from grad_out (batch x out_features): every gradient, each optional (null).
+// Its backward from grad_out (batch x out_features): every gradient, each optional (null); the
+// hidden gradient is masked where hidden_act <= 0, as in linear backward.
 struct MlpBackward {
   int64_t batch, in, hidden, out_features;
   const void* grad_out;
