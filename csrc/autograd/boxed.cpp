@@ -33,14 +33,21 @@ void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::
 // values (an optimizer step under no_grad on a weight that a pending backward still needs).
 // torch's ADInplaceOrView fallback for custom ops bumps written returns only, and these ops
 // return nothing (a custom op may not return an alias of an input), so this kernel reads the
-// schema's Tensor(a!) arguments instead.
+// schema's written arguments instead: Tensor(a!), and each tensor of a Tensor(a!)[] list (the
+// optimizer steps write every parameter and its state).
 void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
   const auto& arguments = op.schema().arguments();
   const size_t first = stack->size() - arguments.size();
   c10::SmallVector<Tensor, 1> written;
   for (size_t i = 0; i < arguments.size(); ++i) {
     const at::AliasInfo* alias = arguments[i].alias_info();
-    if (alias != nullptr && alias->isWrite()) written.push_back((*stack)[first + i].toTensor());
+    if (alias == nullptr || !alias->isWrite()) continue;
+    const c10::IValue& value = (*stack)[first + i];
+    if (value.isTensorList()) {
+      for (const Tensor& t : value.toTensorVector()) written.push_back(t);
+    } else {
+      written.push_back(value.toTensor());
+    }
   }
   {
     at::AutoDispatchBelowADInplaceOrView guard;
