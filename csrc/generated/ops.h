@@ -54,6 +54,8 @@ at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Tensor& m
 at::Tensor mse_loss(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 at::Tensor mse_loss_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
+void fused_sgd_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers, double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize, bool is_first_step);
+void fused_adam_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs, at::TensorList state_steps, double lr, double beta1, double beta2, double weight_decay, double eps, bool amsgrad, bool maximize, bool decoupled_weight_decay);
 }  // namespace ops
 
 namespace autograd {
