@@ -11,13 +11,17 @@ void test_elementwise();
 void test_reduce();
 void test_mse_loss();
 void test_gemm();
+void test_optim();
 
 int main(int argc, char** argv) {
   struct Suite {
     const char* name;
     void (*run)();
-  } suites[] = {
-      {"elementwise", test_elementwise}, {"reduce", test_reduce}, {"mse_loss", test_mse_loss}, {"gemm", test_gemm}};
+  } suites[] = {{"elementwise", test_elementwise},
+                {"reduce", test_reduce},
+                {"mse_loss", test_mse_loss},
+                {"gemm", test_gemm},
+                {"optim", test_optim}};
   at::manual_seed(0);
   for (const Suite& s : suites) {
     bool selected = argc == 1;
