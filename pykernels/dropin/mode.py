@@ -11,6 +11,7 @@ import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
 from .. import _compat, optable
+from . import optim
 from .foreach import AfterMutation
 from .handlers import FallThrough
 from .routing import HANDLERS
@@ -240,7 +241,21 @@ class DropIn(TorchFunctionMode):
             lines.append(f"  (not listed: {attributes} tensor attribute reads and writes, e.g. x.shape, w.grad)")
         return "\n".join(lines)
 
+    def record(self, func, reason=None):
+        """Counts a call of ``func`` that was routed (reason None) or fell through for ``reason``
+        outside ``__torch_function__``: torch.optim's steps (optim.py)."""
+        if reason is None:
+            self._routed[func] += 1
+        else:
+            self._fell[(func, reason)] += 1
+
+    def __enter__(self):
+        mode = super().__enter__()
+        optim.attach()
+        return mode
+
     def __exit__(self, exc_type, exc_value, tb):
+        optim.detach()
         result = super().__exit__(exc_type, exc_value, tb)
         if self._report:
             print(self.report(), file=self._file or sys.stderr, flush=True)
