@@ -49,21 +49,29 @@ def _backends():
 _DEVICES = None  # device types with pykernels kernels, looked up on first use
 
 
+_DROPIN = None  # the mode's class, looked up on first use: mode.py imports this module
+
+
 def _active_mode():
     """The innermost drop-in mode active on this thread, or None."""
-    from .mode import DropIn  # imported here: mode.py imports this module
+    global _DROPIN
+    if _DROPIN is None:
+        from .mode import DropIn
 
+        _DROPIN = DropIn
     for mode in reversed(_compat.function_mode_stack()):
-        if isinstance(mode, DropIn):
+        if isinstance(mode, _DROPIN):
             return mode
     return None
 
 
 # ---- arguments ------------------------------------------------------------------------------------
+# (Every check runs on every step: the reasons are only formatted when a check fails.)
 
 
 def _number(value, name):
-    need(isinstance(value, numbers.Real) and not isinstance(value, torch.Tensor), f"tensor {name}")
+    if type(value) is not float and (isinstance(value, torch.Tensor) or not isinstance(value, numbers.Real)):
+        raise FallThrough(f"tensor {name}")
     return float(value)
 
 
@@ -83,15 +91,21 @@ def _device(params, *lists):
     device = params[0].device
     if _DEVICES is None:
         _DEVICES = _backends()
-    need(device.type in _DEVICES, f"{device.type} tensor")
+    if device.type not in _DEVICES:
+        raise FallThrough(f"{device.type} tensor")
     for p in params:
-        need(type(p) in _PLAIN_TYPES, f"{type(p).__name__} parameter")
-        need(p.dtype in _DTYPES, f"{p.dtype} parameter")
-        need(p.device == device, "parameters on several devices")
+        if type(p) not in _PLAIN_TYPES:
+            raise FallThrough(f"{type(p).__name__} parameter")
+        if p.dtype not in _DTYPES:
+            raise FallThrough(f"{p.dtype} parameter")
+        if p.device != device:
+            raise FallThrough("parameters on several devices")
     for tensors in lists:
         for t in tensors:
-            need(type(t) in _PLAIN_TYPES, f"{type(t).__name__} argument")
-            need(t.layout is torch.strided, f"{t.layout} tensor")
+            if type(t) not in _PLAIN_TYPES:
+                raise FallThrough(f"{type(t).__name__} argument")
+            if t.layout is not torch.strided:
+                raise FallThrough(f"{t.layout} tensor")
     return device
 
 
@@ -116,7 +130,7 @@ def _sgd_step(params, grads, momentum_buffer_list, grad_scale, found_inf, option
     buffers = [b for b in momentum_buffer_list if b is not None]
     _device(params, grads, buffers)
     if momentum == 0:
-        _ops.fused_sgd_(params, grads, [], is_first_step=False, **scalars)
+        _ops.fused_sgd_.default(params, grads, [], is_first_step=False, **scalars)
         return
     # New buffers, as torch's first step makes them (its clone of the gradient, here filled by the op).
     new = [i for i, b in enumerate(momentum_buffer_list) if b is None]
@@ -133,10 +147,10 @@ def _sgd_step(params, grads, momentum_buffer_list, grad_scale, found_inf, option
             [made[i] if first else momentum_buffer_list[i] for i in indices],
         )
         if k == 0:
-            _ops.fused_sgd_(*call, is_first_step=first, **scalars)
+            _ops.fused_sgd_.default(*call, is_first_step=first, **scalars)
         else:
             try:
-                _ops.fused_sgd_(*call, is_first_step=first, **scalars)
+                _ops.fused_sgd_.default(*call, is_first_step=first, **scalars)
             except Exception as exc:  # the first call has written: torch can no longer take the step
                 raise _AfterWrite(exc) from exc
     for i, buf in made.items():
@@ -154,7 +168,7 @@ def _adam_step(decoupled_default, foreach):
         device = _device(params, grads, exp_avgs, exp_avg_sqs, state_steps, max_exp_avg_sqs if amsgrad else ())
         if capturable:  # torch asserts every counter is on the params' device, and that one supports capture
             need(device.type == "cuda" and all(s.device == device for s in state_steps), "capturable=True")
-        _ops.fused_adam_(
+        _ops.fused_adam_.default(
             params,
             grads,
             exp_avgs,
