@@ -245,24 +245,23 @@ _FUNCTIONS = (
 _lock = threading.Lock()
 _attached = 0  # drop-in modes entered and not yet exited, on every thread
 _installed = []  # (module, name, original, route) while attached
+_present = None  # (module, name, step) for each routed function the installed torch has, found once
 _routes = {}  # original -> its route, made once: a mode entered around every step stays cheap
 
 
 def _functions():
-    """(module, name, original, step) for each routed function that the installed torch has."""
-    replaced = {(module.__name__, name): original for module, name, original, _ in _installed}
-    found = []
-    for module_name, name, step in _FUNCTIONS:
-        module = importlib.import_module(module_name)
-        original = replaced.get((module_name, name)) or module.__dict__.get(name)
-        if callable(original):
-            found.append((module, name, original, step))
-    return found
+    """(module, name, step) for each routed function that the installed torch has."""
+    global _present
+    if _present is None:
+        modules = {m: importlib.import_module(m) for m, _, _ in _FUNCTIONS}
+        _present = [(modules[m], name, step) for m, name, step in _FUNCTIONS if callable(vars(modules[m]).get(name))]
+    return _present
 
 
 def routed_functions():
     """The torch.optim functions that the drop-in mode routes (those the installed torch has)."""
-    return [original for _, _, original, _ in _functions()]
+    replaced = {(module, name): original for module, name, original, _ in _installed}
+    return [replaced.get((module, name)) or vars(module)[name] for module, name, _ in _functions()]
 
 
 def attach():
@@ -271,11 +270,10 @@ def attach():
     with _lock:
         _attached += 1
         if _attached == 1:
-            _installed[:] = [
-                (m, name, f, _routes.get(f) or _routes.setdefault(f, _route(f, step)))
-                for m, name, f, step in _functions()
-            ]
-            for module, name, _, route in _installed:
+            for module, name, step in _functions():
+                original = vars(module)[name]
+                route = _routes.get(original) or _routes.setdefault(original, _route(original, step))
+                _installed.append((module, name, original, route))
                 setattr(module, name, route)
 
 
@@ -286,6 +284,6 @@ def detach():
         _attached -= 1
         if _attached == 0:
             for module, name, original, route in _installed:
-                if module.__dict__.get(name) is route:  # unless someone has replaced it since
+                if vars(module).get(name) is route:  # unless someone has replaced it since
                     setattr(module, name, original)
             _installed.clear()
