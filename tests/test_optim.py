@@ -281,6 +281,26 @@ def test_rejected_call_writes_nothing(what, op, change, extra):
                 assert torch.equal(t, u), f"{what}: a tensor was written"
 
 
+def test_grad_mode_rules_before_any_write():
+    """With autograd recording, a step into leaves that require grad is autograd's error, and one on
+    gradients that require grad (no history can be recorded) the op's; under no_grad, as in
+    Optimizer.step, it runs."""
+    for make_leaf in (True, False):
+        lists, options = adam_call()
+        if make_leaf:
+            for p in lists[0]:
+                p.requires_grad_()
+        else:
+            lists[1][2].requires_grad_()
+        before = [t.detach().clone() for x in lists for t in x]
+        with pytest.raises(RuntimeError, match="leaf Variable" if make_leaf else "fused_adam_.*no derivative"):
+            ops.fused_adam_(*lists, **options)
+        assert all(torch.equal(t, u) for t, u in zip([t.detach() for x in lists for t in x], before))
+        with torch.no_grad():
+            ops.fused_adam_(*lists, **options)
+        assert not torch.equal(lists[0][0].detach(), before[0])
+
+
 # ---------------------------------------------------------------------------------------------- the mode
 
 

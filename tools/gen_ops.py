@@ -217,6 +217,10 @@ def gen_ops_h(table):
     lines += [
         "// out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.",
         "void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);",
+        "// In-place forms without a derivative (the optimizer steps): with autograd recording, a written leaf",
+        "// that requires grad is autograd's error, and any argument that requires grad one too, before any write.",
+        "void inplace_without_derivative(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
+        "torch::jit::Stack* stack);",
         "// The version-counter bump of every written argument (ADInplaceOrView).",
         "void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
         "torch::jit::Stack* stack);",
@@ -284,6 +288,11 @@ def gen_registrations(table):
             if s.is_out:
                 out.append(
                     f'  m.impl("{s.qualified}", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());'
+                )
+            elif s.mutating and op.derivative is None:
+                out.append(
+                    f'  m.impl("{s.qualified}", '
+                    "torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());"
                 )
             elif op.derivative is not None:
                 out.append(f'  m.impl("{s.qualified}", &autograd::{s.cpp_name});')

@@ -102,6 +102,9 @@ at::Tensor mse_loss_backward(const at::Tensor& grad_output, const at::Tensor& in
 std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 // out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.
 void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
+// In-place forms without a derivative (the optimizer steps): with autograd recording, a written leaf
+// that requires grad is autograd's error, and any argument that requires grad one too, before any write.
+void inplace_without_derivative(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 // The version-counter bump of every written argument (ADInplaceOrView).
 void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 }  // namespace autograd

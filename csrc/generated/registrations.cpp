@@ -249,6 +249,8 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("mse_loss", &autograd::mse_loss);
   m.impl("mse_loss_backward", &autograd::mse_loss_backward);
   m.impl("mse_loss_and_grad", &autograd::mse_loss_and_grad);
+  m.impl("fused_sgd_", torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());
+  m.impl("fused_adam_", torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());
 }
 TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
