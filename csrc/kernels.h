@@ -10,6 +10,7 @@
 #include <c10/core/Scalar.h>
 
 #include <string>
+#include <vector>
 
 #include "common/strided.h"
 
@@ -145,6 +146,63 @@ PYKERNELS_DECLARE_KERNELS(cuda)
 std::string gemm_last_kernel_cuda();
 #endif
 #undef PYKERNELS_DECLARE_KERNELS
+
+// ---- fused optimizer steps (csrc/optimizer.cpp; the arithmetic: common/optimizer_math.h) ----------
+//
+// One step of SGD or Adam over a list of parameters, each with its own dtype (float or double).
+// A parameter's operands walk together: (param, grad, momentum_buffer) for SGD and (param, grad,
+// exp_avg, exp_avg_sq, max_exp_avg_sq) for Adam, where an operand the options do not use (the
+// buffer without momentum, max_exp_avg_sq without amsgrad) is the param again and is not touched.
+// On CUDA every walk is one flat dimension of stride 1 (the wrapper checks it).
+namespace optim {
+
+// The hyperparameters of a step, as torch.optim has them (Python floats).
+struct SgdOptions {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+};
+
+struct AdamOptions {
+  double lr, beta1, beta2, weight_decay, eps;
+  bool amsgrad, maximize, decoupled_weight_decay;
+};
+
+// How SGD's momentum buffer is updated: not at all (momentum 0), set to the gradient (the first
+// step, whose buffers are new), or buf = momentum * buf + (1 - dampening) * grad.
+enum class Momentum { None, First, Running };
+
+}  // namespace optim
+
+struct SgdParam {
+  StridedIter<3> it;
+  at::ScalarType dtype;
+};
+
+struct SgdStep {
+  std::vector<SgdParam> params;
+  optim::SgdOptions options;
+  optim::Momentum momentum;
+};
+
+struct AdamParam {
+  StridedIter<5> it;
+  at::ScalarType dtype;
+  double step;        // the step count after this step's increment, read on the host; or,
+  void* device_step;  // when not null, the counter on the param's device, which the kernel increments and reads
+  at::ScalarType step_dtype;
+};
+
+struct AdamStep {
+  std::vector<AdamParam> params;
+  optim::AdamOptions options;
+};
+
+void fused_sgd_kernel_cpu(const SgdStep& step);
+void fused_adam_kernel_cpu(const AdamStep& step);
+#ifdef PYKERNELS_WITH_CUDA
+void fused_sgd_kernel_cuda(const SgdStep& step);
+void fused_adam_kernel_cuda(const AdamStep& step);
+#endif
 
 // Calls kernel_cpu(...) or kernel_cuda(...) by the device of the output. A CUDA kernel runs
 // under a guard for that device, so its launches, current stream and workspace allocations

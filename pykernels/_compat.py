@@ -63,6 +63,14 @@ AutoDispatchBelowAutograd = torch._C._AutoDispatchBelowAutograd
 # arguments. Checked on torch 2.4.1 and 2.14.1.
 has_torch_function = torch._C._has_torch_function
 
+# The TorchFunctionModes active on the calling thread, innermost last. Checked on torch 2.4.1 and
+# 2.14.1.
+function_mode_stack = torch.overrides._get_current_function_mode_stack
+
+# A context manager under which no __torch_function__ (mode or subclass) runs. Checked on torch
+# 2.4.1 and 2.14.1.
+torch_function_disabled = torch._C.DisableTorchFunction
+
 # ---- torch.nn ---------------------------------------------------------------------------------
 
 # The reduction ("none", "mean", "sum") that the deprecated size_average and reduce arguments of

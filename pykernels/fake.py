@@ -302,3 +302,45 @@ def _mse_loss_backward(grad, a, target, reduction):
     device = _device("mse_loss_backward", grad, a, target, cpu_scalars=False)
     dtype = torch.promote_types(torch.result_type(a, target), grad.dtype)
     return a.new_empty(_broadcast("mse_loss_backward", a.shape, target.shape), dtype=dtype, device=device)
+
+
+# ---- optimizer steps ----------------------------------------------------------------------------------
+
+
+def _optimizer_lists(op, params, lists, optional):
+    """The checks of a fused optimizer step that fake tensors can make: every list one entry per
+    param, each entry with its param's dtype, shape and device; an optional list (state that an
+    option leaves unused) may be empty and is not read. The step writes in place and returns nothing."""
+    for name, items in lists.items():
+        _check(
+            len(items) == len(params) or (name in optional and not items),
+            op,
+            f"expected {len(params)} {name}, got {len(items)}",
+        )
+    for name, items in lists.items():
+        if name in optional:  # not read
+            continue
+        for i, (t, p) in enumerate(zip(items, params)):
+            _check(t.dtype == p.dtype, op, f"{name}[{i}] has dtype {t.dtype} but params[{i}] has dtype {p.dtype}")
+            _check(
+                t.shape == p.shape,
+                op,
+                f"{name}[{i}] has shape {tuple(t.shape)} but params[{i}] has shape {tuple(p.shape)}",
+            )
+            _device(op, t, out=p, cpu_scalars=False)
+
+
+@register_fake("pykernels::fused_sgd_")
+def _fused_sgd_(params, grads, momentum_buffers, **options):
+    optional = ("momentum_buffers",) if options["momentum"] == 0 else ()
+    _optimizer_lists("fused_sgd_", params, {"grads": grads, "momentum_buffers": momentum_buffers}, optional)
+
+
+@register_fake("pykernels::fused_adam_")
+def _fused_adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, **options):
+    lists = {"grads": grads, "exp_avgs": exp_avgs, "exp_avg_sqs": exp_avg_sqs, "max_exp_avg_sqs": max_exp_avg_sqs}
+    optional = () if options["amsgrad"] else ("max_exp_avg_sqs",)
+    _optimizer_lists("fused_adam_", params, lists, optional)
+    _check(
+        len(state_steps) == len(params), "fused_adam_", f"expected {len(params)} state_steps, got {len(state_steps)}"
+    )

@@ -55,7 +55,8 @@ SMALL = 64  # elements of a per-call case: the call's overhead is what is timed
 @dataclass(frozen=True)
 class Op:
     name: str
-    kind: str  # "gemm", "binary", "unary", "reduction", "loss", "internal": how tests and fakes treat it
+    # "gemm", "binary", "unary", "reduction", "loss", "internal", "optimizer": how tests and fakes treat it
+    kind: str
     overloads: tuple  # schemas with kernels of their own
     numbers: tuple = ()  # schemas of the number forms (generated from the tensor forms)
     # public function -> (signature, docstring[, hand-written function that adapts its arguments])
@@ -452,6 +453,47 @@ OPS = (
         ("mse_loss_and_grad(Tensor input, Tensor target, int reduction=1) -> (Tensor, Tensor)",),
         dtypes=FLOATING,
         aten=("aten::mse_loss", "aten::mse_loss_backward"),
+    ),
+    # ---- optimizer steps: one call updates every parameter, as torch's _fused_sgd_ / _fused_adam_ do --------
+    # Each computes, element by element, what torch.optim's for-loop implementation computes with one
+    # ATen op after another; the optimizer's state is torch's own tensors. Lists: one entry per parameter,
+    # or none where the option that needs them is off (momentum 0, amsgrad).
+    # SGD; is_first_step: the momentum buffers are new and take the gradient as it is, as on torch's first step.
+    Op(
+        "fused_sgd",
+        "optimizer",
+        (
+            "fused_sgd_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, float lr, "
+            "float momentum, float dampening, bool nesterov, float weight_decay, bool maximize, "
+            "bool is_first_step) -> ()",
+        ),
+        dtypes=("float32", "float64"),
+        aten=("aten::_fused_sgd_", "aten::add_", "aten::mul_", "aten::_foreach_add_", "aten::_foreach_mul_"),
+        derivative=None,
+    ),
+    # Adam, and AdamW with decoupled_weight_decay; state_steps are the step counters, which it increments.
+    Op(
+        "fused_adam",
+        "optimizer",
+        (
+            "fused_adam_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, "
+            "Tensor(d!)[] max_exp_avg_sqs, Tensor(e!)[] state_steps, *, float lr, float beta1, float beta2, "
+            "float weight_decay, float eps, bool amsgrad, bool maximize, bool decoupled_weight_decay) -> ()",
+        ),
+        dtypes=("float32", "float64"),
+        aten=(
+            "aten::_fused_adam_",
+            "aten::_fused_adamw_",
+            "aten::lerp_",
+            "aten::addcmul_",
+            "aten::addcdiv_",
+            "aten::sqrt",
+            "aten::maximum",
+            "aten::_foreach_lerp_",
+            "aten::_foreach_addcmul_",
+            "aten::_foreach_addcdiv_",
+        ),
+        derivative=None,
     ),
 )
 

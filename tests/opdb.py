@@ -14,6 +14,8 @@ test asks for. Internal ops have hand-written samples and references, keyed by n
 
 import dataclasses
 import functools
+import importlib
+import inspect
 import math
 import numbers
 import warnings
@@ -249,8 +251,8 @@ class Sample:
     def expected(self, args, kwargs):
         """torch's result for the call: what the overload returns, or for an out= or in-place
         overload the tensor it writes."""
-        if self.overload.op.kind == "internal":
-            return INTERNAL[self.overload.op.name].reference(*args, **kwargs)
+        if self.overload.op.kind in HAND_WRITTEN_KINDS:
+            return hand_written(self.overload.op).reference(*args, **kwargs)
         fn, args, kwargs = torch_call(self.overload, args, kwargs)
         return fn(*args, **kwargs)
 
@@ -879,7 +881,7 @@ INTERNAL = {
 
 def _internal(overload):
     """Every dtype of the op on its first case, float32 and float64 on all of them."""
-    m, entry = _Maker(overload), INTERNAL[overload.op.name]
+    m, entry = _Maker(overload), hand_written(overload.op)
     first = next(iter(entry.cases))
     for dtype in _dtypes(overload.op):
         for case, build in entry.cases.items():
@@ -893,13 +895,131 @@ def _internal(overload):
     return m.samples
 
 
+# ---------------------------------------------------------------------------------------------- optimizer steps
+
+# The parameters of an optimizer sample: awkward sizes, and a transposed one (its gradient and state
+# laid out as it is, as autograd and torch.optim make them).
+_OPTIMIZER_PARAMS = (
+    ((5, 7), "contiguous"),
+    ((0,), "contiguous"),
+    ((1,), "contiguous"),
+    ((13,), "contiguous"),
+    ((6, 5), "transposed"),
+)
+
+
+def _optimizer_tensors(dtype, device, **kw):
+    return [make_layout(shape, dtype, device, layout, **kw) for shape, layout in _OPTIMIZER_PARAMS]
+
+
+def _sgd_cases():
+    def case(momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False, first=False, lr=0.1):
+        def build(dtype, device):
+            params, grads = _optimizer_tensors(dtype, device), _optimizer_tensors(dtype, device)
+            buffers = _optimizer_tensors(dtype, device) if momentum else []
+            options = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov)
+            options.update(weight_decay=weight_decay, maximize=maximize, is_first_step=first)
+            return (params, grads, buffers), options
+
+        return build
+
+    return {
+        "plain": case(),
+        "momentum": case(momentum=0.9, dampening=0.1, weight_decay=0.01),
+        "first-step": case(momentum=0.9, dampening=0.5, first=True),
+        "nesterov": case(momentum=0.9, nesterov=True, maximize=True),
+        "nesterov-first-step": case(momentum=0.5, nesterov=True, weight_decay=0.1, first=True),
+    }
+
+
+def _adam_cases():
+    def case(
+        step=0.0,
+        amsgrad=False,
+        weight_decay=0.0,
+        decoupled=False,
+        maximize=False,
+        beta1=0.9,
+        steps_on=None,
+        step_dtype=torch.float32,
+    ):
+        def build(dtype, device):
+            params, grads = _optimizer_tensors(dtype, device), _optimizer_tensors(dtype, device)
+            exp_avgs = _optimizer_tensors(dtype, device)
+            exp_avg_sqs = _optimizer_tensors(dtype, device, positive=True)
+            max_sqs = _optimizer_tensors(dtype, device, positive=True) if amsgrad else []
+            steps = [torch.tensor(step, dtype=step_dtype, device=steps_on or "cpu") for _ in params]
+            options = dict(lr=1e-2, beta1=beta1, beta2=0.999, weight_decay=weight_decay, eps=1e-8)
+            options.update(amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled)
+            return (params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps), options
+
+        return build
+
+    return {
+        "first-step": case(),
+        "later-step": case(step=7.0, weight_decay=0.1),
+        "amsgrad-maximize": case(step=2.0, amsgrad=True, maximize=True),
+        "adamw": case(step=3.0, weight_decay=0.05, decoupled=True, amsgrad=True),
+        "small-beta1": case(step=1.0, beta1=0.3),  # lerp's other form: weight 1 - beta1 >= 0.5
+        "float64-steps": case(step=4.0, step_dtype=torch.float64),
+    }
+
+
+def _torch_sgd(params, grads, momentum_buffers, *, is_first_step, **options):
+    """torch.optim's for-loop SGD on the given tensors: what fused_sgd_ writes (params, buffers).
+    On the first step torch makes the buffers: the sample's stand in for them in the result."""
+    buffers = ([None] * len(params) if is_first_step else list(momentum_buffers)) if options["momentum"] else []
+    importlib.import_module("torch.optim.sgd").sgd(params, grads, buffers, foreach=False, fused=False, **options)
+    return (*params, *buffers)
+
+
+def _torch_adam(
+    params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, decoupled_weight_decay, **options
+):
+    """torch.optim's for-loop Adam or AdamW on the given tensors: what fused_adam_ writes. torch 2.4
+    has AdamW's own function; later releases take decoupled_weight_decay."""
+    step = importlib.import_module("torch.optim.adam").adam
+    if "decoupled_weight_decay" in inspect.signature(step).parameters:
+        step = functools.partial(step, decoupled_weight_decay=decoupled_weight_decay)
+    elif decoupled_weight_decay:
+        step = importlib.import_module("torch.optim.adamw").adamw
+    lists = (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
+    step(*lists, foreach=False, fused=False, capturable=False, differentiable=False, **options)
+    return (*params, *exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs, *state_steps)
+
+
+OPTIMIZERS = {
+    "fused_sgd": Internal(_sgd_cases(), _torch_sgd, "elementwise"),
+    "fused_adam": Internal(_adam_cases(), _torch_adam, "elementwise"),
+}
+GENERATORS["optimizer"] = _internal
+
+# The kinds whose samples are written by hand, by op name.
+HAND_WRITTEN_KINDS = ("internal", "optimizer")
+
+
+def hand_written(op):
+    return (INTERNAL if op.kind == "internal" else OPTIMIZERS)[op.name]
+
+
+def written(overload, args, kwargs):
+    """What an out= or in-place call writes: its out= tensor, its first argument, or for an
+    optimizer step every tensor of its written lists, in argument order (as its reference returns them)."""
+    if overload.is_out:
+        return kwargs["out"]
+    if overload.op.kind == "optimizer":
+        lists = [v for a, v in zip(overload.arguments, args) if a.alias_info is not None and a.alias_info.is_write]
+        return tuple(t for tensors in lists for t in tensors)
+    return args[0]
+
+
 # ---------------------------------------------------------------------------------------------- selection
 
 
 @functools.cache
 def samples_of(overload):
     """Every sample of an overload."""
-    if overload.op.kind == "internal":
+    if overload.op.kind in HAND_WRITTEN_KINDS:
         return tuple(_internal(overload))
     if overload.is_out:
         return tuple(_out_samples(overload))

@@ -7,6 +7,7 @@ csrc/common/torch_compat.h, are exercised by the tests their comments name.)
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 import pykernels as pk
 from pykernels import _compat
@@ -73,6 +74,35 @@ def test_has_torch_function():
     x = torch.ones(2)
     assert not _compat.has_torch_function((x, x))
     assert _compat.has_torch_function((x, x.as_subclass(Traced)))
+
+
+def test_function_mode_stack():
+    class Outer(TorchFunctionMode):
+        pass
+
+    class Inner(TorchFunctionMode):
+        pass
+
+    assert _compat.function_mode_stack() == []
+    with Outer() as outer, Inner() as inner:
+        assert _compat.function_mode_stack() == [outer, inner]
+
+
+def test_torch_function_disabled():
+    seen = []
+
+    class Seen(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.ones(2)
+    with Seen():
+        with _compat.torch_function_disabled():
+            x.add(x)
+        assert not seen
+        x.add(x)
+    assert seen
 
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")

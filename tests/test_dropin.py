@@ -494,25 +494,21 @@ TUTORIALS = [
         [],
         {"torch.nn.functional.linear", "torch.nn.functional.relu", "torch.nn.functional.mse_loss", "torch.Tensor.sub_"},
     ),
-    ("optim-sgd", "tutorial_optim.py", ["--sgd"], {"torch.nn.functional.linear", "torch.Tensor.add_"}),
-    (
-        "optim-adam",
-        "tutorial_optim.py",
-        ["--adam"],
-        {"torch.Tensor.lerp_", "torch.Tensor.addcmul_", "torch.Tensor.addcdiv_", "torch.Tensor.sqrt"},
-    ),
-    ("optim-sgd-foreach", "tutorial_optim.py", ["--sgd", "--foreach"], {"torch._foreach_add_"}),
-    (
-        "optim-adam-foreach",
-        "tutorial_optim.py",
-        ["--adam", "--foreach"],
-        {"torch._foreach_lerp_", "torch._foreach_addcdiv_"},
-    ),
+    # an optimizer's step is one routed call, named after the torch.optim function it replaces
+    ("optim-sgd", "tutorial_optim.py", ["--sgd"], {"torch.nn.functional.linear", "torch.optim.sgd._single_tensor_sgd"}),
+    ("optim-adam", "tutorial_optim.py", ["--adam"], {"torch.optim.adam._single_tensor_adam"}),
+    ("optim-sgd-foreach", "tutorial_optim.py", ["--sgd", "--foreach"], {"torch.optim.sgd._multi_tensor_sgd"}),
+    ("optim-adam-foreach", "tutorial_optim.py", ["--adam", "--foreach"], {"torch.optim.adam._multi_tensor_adam"}),
     (
         "module",
         "tutorial_module.py",
         [],
-        {"torch.nn.functional.linear", "torch.Tensor.clamp", "torch.nn.functional.mse_loss", "torch.Tensor.add_"},
+        {
+            "torch.nn.functional.linear",
+            "torch.Tensor.clamp",
+            "torch.nn.functional.mse_loss",
+            "torch.optim.sgd._single_tensor_sgd",
+        },
     ),
 ]
 TUTORIAL_ITERS = 4

@@ -132,8 +132,10 @@ def outside_the_table():
 
 
 def in_dtype(value, dtype):
-    """A floating-point tensor argument of a float32 sample as dtype; numbers, and uint8 tensors
-    (relu_mask_backward's mask), stay as they are."""
+    """A floating-point tensor argument of a float32 sample as dtype, or each of a list of them
+    (an optimizer step's); numbers, and uint8 tensors (relu_mask_backward's mask), stay as they are."""
+    if isinstance(value, list):
+        return [in_dtype(v, dtype) for v in value]
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return value
     return value.to(dtype)

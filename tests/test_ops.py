@@ -45,8 +45,8 @@ def tolerance(sample, args, kwargs, expected):
     if not expected.is_floating_point():
         return EXACT
     kind = sample.overload.op.kind
-    if kind == "internal":
-        kind = opdb.INTERNAL[sample.overload.op.name].kind
+    if kind in opdb.HAND_WRITTEN_KINDS:
+        kind = opdb.hand_written(sample.overload.op).kind
     if kind in ("gemm", "reduction", "loss", "accumulated"):
         return accum_tol(expected.dtype, opdb.reduced_count(sample, args, kwargs))
     if kind == "exact":
@@ -88,7 +88,7 @@ def check(sample, device, call, public):
         raise ours
     overload = sample.overload
     if overload.mutating:
-        written = kwargs["out"] if overload.is_out else args[0]
+        written = opdb.written(overload, args, kwargs)
         if public:
             assert result is written, "the public function must return the tensor it writes"
         else:

@@ -35,20 +35,33 @@ def load_table():
 # ---- schemas ----------------------------------------------------------------------------------------------
 
 
+# A tensor, or a list of them, that the op writes: Tensor(a!), Tensor(b!)[] (each written argument
+# has an alias set of its own).
+WRITTEN = re.compile(r"Tensor\([a-z]!\)(\[\])?")
+
+
 @dataclass(frozen=True)
 class Arg:
-    type: str  # as in the schema: Tensor, Tensor(a!), Scalar, str?, int, int[1]?, bool, ScalarType?
+    # as in the schema: Tensor, Tensor(a!), Tensor[], Tensor(b!)[], Scalar, str?, int, int[1]?,
+    # float, bool, ScalarType?
+    type: str
     name: str
     default: str | None
     kwarg_only: bool
 
     @property
+    def is_list(self):
+        return self.type.startswith("Tensor") and self.type.endswith("[]")
+
+    @property
     def base(self):
+        if self.is_list:
+            return "Tensor[]"
         return "Tensor" if self.type.startswith("Tensor") else self.type
 
     @property
     def written(self):
-        return self.type == "Tensor(a!)"
+        return WRITTEN.fullmatch(self.type) is not None
 
 
 @dataclass(frozen=True)
@@ -102,13 +115,14 @@ def parse(text):
     return Schema(text, name, overload or "", tuple(args), returns)
 
 
-CPP_ARG = {
+CPP_ARG = {  # by the argument's base type: a written tensor or list is passed as an unwritten one is
     "Tensor": "const at::Tensor&",
-    "Tensor(a!)": "const at::Tensor&",
+    "Tensor[]": "at::TensorList",
     "Scalar": "const c10::Scalar&",
     "str?": "std::optional<c10::string_view>",
     "int": "int64_t",
     "int[1]?": "at::OptionalIntArrayRef",
+    "float": "double",
     "bool": "bool",
     "ScalarType?": "std::optional<at::ScalarType>",
 }
@@ -123,12 +137,12 @@ def cpp_return(schema):
 
 
 def cpp_signature(schema, name=None, with_names=True):
-    params = ", ".join(CPP_ARG[a.type] + (" " + a.name if with_names else "") for a in schema.args)
+    params = ", ".join(CPP_ARG[a.base] + (" " + a.name if with_names else "") for a in schema.args)
     return f"{cpp_return(schema)} {name or schema.cpp_name}({params})"
 
 
 def cpp_function_type(schema):
-    return f"{cpp_return(schema)}({', '.join(CPP_ARG[a.type] for a in schema.args)})"
+    return f"{cpp_return(schema)}({', '.join(CPP_ARG[a.base] for a in schema.args)})"
 
 
 # ---- the table, resolved ---------------------------------------------------------------------------------
@@ -203,6 +217,10 @@ def gen_ops_h(table):
     lines += [
         "// out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.",
         "void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);",
+        "// In-place forms without a derivative (the optimizer steps): with autograd recording, a written leaf",
+        "// that requires grad is autograd's error, and any argument that requires grad one too, before any write.",
+        "void inplace_without_derivative(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
+        "torch::jit::Stack* stack);",
         "// The version-counter bump of every written argument (ADInplaceOrView).",
         "void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, "
         "torch::jit::Stack* stack);",
@@ -270,6 +288,11 @@ def gen_registrations(table):
             if s.is_out:
                 out.append(
                     f'  m.impl("{s.qualified}", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());'
+                )
+            elif s.mutating and op.derivative is None:
+                out.append(
+                    f'  m.impl("{s.qualified}", '
+                    "torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());"
                 )
             elif op.derivative is not None:
                 out.append(f'  m.impl("{s.qualified}", &autograd::{s.cpp_name});')
@@ -534,7 +557,7 @@ def gen_calls_h(table):
             while trailing > 0 and s.args[trailing - 1].default is not None:
                 trailing -= 1
             params = ", ".join(
-                CPP_ARG[a.type] + " " + a.name + (cpp_default(a) if i >= trailing else "") for i, a in enumerate(s.args)
+                CPP_ARG[a.base] + " " + a.name + (cpp_default(a) if i >= trailing else "") for i, a in enumerate(s.args)
             )
             names = ", ".join(a.name for a in s.args)
             lines += [

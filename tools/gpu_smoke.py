@@ -16,6 +16,7 @@ Usage: python tools/gpu_smoke.py [--list] GROUP [GROUP ...]
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -229,7 +230,39 @@ def build_cases(groups):
 
         return build
 
+    def optimizer(name, **options):
+        """Three steps of torch.optim.<name> under the drop-in mode (the fused op) against torch's own,
+        on parameters of one chunk, two chunks and a few elements; capturable keeps the counters on
+        the GPU, where the kernel increments and reads them."""
+
+        def build():
+            shapes = [(1031,), (70000,), (3, 5)]
+            start = [randn(s, f32) for s in shapes]
+            grads = [[randn(s, f32) for s in shapes] for _ in range(3)]
+
+            def train(context, **extra):
+                params = [torch.nn.Parameter(p.clone()) for p in start]
+                opt = getattr(torch.optim, name)(params, **options, **extra)
+                for step in grads:
+                    for p, g in zip(params, step):
+                        p.grad = g.clone()
+                    with context():
+                        opt.step()
+                return torch.cat([p.detach().flatten() for p in params])
+
+            return (lambda: train(pk.enable, **({"capturable": True} if name != "SGD" else {}))), (
+                lambda: train(contextlib.nullcontext)
+            )
+
+        return build
+
     acc = dict(atol=1e-4, rtol=1e-4)
+    for name, options in [
+        ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("Adam", dict(lr=0.01)),
+        ("AdamW", dict(lr=0.01, amsgrad=True)),
+    ]:
+        cases["cover"].append(lazy(f"cover {name} step", optimizer(name, **options), dict(atol=1e-5, rtol=1e-5)))
     for n in ("add", "sub", "mul", "div"):
         cases["cover"].append(lazy(f"cover {n}", binary(n), ew))
     for r in ("trunc", "floor"):

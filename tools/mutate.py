@@ -249,7 +249,40 @@ MUTANTS = [
         ["tests/test_relu_mse.py", "-k", "relu"],
         "ReLU with a bit mask skips the elements after a run's last whole mask byte",
     ),
+    # ---- csrc/cpu/optimizer.cpp
+    _cpu(
+        "cpu-optim-strided-run",
+        "csrc/cpu/optimizer.cpp",
+        "optim::adam_element<T, kDecay, kAmsgrad, kFma>(s, param[i * sp], grad[i * sg], exp_avg[i * sm],",
+        "optim::adam_element<T, kDecay, kAmsgrad, kFma>(s, param[i * sp], grad[i * sp], exp_avg[i * sm],",
+        ["tests/test_optim.py", "-k", "Adam and for-loop"],
+        "Adam's strided runs read the gradient with the param's strides",
+    ),
+    _cpu(
+        "cpu-optim-piece-short",
+        "csrc/cpu/optimizer.cpp",
+        "ranges.push_back({i, begin, std::min(n, begin + kGrainSize)});",
+        "ranges.push_back({i, begin, std::min(n - 1, begin + kGrainSize)});",
+        ["tests/test_optim.py", "-k", "SGD and for-loop and float32"],
+        "the last piece of every parameter is one element short",
+    ),
     # ---- CUDA kernels, through the emulator
+    _cuda(
+        "cuda-optim-chunk-short",
+        "csrc/cuda/optimizer.cu",
+        "end = begin + kChunk < list.numel[t] ? begin + kChunk : list.numel[t];",
+        "end = begin + kChunk < list.numel[t] ? begin + kChunk - 1 : list.numel[t];",
+        ["optim"],
+        "every chunk of an optimizer step but a parameter's last stops one element short",
+    ),
+    _cuda(
+        "cuda-optim-straddle",
+        "csrc/cuda/optimizer.cu",
+        "        if (!last_chunk) fill(list, 0, p);",
+        "",
+        ["optim"],
+        "a parameter that straddles two launches goes on in a slot the next launch does not fill",
+    ),
     _cuda(
         "cuda-sum-drop-last",
         "csrc/cuda/reduce.cu",

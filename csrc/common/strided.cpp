@@ -64,5 +64,6 @@ template StridedIter<1> make_iter<1>(const char*, const std::array<at::Tensor, 1
 template StridedIter<2> make_iter<2>(const char*, const std::array<at::Tensor, 2>&);
 template StridedIter<3> make_iter<3>(const char*, const std::array<at::Tensor, 3>&);
 template StridedIter<4> make_iter<4>(const char*, const std::array<at::Tensor, 4>&);
+template StridedIter<5> make_iter<5>(const char*, const std::array<at::Tensor, 5>&);
 
 }  // namespace pykernels

@@ -289,4 +289,14 @@ inline std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& in
   return detail::call(op, input, target, reduction);
 }
 
+inline void fused_sgd_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers, double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize, bool is_first_step) {
+  static const auto op = detail::find<void(at::TensorList, at::TensorList, at::TensorList, double, double, double, bool, double, bool, bool)>("pykernels::fused_sgd_", "");
+  return detail::call(op, params, grads, momentum_buffers, lr, momentum, dampening, nesterov, weight_decay, maximize, is_first_step);
+}
+
+inline void fused_adam_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs, at::TensorList state_steps, double lr, double beta1, double beta2, double weight_decay, double eps, bool amsgrad, bool maximize, bool decoupled_weight_decay) {
+  static const auto op = detail::find<void(at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList, at::TensorList, double, double, double, double, double, bool, bool, bool)>("pykernels::fused_adam_", "");
+  return detail::call(op, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr, beta1, beta2, weight_decay, eps, amsgrad, maximize, decoupled_weight_decay);
+}
+
 }  // namespace pykernels::autograd::op

@@ -54,6 +54,8 @@ at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Tensor& m
 at::Tensor mse_loss(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 at::Tensor mse_loss_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
+void fused_sgd_(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers, double lr, double momentum, double dampening, bool nesterov, double weight_decay, bool maximize, bool is_first_step);
+void fused_adam_(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs, at::TensorList state_steps, double lr, double beta1, double beta2, double weight_decay, double eps, bool amsgrad, bool maximize, bool decoupled_weight_decay);
 }  // namespace ops
 
 namespace autograd {
@@ -100,6 +102,9 @@ at::Tensor mse_loss_backward(const at::Tensor& grad_output, const at::Tensor& in
 std::tuple<at::Tensor, at::Tensor> mse_loss_and_grad(const at::Tensor& input, const at::Tensor& target, int64_t reduction);
 // out= forms: no derivative, as torch's; an argument that requires grad is an error, before any write.
 void out_kernel(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
+// In-place forms without a derivative (the optimizer steps): with autograd recording, a written leaf
+// that requires grad is autograd's error, and any argument that requires grad one too, before any write.
+void inplace_without_derivative(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 // The version-counter bump of every written argument (ADInplaceOrView).
 void bump_written_versions(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack);
 }  // namespace autograd

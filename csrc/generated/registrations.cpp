@@ -85,6 +85,8 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("mse_loss(Tensor input, Tensor target, int reduction=1) -> Tensor");
   m.def("mse_loss_backward(Tensor grad_output, Tensor input, Tensor target, int reduction) -> Tensor");
   m.def("mse_loss_and_grad(Tensor input, Tensor target, int reduction=1) -> (Tensor, Tensor)");
+  m.def("fused_sgd_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, *, float lr, float momentum, float dampening, bool nesterov, float weight_decay, bool maximize, bool is_first_step) -> ()");
+  m.def("fused_adam_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, Tensor(e!)[] state_steps, *, float lr, float beta1, float beta2, float weight_decay, float eps, bool amsgrad, bool maximize, bool decoupled_weight_decay) -> ()");
 }
 TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
   m.impl("mm", &ops::mm);
@@ -138,6 +140,8 @@ TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
   m.impl("mse_loss", &ops::mse_loss);
   m.impl("mse_loss_backward", &ops::mse_loss_backward);
   m.impl("mse_loss_and_grad", &ops::mse_loss_and_grad);
+  m.impl("fused_sgd_", &ops::fused_sgd_);
+  m.impl("fused_adam_", &ops::fused_adam_);
 }
 #ifdef PYKERNELS_WITH_CUDA
 TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
@@ -190,6 +194,8 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
   m.impl("mse_loss", &ops::mse_loss);
   m.impl("mse_loss_backward", &ops::mse_loss_backward);
   m.impl("mse_loss_and_grad", &ops::mse_loss_and_grad);
+  m.impl("fused_sgd_", &ops::fused_sgd_);
+  m.impl("fused_adam_", &ops::fused_adam_);
 }
 #endif
 TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
@@ -243,6 +249,8 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("mse_loss", &autograd::mse_loss);
   m.impl("mse_loss_backward", &autograd::mse_loss_backward);
   m.impl("mse_loss_and_grad", &autograd::mse_loss_and_grad);
+  m.impl("fused_sgd_", torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());
+  m.impl("fused_adam_", torch::CppFunction::makeFromBoxedFunction<&autograd::inplace_without_derivative>());
 }
 TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
@@ -264,6 +272,8 @@ TORCH_LIBRARY_IMPL(pykernels, ADInplaceOrView, m) {
   m.impl("neg.out", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("neg_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
   m.impl("relu_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("fused_sgd_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
+  m.impl("fused_adam_", torch::CppFunction::makeFromBoxedFunction<&autograd::bump_written_versions>());
 }
 
 }  // namespace pykernels

@@ -8,12 +8,13 @@ step). Add a suite by naming it in table entries and adding it to ``SUITES``.
 
 import contextlib
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
 
 import pykernels
-from .. import dropin, optable
+from .. import dropin, optable, train
 from . import training
 from .case import F32, GBS, GFLOPS, Case
 
@@ -217,6 +218,51 @@ def dropin_cases(n):
     ]
 
 
+# Elements of each tensor an optimizer step reads and writes: (params, grads, state) read, params
+# and state written; Adam's state is exp_avg and exp_avg_sq, SGD's (momentum 0.9) the buffer.
+_OPTIMIZER_TRAFFIC = {"Adam": 7, "SGD": 5}
+
+
+def optimizer_step_case(name, impl):
+    """One step of ``torch.optim.<name>`` on the two-layer net's weights (1000x100 and 100x10),
+    torch in its ``impl`` ("for-loop", "foreach" or "fused") against the same optimizer stepping
+    under the drop-in mode, whatever its impl, as one fused pykernels op (the mode entered and left
+    around each step, as train.py does); returns the first weight."""
+    shapes = ((train.D_IN, train.H), (train.H, train.D_OUT))
+    options = {"lr": 1e-3, "foreach": impl == "foreach", "fused": impl == "fused"}
+    if name == "SGD":
+        options["momentum"] = 0.9
+
+    def make_inputs(device):
+        return [torch.randn(s, device=device) for s in shapes], [torch.randn(s, device=device) for s in shapes]
+
+    def prepare(lib, weights, grads):
+        params = [torch.nn.Parameter(w.clone()) for w in weights]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optimizer = getattr(torch.optim, name)(params, **options)
+        context = dropin.enable if lib == "pykernels" else contextlib.nullcontext
+
+        def run():
+            with context():
+                optimizer.step()
+            return params[0]
+
+        return run
+
+    numel = sum(math.prod(s) for s in shapes)
+    return Case(
+        f"{name.lower()}_step",
+        f"{impl}, 1000x100 + 100x10",
+        torch.float32,
+        make_inputs,
+        None,
+        _OPTIMIZER_TRAFFIC[name] * F32 * numel,
+        GBS,
+        prepare=prepare,
+    )
+
+
 def targeted(case, ratio):
     """``case`` with the ratio it should reach."""
     return dataclasses.replace(case, target=ratio)
@@ -262,6 +308,8 @@ SUITES = {
     "percall": table_cases("percall") + [relu_case(optable.SMALL)] + dropin_cases(optable.SMALL),
     # Whole training steps (training.py), each with the ratio it should reach.
     "train": training.cases(),
+    # torch.optim's steps, torch's three implementations against the fused pykernels op.
+    "optim": [optimizer_step_case(name, impl) for name in ("Adam", "SGD") for impl in ("for-loop", "foreach", "fused")],
 }
 
 

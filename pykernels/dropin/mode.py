@@ -16,6 +16,7 @@ import time
 import torch
 from torch.overrides import TorchFunctionMode
 
+from . import optim
 from . import report as _report
 from .arguments import refused
 from .foreach import AfterMutation
@@ -187,7 +188,27 @@ class DropIn(TorchFunctionMode):
             timed=self.timed,
         )
 
+    def record(self, func, reason=None, seconds=0.0):
+        """Counts a call of ``func`` made outside ``__torch_function__`` (torch.optim's steps,
+        optim.py) that was routed (reason None) or fell through for ``reason``, and took
+        ``seconds`` where the mode times its calls."""
+        if reason is None:
+            where, counts = func, self._routed
+        else:
+            where, counts = (func, reason), self._fell
+        counts[where] = counts.get(where, 0) + 1
+        self._add_seconds(where, seconds)
+
+    def _add_seconds(self, where, seconds):
+        pass
+
+    def __enter__(self):
+        mode = super().__enter__()
+        optim.attach()
+        return mode
+
     def __exit__(self, exc_type, exc_value, tb):
+        optim.detach()
         result = super().__exit__(exc_type, exc_value, tb)
         if self._report:
             print(self.report(), file=self._file or sys.stderr, flush=True)
@@ -219,6 +240,9 @@ class TimedDropIn(DropIn):
 
     def _seconds_in(self, where):
         return self._seconds.get(where, 0.0)
+
+    def _add_seconds(self, where, seconds):
+        self._seconds[where] = self._seconds.get(where, 0.0) + seconds
 
 
 def enable(report=False, file=None):

@@ -13,14 +13,15 @@ void test_mse_loss();
 void test_gemm();
 void test_linear();
 void test_mlp();
+void test_optim();
 
 int main(int argc, char** argv) {
   struct Suite {
     const char* name;
     void (*run)();
-  } suites[] = {{"elementwise", test_elementwise}, {"reduce", test_reduce},
-                {"mse_loss", test_mse_loss},       {"gemm", test_gemm},
-                {"linear", test_linear},           {"mlp", test_mlp}};
+  } suites[] = {
+      {"elementwise", test_elementwise}, {"reduce", test_reduce}, {"mse_loss", test_mse_loss}, {"gemm", test_gemm},
+      {"linear", test_linear},           {"mlp", test_mlp},       {"optim", test_optim}};
   at::manual_seed(0);
   for (const Suite& s : suites) {
     bool selected = argc == 1;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the CPU emulator tests for the CUDA kernels and runs them (optionally only some suites:
-# elementwise reduce mse_loss gemm linear mlp). Needs the CUDA toolkit headers (not a GPU) and torch.
+# elementwise reduce mse_loss gemm linear mlp optim). Needs the CUDA toolkit headers (not a GPU) and torch.
 # SANITIZE=1 builds with AddressSanitizer, to catch reads and writes outside the tensors.
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,10 +26,10 @@ mkdir -p "$OUT"
 FLAGS="$EXTRA -std=c++20 -O1 -g -fPIC -Wno-attributes -DPYKERNELS_WITH_CUDA -I$ROOT/csrc -I$HERE \
   -I$TORCH/include -I$TORCH/include/torch/csrc/api/include -I$PYINC -I$CUDA/include"
 cat > "$OUT/Makefile" <<MK
-OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o emu_linear.o emu_mlp.o strided.o checks.o
+OBJS = main.o emu_elementwise.o emu_reduce.o emu_mse_loss.o emu_gemm.o emu_linear.o emu_mlp.o emu_optim.o strided.o checks.o
 emu_tests: \$(OBJS)
 	g++ $EXTRA -o \$@ \$(OBJS) -L$TORCH/lib -Wl,-rpath,$TORCH/lib -ltorch -ltorch_cpu -lc10 $PYLIB
-%.o: $HERE/%.cpp $HERE/emu.h $HERE/check.h \$(wildcard $ROOT/csrc/cuda/*) \$(wildcard $ROOT/csrc/*.cpp) $ROOT/csrc/kernels.h
+%.o: $HERE/%.cpp $HERE/emu.h $HERE/check.h \$(wildcard $ROOT/csrc/cuda/*) \$(wildcard $ROOT/csrc/*.cpp) $ROOT/csrc/kernels.h \$(wildcard $ROOT/csrc/common/*.h)
 	g++ $FLAGS -c \$< -o \$@
 %.o: $ROOT/csrc/common/%.cpp
 	g++ $FLAGS -c \$< -o \$@
