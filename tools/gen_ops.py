@@ -37,7 +37,7 @@ def load_table():
 
 @dataclass(frozen=True)
 class Arg:
-    type: str  # as in the schema: Tensor, Tensor(a!), Scalar, str?, int, int[1]?, bool, ScalarType?
+    type: str  # as in the schema: Tensor, Tensor(a!), Tensor?, Scalar, str?, int, int[1]?, bool, bool[N], ScalarType?
     name: str
     default: str | None
     kwarg_only: bool
@@ -105,6 +105,7 @@ def parse(text):
 CPP_ARG = {
     "Tensor": "const at::Tensor&",
     "Tensor(a!)": "const at::Tensor&",
+    "Tensor?": "const std::optional<at::Tensor>&",
     "Scalar": "const c10::Scalar&",
     "str?": "std::optional<c10::string_view>",
     "int": "int64_t",
@@ -112,6 +113,8 @@ CPP_ARG = {
     "bool": "bool",
     "ScalarType?": "std::optional<at::ScalarType>",
 }
+# bool[N]: a fixed-size list of flags (an output mask), as ATen's backward ops take it.
+CPP_ARG.update({f"bool[{n}]": f"std::array<bool, {n}>" for n in range(2, 6)})
 
 
 def cpp_return(schema):
@@ -179,6 +182,7 @@ def gen_ops_h(table):
         "#include <c10/core/DispatchKeySet.h>",
         "#include <c10/core/Scalar.h>",
         "",
+        "#include <array>",
         "#include <optional>",
         "#include <tuple>",
         "",
@@ -336,6 +340,8 @@ def binding(table, op, public_name):
                 continue
             if a.name in operands:
                 kinds[a.name] = "TensorOrNumber"
+            elif a.type == "Tensor?":
+                kinds[a.name] = "std::optional<at::Tensor>"
             elif a.written or a.base == "Tensor":
                 kinds[a.name] = "const at::Tensor&"
             else:
@@ -504,6 +510,7 @@ def gen_calls_h(table):
         "#include <ATen/core/dispatch/Dispatcher.h>",
         "#include <ATen/core/grad_mode.h>",
         "",
+        "#include <array>",
         "#include <optional>",
         "#include <tuple>",
         "#include <utility>",
