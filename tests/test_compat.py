@@ -82,6 +82,24 @@ def test_legacy_reduction():
     assert _compat.legacy_reduction(None, None) == "mean"
 
 
+def test_module_call_runs_hooks():
+    module = torch.nn.Linear(2, 2)
+    assert not _compat.module_call_runs_hooks(module)
+    for register in (
+        module.register_forward_pre_hook,
+        module.register_forward_hook,
+        module.register_full_backward_hook,
+        module.register_full_backward_pre_hook,
+        torch.nn.modules.module.register_module_forward_hook,
+        torch.nn.modules.module.register_module_forward_pre_hook,
+        torch.nn.modules.module.register_module_full_backward_hook,
+    ):
+        handle = register(lambda *args: None)
+        assert _compat.module_call_runs_hooks(module), register
+        handle.remove()
+    assert not _compat.module_call_runs_hooks(module)
+
+
 def test_fake_tensor_mode():
     with _compat.fake_tensor_mode():
         out = pk.mm(torch.empty(3, 4), torch.empty(4, 5))
