@@ -33,10 +33,12 @@ def test_quick_suite_with_peak(tmp_path):
 
 def test_cpu_suite_targets_and_training_step(tmp_path):
     md, payload = run(tmp_path, "--suite", "cpu", "--ops", "train_step,mse_loss", "--no-peak", "--no-plot")
-    rows = {r["op"]: r for r in payload["results"]}
-    assert rows["train_step"]["target"] == 2.0 and rows["mse_loss"]["target"] == 2.5
-    assert not any(r.get("mismatch") or r.get("error") for r in rows.values())
-    assert "≥ 2" in md and "nn + SGD" in md
+    rows = payload["results"]
+    steps = {r["shape"].split(",")[0]: r["target"] for r in rows if r["op"] == "train_step"}
+    assert steps == {"nn + SGD": 2.0, "convert() + SGD": 2.0, "FusedMLP + SGD": 2.5}
+    assert [r["target"] for r in rows if r["op"] == "mse_loss"] == [2.5]
+    assert not any(r.get("mismatch") or r.get("error") for r in rows)
+    assert "≥ 2" in md and "nn + SGD" in md and "FusedMLP + SGD" in md
 
 
 def test_mm_plot(tmp_path, monkeypatch):
