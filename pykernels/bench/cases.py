@@ -23,10 +23,12 @@ F32 = torch.float32.itemsize  # bytes per element; the memory-bound cases are al
 class _TorchOps:
     """torch's functions under pykernels' names, so one case body runs against either library.
 
-    mse_loss lives in torch.nn.functional, and most in-place ops (sub_, ...) only as Tensor methods.
+    mse_loss and linear live in torch.nn.functional, and most in-place ops (sub_, ...) only as Tensor
+    methods.
     """
 
     mse_loss = staticmethod(F.mse_loss)
+    linear = staticmethod(F.linear)
 
     def __getattr__(self, name):
         fn = getattr(torch, name, None) or getattr(torch.Tensor, name)
@@ -126,7 +128,7 @@ def table_case(op, bench, suite):
     function = bench.function or op.name
     on_meta = [_argument(a, "meta", False) for a in bench.args]
     out = getattr(LIBRARIES["torch"], function)(*on_meta)
-    if op.kind == "gemm":
+    if op.kind in ("gemm", "linear"):
         work, unit = 2 * out.numel() * on_meta[0].shape[-1], GFLOPS
     else:
         read = sum(a.numel() for a in on_meta if isinstance(a, torch.Tensor))
@@ -198,26 +200,13 @@ def _train_step(lib, x, target, w1, w2, lr=1e-3):
     return loss.detach()
 
 
-def sgd_step_case():
-    """The two-layer net's training step as users write it: ``nn.Sequential`` of (pykernels.)nn
-    modules, ``MSELoss``, ``torch.optim.SGD`` (stepping under the drop-in mode for pykernels, so
-    its arithmetic is pykernels' too); returns the loss. Work counts the matmuls only."""
-    libs = {"pykernels": train.PykernelsLib, "torch": train.TorchLib}
-
-    def prepare(name, data):
-        lib = libs[name]
-        step = train.VARIANTS["sgd"].build(lib, data, train.VARIANTS["sgd"].lr)
-
-        def run():
-            with lib.context():
-                return torch.tensor(step())
-
-        return run
-
+def _step_case(label, prepare):
+    """A case timing the two-layer net's training step (``prepare(library name, data) -> step``,
+    returning the loss); work counts the matmuls only."""
     flops = 3 * 2 * train.N * (train.D_IN * train.H + train.H * train.D_OUT)
     return Case(
         "train_step",
-        f"nn + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
+        f"{label}, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
         torch.float32,
         lambda device: (train.make_data(device=device),),
         None,
@@ -225,6 +214,50 @@ def sgd_step_case():
         GFLOPS,
         prepare=prepare,
     )
+
+
+_LIBS = {"pykernels": train.PykernelsLib, "torch": train.TorchLib}
+
+
+def variant_step_case(variant, label):
+    """A variant of ``python -m pykernels train`` as users write it: (pykernels.)nn modules, ``MSELoss``,
+    ``torch.optim.SGD`` (stepping under the drop-in mode for pykernels, so its arithmetic is
+    pykernels' too); returns the loss."""
+
+    def prepare(name, data):
+        lib = _LIBS[name]
+        step = train.VARIANTS[variant].build(lib, data, train.VARIANTS[variant].lr)
+
+        def run():
+            with lib.context():
+                return torch.tensor(step())
+
+        return run
+
+    return _step_case(label, prepare)
+
+
+def sgd_step_case():
+    """The sgd variant: ``nn.Sequential`` of (pykernels.)nn modules."""
+    return variant_step_case("sgd", "nn + SGD")
+
+
+def convert_step_case():
+    """The sgd variant's torch model and loss, ``pykernels.nn.convert()``-ed for pykernels: its
+    Sequential runs as the fused MLP."""
+
+    def prepare(name, data):
+        model = train.TorchLib.mlp(train.D_IN, train.H, train.D_OUT, bias=False).to(data.x.device)
+        model.load_state_dict(train._randn_state(data))
+        loss_fn = torch.nn.MSELoss(reduction="sum")
+        if name == "pykernels":
+            pykernels.nn.convert(model)
+            pykernels.nn.convert(loss_fn)
+        optimizer = torch.optim.SGD(model.parameters(), lr=train.VARIANTS["sgd"].lr)
+        step = train._optimizer_step(_LIBS[name], model, loss_fn, optimizer, data.x, data.y)
+        return lambda: torch.tensor(step())
+
+    return _step_case("convert() + SGD", prepare)
 
 
 def targeted(case, ratio):
@@ -262,6 +295,8 @@ SUITES = {
         targeted(relu_case(N_SMALL), 1.2),
         targeted(mse_case(N_SMALL), 2.5),
         targeted(sgd_step_case(), 2.0),
+        targeted(convert_step_case(), 2.0),
+        targeted(variant_step_case("fused", "FusedMLP + SGD"), 2.5),
     ],
     "quick": table_cases("quick")
     + [
