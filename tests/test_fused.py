@@ -14,6 +14,9 @@ overload, gradcheck, opcheck, the profiler and the drop-in route of F.linear.
 """
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -359,6 +362,38 @@ def test_fused_mlp_trains_like_torch_with_sgd():
             optimizer.step()
     for p, q in zip(ours.parameters(), ref.parameters()):
         assert_close(p, q, atol=1e-5, rtol=1e-4)
+
+
+# The fused ops on another microkernel than this process's (the switches are read once per process):
+# their epilogues and prepacked operands, against torch, at sizes that reach every edge tile.
+_PATH_CHECK = r"""
+import torch, torch.nn.functional as F, pykernels
+ops = torch.ops.pykernels
+for dtype, tol in ((torch.float32, 1e-4), (torch.float64, 1e-10)):
+    for b, i, h, o in ((64, 1000, 100, 10), (13, 29, 17, 11), (1, 7, 129, 3), (100, 33, 64, 5)):
+        x, w1, b1, w2, b2 = (torch.randn(s, dtype=dtype) for s in ((b, i), (h, i), (h,), (o, h), (o,)))
+        out, hidden = ops.mlp_forward(x, w1, b1, w2, b2)
+        ref_hidden = torch.relu(F.linear(x, w1, b1))
+        g = torch.randn(b, o, dtype=dtype)
+        grads = ops.mlp_backward(g, x, w1, w2, hidden, [True] * 5)
+        leaves = [t.clone().requires_grad_() for t in (x, w1, b1, w2, b2)]
+        F.linear(torch.relu(F.linear(leaves[0], leaves[1], leaves[2])), leaves[3], leaves[4]).backward(g)
+        pairs = [(hidden, ref_hidden), (out, F.linear(ref_hidden, w2, b2)), (ops.linear_relu(x, w1, b1), ref_hidden)]
+        pairs += list(zip(grads, [t.grad for t in leaves]))
+        for got, want in pairs:
+            torch.testing.assert_close(got, want, atol=tol * want.abs().max().item(), rtol=tol)
+print(pykernels.build_info()["cpu_simd"])
+"""
+
+
+@pytest.mark.parametrize("switch", ["PYKERNELS_NO_AVX2", "PYKERNELS_NO_AVX512"])
+def test_fused_ops_on_every_microkernel(switch):
+    """The portable microkernel (and the AVX2 one, on an AVX-512 CPU) with the epilogue and packed A."""
+    env = dict(os.environ, **{switch: "1"})
+    done = subprocess.run([sys.executable, "-c", _PATH_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if switch == "PYKERNELS_NO_AVX2":
+        assert "AVX" not in done.stdout.split(";")[0], done.stdout
 
 
 # ---------------------------------------------------------------------------------------------- GPU
