@@ -29,8 +29,6 @@ __all__ = ["FusedMLP", "Linear", "MSELoss", "ReLU", "Sequential", "convert", "li
 
 linear = ops.linear
 
-_fused = torch.ops.pykernels
-
 
 class Linear(torch.nn.Linear):
     """``torch.nn.Linear(in_features, out_features, bias=True, device=None, dtype=None)`` on pykernels."""
@@ -56,10 +54,8 @@ class MSELoss(torch.nn.MSELoss):
 # The modules Sequential fuses: exact classes, since a subclass may have a forward of its own.
 _LINEAR = (torch.nn.Linear, Linear)
 _RELU = (torch.nn.ReLU, ReLU)
-
-
-def _fusable(module, kinds):
-    return type(module) in kinds and not _compat.module_call_runs_hooks(module)
+_linear_relu = torch.ops.pykernels.linear_relu.default
+_mlp = torch.ops.pykernels.mlp.default
 
 
 class Sequential(torch.nn.Sequential):
@@ -68,24 +64,31 @@ class Sequential(torch.nn.Sequential):
 
     def forward(self, input):
         modules = list(self._modules.values())
-        i = 0
-        while i < len(modules):
+        count, i = len(modules), 0
+        fuse = not _compat.global_module_hooks()  # which every module call would run
+        while i < count:
             module = modules[i]
-            if _fusable(module, _LINEAR) and i + 1 < len(modules) and _fusable(modules[i + 1], _RELU):
-                if i + 2 < len(modules) and _fusable(modules[i + 2], _LINEAR):
-                    input = _mlp(input, module, modules[i + 2])
+            if (
+                fuse
+                and i + 1 < count
+                and type(module) in _LINEAR
+                and type(modules[i + 1]) in _RELU
+                and not _compat.module_has_hooks(module)
+                and not _compat.module_has_hooks(modules[i + 1])
+            ):
+                first = _compat.own_parameters(module)
+                after = modules[i + 2] if i + 2 < count else None
+                if type(after) in _LINEAR and not _compat.module_has_hooks(after):
+                    second = _compat.own_parameters(after)
+                    input = _mlp(input, first["weight"], first["bias"], second["weight"], second["bias"])
                     i += 3
                 else:
-                    input = _fused.linear_relu(input, module.weight, module.bias)
+                    input = _linear_relu(input, first["weight"], first["bias"])
                     i += 2
             else:
                 input = module(input)
                 i += 1
         return input
-
-
-def _mlp(input, first, second):
-    return _fused.mlp(input, first.weight, first.bias, second.weight, second.bias)
 
 
 class FusedMLP(Sequential):
