@@ -39,7 +39,10 @@ struct ReduceProblem {
 
 // Linear layers with a fused epilogue, and the two-layer MLP built of them. Matrices are 2-D:
 // inputs are addressed through row/column strides (a transposed weight needs no copy), outputs
-// are contiguous, and an output pointer left null is not wanted and not written.
+// are contiguous, and an output pointer left null is not wanted and not written. The wrappers
+// (csrc/linear.cpp, csrc/mlp.cpp) call these kernels for float32 and float64 with every size at
+// least 1 (other dtypes and empty dimensions they compose of the mm, add and relu kernels), and
+// the CUDA MLP kernels for hidden <= 128 only (a wider hidden layer runs as two linear layers).
 //
 // linear forward:  out[m, n] = act(sum_k input[m, k] * weight[n, k] + bias[n]), act = ReLU or
 // identity, bias optional (null).

@@ -42,6 +42,16 @@ def matmul(input, other):
         return _fallback("matmul", (input, other), {})
 
 
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``, like ``torch.nn.functional.linear``."""
+    if _compiling() or _has_torch_function((input, weight, bias)):
+        return _fallback("linear", (input, weight, bias), {})
+    try:
+        return _api.linear(input, weight, bias)
+    except TypeError:
+        return _fallback("linear", (input, weight, bias), {})
+
+
 def add(input, other, *, alpha=1, out=None):
     """``input + alpha * other``, like ``torch.add``; either side may be a Python number."""
     if _compiling() or _has_torch_function((input, other, alpha, out)):
@@ -222,4 +232,4 @@ def relu_(input):
         return _fallback("relu_", (input,), {})
 
 
-__all__ = ["add", "add_", "bmm", "div", "div_", "exp", "log", "matmul", "mean", "mm", "mse_loss", "mul", "mul_", "neg", "neg_", "pow", "relu", "relu_", "sqrt", "sub", "sub_", "sum"]
+__all__ = ["add", "add_", "bmm", "div", "div_", "exp", "linear", "log", "matmul", "mean", "mm", "mse_loss", "mul", "mul_", "neg", "neg_", "pow", "relu", "relu_", "sqrt", "sub", "sub_", "sum"]

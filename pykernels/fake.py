@@ -84,6 +84,87 @@ def _matmul(a, b):
     return a.new_empty(shape)
 
 
+# ---- fused linear layers and MLP -----------------------------------------------------------------------
+
+
+def _check_layer(op, a, weight, *others):
+    _device(op, a, weight, *others, cpu_scalars=False)
+    for t in (weight, *others):
+        _same_dtype(op, a, t)
+    _check(a.dtype.is_floating_point, op, f"dtype {a.dtype} is not supported (floating types only)")
+    _check(a.dim() >= 1 and 1 <= weight.dim() <= 2, op, f"shapes {tuple(a.shape)} and {tuple(weight.shape)}")
+    _check(
+        a.shape[-1] == weight.shape[-1], op, f"shapes cannot be multiplied ({tuple(a.shape)}, {tuple(weight.shape)})"
+    )
+    return [*a.shape[:-1], *weight.shape[:-1]]
+
+
+def _linear_forward(op):
+    def fake(a, weight, bias=None):
+        shape = _check_layer(op, a, weight, *([bias] if bias is not None else []))
+        if bias is not None:
+            _check(weight.dim() == 2 or (bias.dim() == 0 and a.dim() != 2), op, "a 1-D weight takes only a 0-dim bias")
+            _check(list(_broadcast(op, shape, bias.shape)) == shape, op, "the bias does not broadcast to the output")
+        return a.new_empty(shape)
+
+    return fake
+
+
+register_fake("pykernels::linear", _linear_forward("linear"))
+register_fake("pykernels::linear_relu", _linear_forward("linear_relu"))
+
+
+@register_fake("pykernels::linear_backward")
+def _linear_backward(grad, a, weight, result, output_mask):
+    others = [grad] + ([result] if result is not None else [])
+    shape = _check_layer("linear_backward", a, weight, *others)
+    _check(list(grad.shape) == shape, "linear_backward", "grad_output does not match the output's shape")
+    features = weight.shape[0] if weight.dim() == 2 else 1
+    return (
+        a.new_empty(a.shape) if output_mask[0] else None,
+        a.new_empty(weight.shape) if output_mask[1] else None,
+        a.new_empty((features,)) if output_mask[2] else None,
+    )
+
+
+def _check_mlp(op, a, w1, w2, *others):
+    _device(op, a, w1, w2, *others, cpu_scalars=False)
+    for t in (w1, w2, *others):
+        _same_dtype(op, a, t)
+    _check(a.dtype.is_floating_point, op, f"dtype {a.dtype} is not supported (floating types only)")
+    _check(a.dim() >= 1 and w1.dim() == 2 and w2.dim() == 2, op, "w1 and w2 must be matrices")
+    _check(w1.shape[1] == a.shape[-1] and w2.shape[1] == w1.shape[0], op, "the layers' shapes do not fit")
+    return list(a.shape[:-1])
+
+
+def _check_mlp_biases(op, w1, w2, b1, b2):
+    for bias, size in ((b1, w1.shape[0]), (b2, w2.shape[0])):
+        _check(bias is None or (bias.dim() == 1 and bias.shape[0] == size), op, f"a bias must have shape ({size},)")
+
+
+@register_fake("pykernels::mlp")
+def _mlp(a, w1, b1, w2, b2):
+    batch = _check_mlp("mlp", a, w1, w2, *[b for b in (b1, b2) if b is not None])
+    _check_mlp_biases("mlp", w1, w2, b1, b2)
+    return a.new_empty(batch + [w2.shape[0]])
+
+
+@register_fake("pykernels::mlp_forward")
+def _mlp_forward(a, w1, b1, w2, b2):
+    batch = _check_mlp("mlp_forward", a, w1, w2, *[b for b in (b1, b2) if b is not None])
+    _check_mlp_biases("mlp_forward", w1, w2, b1, b2)
+    return a.new_empty(batch + [w2.shape[0]]), a.new_empty(batch + [w1.shape[0]])
+
+
+@register_fake("pykernels::mlp_backward")
+def _mlp_backward(grad, a, w1, w2, hidden, output_mask):
+    batch = _check_mlp("mlp_backward", a, w1, w2, grad, hidden)
+    _check(list(grad.shape) == batch + [w2.shape[0]], "mlp_backward", "grad_output does not match the output")
+    _check(list(hidden.shape) == batch + [w1.shape[0]], "mlp_backward", "hidden does not match the hidden layer")
+    shapes = (a.shape, w1.shape, (w1.shape[0],), w2.shape, (w2.shape[0],))
+    return tuple(a.new_empty(s) if want else None for s, want in zip(shapes, output_mask))
+
+
 # ---- elementwise ------------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ DEVICES = ("cpu", "cuda")
 
 # Where the derivatives are written: one C++ function per differentiable overload, named after it.
 CPP = "csrc/autograd/derivatives.cpp"
+FUSED = "csrc/autograd/fused.cpp"  # the fused linear layers and MLP
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ SMALL = 64  # elements of a per-call case: the call's overhead is what is timed
 @dataclass(frozen=True)
 class Op:
     name: str
-    # "gemm", "binary", "unary", "reduction", "loss", "internal", "optimizer": how tests and fakes treat it
+    # "gemm", "linear", "binary", "unary", "reduction", "loss", "internal", "optimizer": how tests and
+    # fakes treat it
     kind: str
     overloads: tuple  # schemas with kernels of their own
     numbers: tuple = ()  # schemas of the number forms (generated from the tensor forms)
@@ -119,6 +121,81 @@ OPS = (
             Bench(((4, 1, 128, 128), (8, 128, 128))),
             Bench(((2, 1, 64, 64), (4, 64, 64)), ("quick",)),
         ),
+    ),
+    # ---- fused linear layers and the two-layer MLP -------------------------------------------------------
+    # The GEMM adds the bias (and, for linear_relu, applies the ReLU) as it stores its result; the backward
+    # masks grad_output and sums the bias gradient in the pass that packs it for the weight gradient.
+    # float32 and float64 run the fused kernels, float16 and bfloat16 the mm, add and relu kernels.
+    Op(
+        "linear",
+        "linear",
+        ("linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor",),
+        public={
+            "linear": (
+                "linear(input, weight, bias=None)",
+                "``input @ weight.T + bias``, like ``torch.nn.functional.linear``.",
+            )
+        },
+        dtypes=FLOATING,
+        torch=("torch.nn.functional.linear",),
+        aten=("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::add"),
+        derivative=FUSED,
+        bench=(Bench(((64, 1000), (100, 1000), (100,))),),
+    ),
+    # relu(linear(input, weight, bias)): nn.Linear followed by nn.ReLU.
+    Op(
+        "linear_relu",
+        "internal",
+        ("linear_relu(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor",),
+        dtypes=FLOATING,
+        aten=("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::add", "aten::relu"),
+        derivative=FUSED,
+    ),
+    # The gradients of linear (result None) or linear_relu (result: its output, whose positive elements
+    # pass grad_output): (grad_input, grad_weight, grad_bias), each where output_mask asks for it (None
+    # otherwise); grad_bias has one value per output feature.
+    Op(
+        "linear_backward",
+        "internal",
+        (
+            "linear_backward(Tensor grad_output, Tensor input, Tensor weight, Tensor? result, bool[3] output_mask)"
+            " -> (Tensor, Tensor, Tensor)",
+        ),
+        dtypes=FLOATING,
+        aten=("aten::mm", "aten::sum", "aten::threshold_backward"),
+        derivative=None,
+    ),
+    # The two-layer MLP relu(input @ w1.T + b1) @ w2.T + b2 as one op: nn.Sequential(Linear, ReLU, Linear).
+    Op(
+        "mlp",
+        "internal",
+        ("mlp(Tensor input, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2) -> Tensor",),
+        dtypes=FLOATING,
+        aten=("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::relu", "aten::threshold_backward"),
+        derivative=FUSED,
+    ),
+    # The MLP's forward for training: (output, hidden), hidden = relu(input @ w1.T + b1), which its
+    # backward reads.
+    Op(
+        "mlp_forward",
+        "internal",
+        ("mlp_forward(Tensor input, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2) -> (Tensor, Tensor)",),
+        dtypes=FLOATING,
+        aten=("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::relu"),
+        derivative=None,
+    ),
+    # The MLP's gradients from grad_output: (grad_input, grad_w1, grad_b1, grad_w2, grad_b2), each where
+    # output_mask asks for it (None otherwise).
+    Op(
+        "mlp_backward",
+        "internal",
+        (
+            "mlp_backward(Tensor grad_output, Tensor input, Tensor w1, Tensor w2, Tensor hidden, "
+            "bool[5] output_mask) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+        ),
+        dtypes=FLOATING,
+        aten=("aten::mm", "aten::sum", "aten::threshold_backward"),
+        derivative=None,
     ),
     # ---- elementwise: broadcasting and torch's type promotion -------------------------------------------
     Op(

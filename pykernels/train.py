@@ -13,6 +13,8 @@ autograd      ``requires_grad`` leaves, ``loss.backward()``, in-place updates un
 sequential    ``nn.Sequential(Linear, ReLU, Linear)``, ``nn.MSELoss(reduction='sum')``,    1e-4
               the update ``param -= lr * param.grad`` written out
 sgd           the same model, ``torch.optim.SGD``                                          1e-6
+fused         the sgd variant's model as one ``pykernels.nn.FusedMLP`` (on torch: the     1e-6
+              same ``nn.Sequential``), ``torch.optim.SGD``
 adam          a custom ``nn.Module`` (``linear1(x).clamp(min=0)``), ``torch.optim.Adam``   1e-4
 ============  ==========================================================================  ==========
 
@@ -79,6 +81,12 @@ class TorchLib:
     Linear, ReLU, MSELoss = torch.nn.Linear, torch.nn.ReLU, torch.nn.MSELoss
 
     @staticmethod
+    def mlp(d_in, h, d_out, bias):
+        return torch.nn.Sequential(
+            torch.nn.Linear(d_in, h, bias=bias), torch.nn.ReLU(), torch.nn.Linear(h, d_out, bias=bias)
+        )
+
+    @staticmethod
     def relu(h):
         return h.clamp(min=0)
 
@@ -111,6 +119,10 @@ class PykernelsLib:
     relu = staticmethod(pk.relu)
     sub_ = staticmethod(pk.sub_)
     Linear, ReLU, MSELoss = pknn.Linear, pknn.ReLU, pknn.MSELoss
+
+    @staticmethod
+    def mlp(d_in, h, d_out, bias):
+        return pknn.FusedMLP(d_in, h, d_out, bias=bias)
 
     @staticmethod
     def relu_grad(grad_h_relu, h, h_relu):
@@ -259,6 +271,15 @@ def sgd(lib, data, lr):
     return _optimizer_step(lib, model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr), x, y)
 
 
+def fused(lib, data, lr):
+    x, y = data.x, data.y
+    model = lib.mlp(D_IN, H, D_OUT, bias=False)
+    model.to(x.device, x.dtype)
+    model.load_state_dict(_randn_state(data))
+    loss_fn = lib.MSELoss(reduction="sum")
+    return _optimizer_step(lib, model, loss_fn, torch.optim.SGD(model.parameters(), lr=lr), x, y)
+
+
 class TwoLayerNet(torch.nn.Module):
     """The tutorial's custom module, on the given library's modules."""
 
@@ -288,6 +309,7 @@ VARIANTS = {
     "autograd": Variant(autograd, 1e-6, "autograd, in-place updates under no_grad, randn init"),
     "sequential": Variant(sequential, 1e-4, "nn.Sequential + nn.MSELoss(sum), manual update, default init"),
     "sgd": Variant(sgd, 1e-6, "nn.Sequential + torch.optim.SGD, randn init"),
+    "fused": Variant(fused, 1e-6, "the sgd variant's model as one FusedMLP + torch.optim.SGD, randn init"),
     "adam": Variant(adam, 1e-4, "custom nn.Module + torch.optim.Adam, default init"),
 }
 

@@ -351,6 +351,10 @@ GRAD_CASES = {
     "dims-keepdim",
     "0-dim",
     "broadcast-target",
+    "no-bias",
+    "vector-weight",
+    "batch-bias",
+    "hidden-129",
 }
 OPCHECK_CASES = {
     "broadcast",
@@ -361,6 +365,8 @@ OPCHECK_CASES = {
     "broadcast-batch",
     "dims-keepdim",
     "broadcast-target",
+    "no-bias",
+    "batch-bias",
 }
 OPCHECK_DTYPES = (torch.float32, torch.int64)
 
@@ -630,7 +636,63 @@ def _loss(overload):
     return m.samples
 
 
-GENERATORS = {"gemm": _gemm, "binary": _binary, "unary": _unary, "reduction": _reduction, "loss": _loss}
+# (input, weight, bias) shapes of a linear layer, bias None for none: the first is every dtype's basic
+# sample. Awkward sizes: empty batch and features, one of everything, primes, a hidden width past
+# the GPU MLP kernels' 128, and a register tile's edges.
+_LINEAR_CASES = {
+    "": ((5, 7), (4, 7), (4,)),
+    "no-bias": ((5, 7), (4, 7), None),
+    "vector": ((7,), (4, 7), (4,)),
+    "3-d": ((2, 3, 7), (4, 7), (4,)),
+    "vector-weight": ((5, 7), (7,), None),
+    "vector-weight-bias": ((2, 5, 7), (7,), ()),
+    "batch-bias": ((5, 7), (4, 7), (5, 4)),
+    "one-bias": ((5, 7), (4, 7), (1,)),
+    "empty-batch": ((0, 7), (4, 7), (4,)),
+    "empty-in": ((5, 0), (4, 0), (4,)),
+    "empty-out": ((5, 7), (0, 7), (0,)),
+    "ones": ((1, 1), (1, 1), (1,)),
+    "primes": ((13, 29), (17, 29), (17,)),
+    "hidden-129": ((3, 11), (129, 11), (129,)),
+    "tile-edges": ((65, 33), (100, 33), (100,)),
+}
+
+
+def _linear_operands(m, shapes, dtype, layouts=("contiguous", "contiguous")):
+    x, w, b = shapes
+    specs = [(x, dtype, layouts[0]), (w, dtype, layouts[1])]
+    return m.operands(specs + ([(b, dtype, "contiguous")] if b is not None else [None]))
+
+
+def _linear(overload):
+    m = _Maker(overload)
+    basic = _LINEAR_CASES[""]
+    for dtype in _dtypes(overload.op):
+        m.add("", dtype, _linear_operands(m, basic, dtype), "sweep")
+    for dtype in STRUCTURE_DTYPES:
+        for case, shapes in list(_LINEAR_CASES.items())[1:]:
+            m.add(case, dtype, _linear_operands(m, shapes, dtype), "structure")
+        for layout in LAYOUTS:
+            shapes = ((6, 5), (3, 5), (3,))
+            m.add(layout, dtype, _linear_operands(m, shapes, dtype, (layout, "transposed")), "structure")
+    m.add(
+        "float64",
+        torch.float32,
+        m.operands([((4, 5), torch.float32, "contiguous"), ((3, 5), torch.float64, "contiguous")]),
+        "mixed",
+    )
+    m.add("large", torch.float32, _linear_operands(m, ((96, 512), (256, 512), (256,)), torch.float32), "large")
+    return m.samples
+
+
+GENERATORS = {
+    "gemm": _gemm,
+    "linear": _linear,
+    "binary": _binary,
+    "unary": _unary,
+    "reduction": _reduction,
+    "loss": _loss,
+}
 
 
 # ---------------------------------------------------------------------------------------------- derived forms
@@ -865,6 +927,128 @@ def _pow_tensor_backward_cases():
     return {"matrix": case((5, 7)), "0-dim": case(()), "empty": case((0, 3)), "transposed": case((6, 5), "transposed")}
 
 
+def _layer_cases(cases, build):
+    """Internal cases of the fused linear ops from _LINEAR_CASES (and layouts): build(shapes, dtype,
+    device, layouts) -> (args, kwargs)."""
+    out = {name or "matrix": (lambda dtype, device, s=s: build(s, dtype, device)) for name, s in cases.items()}
+    for layout in ("transposed", "strided"):
+        out[layout] = lambda dtype, device, layout=layout: build(
+            ((6, 5), (3, 5), (3,)), dtype, device, (layout, layout)
+        )
+    return out
+
+
+def _tensors(shapes, dtype, device, layouts=("contiguous", "contiguous")):
+    x, w, b = shapes
+    return (
+        make_layout(x, dtype, device, layouts[0]),
+        make_layout(w, dtype, device, layouts[1]),
+        make(b, dtype, device) if b is not None else None,
+    )
+
+
+def _linear_relu_cases():
+    return _layer_cases(
+        _LINEAR_CASES,
+        lambda shapes, dtype, device, layouts=None: (
+            _tensors(shapes, dtype, device, layouts or ("contiguous", "contiguous")),
+            {},
+        ),
+    )
+
+
+def _linear_gradients(grad, input, weight, result, output_mask):
+    """The reference of linear_backward: torch's ops on the 2-D views."""
+    w = weight if weight.dim() == 2 else weight.unsqueeze(0)
+    rows = math.prod(input.shape[:-1])
+    g = grad.reshape(rows, w.shape[0])
+    if result is not None:
+        g = torch.ops.aten.threshold_backward(g, result.reshape(g.shape), 0)
+    x = input.reshape(rows, w.shape[1])
+    return (
+        (g @ w).reshape(input.shape) if output_mask[0] else None,
+        (g.t() @ x).reshape(weight.shape) if output_mask[1] else None,
+        g.sum(0) if output_mask[2] else None,
+    )
+
+
+def _linear_backward_cases():
+    def build(shapes, dtype, device, layouts=("contiguous", "contiguous"), relu=True, mask=(True, True, True)):
+        x, w, b = _tensors(shapes, dtype, device, layouts)
+        result = torch.relu(F.linear(x, w, b)) if relu else None
+        grad = make(F.linear(x, w).shape, dtype, device)
+        return (grad, x, w, result, list(mask)), {}
+
+    cases = _layer_cases({k: v for k, v in _LINEAR_CASES.items() if k != "batch-bias"}, build)
+    cases["no-relu"] = lambda dtype, device: build(_LINEAR_CASES[""], dtype, device, relu=False)
+    cases["input-only"] = lambda dtype, device: build(_LINEAR_CASES[""], dtype, device, mask=(True, False, False))
+    cases["weight-only"] = lambda dtype, device: build(_LINEAR_CASES["3-d"], dtype, device, mask=(False, True, False))
+    cases["bias-only"] = lambda dtype, device: build(_LINEAR_CASES["primes"], dtype, device, mask=(False, False, True))
+    return cases
+
+
+# (input, w1, b1, w2, b2) shapes of the MLP: in 7, hidden 6, out 3 unless the case says.
+_MLP_CASES = {
+    "matrix": ((5, 7), (6, 7), (6,), (3, 6), (3,)),
+    "no-bias": ((5, 7), (6, 7), None, (3, 6), None),
+    "vector": ((7,), (6, 7), (6,), (3, 6), (3,)),
+    "3-d": ((2, 3, 7), (6, 7), (6,), (3, 6), (3,)),
+    "ones": ((1, 1), (1, 1), (1,), (1, 1), (1,)),
+    "primes": ((13, 29), (17, 29), (17,), (11, 17), (11,)),
+    "hidden-129": ((3, 11), (129, 11), (129,), (2, 129), (2,)),
+    "hidden-100": ((64, 100), (100, 100), (100,), (10, 100), (10,)),
+    "empty-batch": ((0, 7), (6, 7), (6,), (3, 6), (3,)),
+    "empty-hidden": ((5, 7), (0, 7), (0,), (3, 0), (3,)),
+}
+
+
+def _mlp_tensors(shapes, dtype, device, layout="contiguous"):
+    return tuple(
+        None if s is None else make_layout(s, dtype, device, layout if len(s) == 2 else "contiguous") for s in shapes
+    )
+
+
+def _mlp_reference(x, w1, b1, w2, b2):
+    return F.linear(torch.relu(F.linear(x, w1, b1)), w2, b2)
+
+
+def _mlp_cases():
+    cases = {name: (lambda dtype, device, s=s: (_mlp_tensors(s, dtype, device), {})) for name, s in _MLP_CASES.items()}
+    cases["transposed"] = lambda dtype, device: (_mlp_tensors(_MLP_CASES["matrix"], dtype, device, "transposed"), {})
+    return cases
+
+
+def _mlp_forward_reference(x, w1, b1, w2, b2):
+    hidden = torch.relu(F.linear(x, w1, b1))
+    return F.linear(hidden, w2, b2), hidden
+
+
+def _mlp_gradients(grad, x, w1, w2, hidden, output_mask):
+    """The reference of mlp_backward: the two layers' gradients by _linear_gradients."""
+    grad_hidden, grad_w2, grad_b2 = _linear_gradients(grad, hidden, w2, None, (True, True, True))
+    grad_input, grad_w1, grad_b1 = _linear_gradients(grad_hidden, x, w1, hidden, (True, True, True))
+    grads = (grad_input, grad_w1, grad_b1, grad_w2, grad_b2)
+    return tuple(g if want else None for g, want in zip(grads, output_mask))
+
+
+def _mlp_backward_cases():
+    def build(shapes, dtype, device, layout="contiguous", mask=(True,) * 5):
+        x, w1, b1, w2, _ = _mlp_tensors(shapes, dtype, device, layout)
+        hidden = torch.relu(F.linear(x, w1, b1))
+        grad = make(F.linear(hidden, w2).shape, dtype, device)
+        return (grad, x, w1, w2, hidden, list(mask)), {}
+
+    cases = {name: (lambda dtype, device, s=s: build(s, dtype, device)) for name, s in _MLP_CASES.items()}
+    cases["transposed"] = lambda dtype, device: build(_MLP_CASES["matrix"], dtype, device, "transposed")
+    cases["weights-only"] = lambda dtype, device: build(
+        _MLP_CASES["primes"], dtype, device, mask=(False, True, True, True, True)
+    )
+    cases["second-layer-only"] = lambda dtype, device: build(
+        _MLP_CASES["matrix"], dtype, device, mask=(False, False, False, True, False)
+    )
+    return cases
+
+
 def _relu_mask_backward(grad, mask):
     return torch.where(unpack_bits(mask, grad.numel()).view(grad.shape), grad, torch.zeros_like(grad))
 
@@ -876,6 +1060,11 @@ INTERNAL = {
     "mse_loss_backward": Internal(_mse_loss_backward_cases(), torch.ops.aten.mse_loss_backward, "elementwise"),
     "mse_loss_and_grad": Internal(_mse_loss_and_grad_cases(), _mse_loss_and_grad, "accumulated"),
     "pow_tensor_backward": Internal(_pow_tensor_backward_cases(), _pow_tensor_backward, "elementwise"),
+    "linear_relu": Internal(_linear_relu_cases(), lambda x, w, b: torch.relu(F.linear(x, w, b)), "accumulated"),
+    "linear_backward": Internal(_linear_backward_cases(), _linear_gradients, "accumulated"),
+    "mlp": Internal(_mlp_cases(), _mlp_reference, "accumulated"),
+    "mlp_forward": Internal(_mlp_cases(), _mlp_forward_reference, "accumulated"),
+    "mlp_backward": Internal(_mlp_backward_cases(), _mlp_gradients, "accumulated"),
 }
 
 
@@ -1071,7 +1260,7 @@ def reduced_count(sample, args, kwargs):
     """How many terms each element of the result sums (for a tolerance): the inner dimension of
     a product, the reduced elements of a reduction or a loss."""
     kind = sample.overload.op.kind
-    if kind == "gemm":
+    if kind in ("gemm", "linear"):
         return args[0].shape[-1]
     if kind == "reduction":
         dim, x = kwargs.get("dim"), args[0]

@@ -112,6 +112,34 @@ def test_legacy_reduction():
     assert _compat.legacy_reduction(None, None) == "mean"
 
 
+def test_module_hooks():
+    module = torch.nn.Linear(2, 2)
+    own = (
+        module.register_forward_pre_hook,
+        module.register_forward_hook,
+        module.register_full_backward_hook,
+        module.register_full_backward_pre_hook,
+    )
+    everywhere = (
+        torch.nn.modules.module.register_module_forward_hook,
+        torch.nn.modules.module.register_module_forward_pre_hook,
+        torch.nn.modules.module.register_module_full_backward_hook,
+    )
+    assert not _compat.module_has_hooks(module) and not _compat.global_module_hooks()
+    for register in own + everywhere:
+        handle = register(lambda *args: None)
+        assert _compat.module_has_hooks(module) == (register in own), register
+        assert _compat.global_module_hooks() == (register in everywhere), register
+        handle.remove()
+    assert not _compat.module_has_hooks(module) and not _compat.global_module_hooks()
+
+
+def test_own_parameters():
+    module = torch.nn.Linear(2, 3, bias=False)
+    assert dict(_compat.own_parameters(module)) == {"weight": module.weight, "bias": None}
+    assert not _compat.own_parameters(torch.nn.Sequential(module))  # a child's are its own
+
+
 def test_fake_tensor_mode():
     with _compat.fake_tensor_mode():
         out = pk.mm(torch.empty(3, 4), torch.empty(4, 5))

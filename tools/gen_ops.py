@@ -42,8 +42,8 @@ WRITTEN = re.compile(r"Tensor\([a-z]!\)(\[\])?")
 
 @dataclass(frozen=True)
 class Arg:
-    # as in the schema: Tensor, Tensor(a!), Tensor[], Tensor(b!)[], Scalar, str?, int, int[1]?,
-    # float, bool, ScalarType?
+    # as in the schema: Tensor, Tensor(a!), Tensor?, Tensor[], Tensor(b!)[], Scalar, str?, int,
+    # int[1]?, float, bool, bool[N], ScalarType?
     type: str
     name: str
     default: str | None
@@ -57,6 +57,8 @@ class Arg:
     def base(self):
         if self.is_list:
             return "Tensor[]"
+        if self.type == "Tensor?":
+            return self.type
         return "Tensor" if self.type.startswith("Tensor") else self.type
 
     @property
@@ -118,6 +120,7 @@ def parse(text):
 CPP_ARG = {  # by the argument's base type: a written tensor or list is passed as an unwritten one is
     "Tensor": "const at::Tensor&",
     "Tensor[]": "at::TensorList",
+    "Tensor?": "const std::optional<at::Tensor>&",
     "Scalar": "const c10::Scalar&",
     "str?": "std::optional<c10::string_view>",
     "int": "int64_t",
@@ -126,6 +129,8 @@ CPP_ARG = {  # by the argument's base type: a written tensor or list is passed a
     "bool": "bool",
     "ScalarType?": "std::optional<at::ScalarType>",
 }
+# bool[N]: a fixed-size list of flags (an output mask), as ATen's backward ops take it.
+CPP_ARG.update({f"bool[{n}]": f"std::array<bool, {n}>" for n in range(2, 6)})
 
 
 def cpp_return(schema):
@@ -193,6 +198,7 @@ def gen_ops_h(table):
         "#include <c10/core/DispatchKeySet.h>",
         "#include <c10/core/Scalar.h>",
         "",
+        "#include <array>",
         "#include <optional>",
         "#include <tuple>",
         "",
@@ -359,6 +365,8 @@ def binding(table, op, public_name):
                 continue
             if a.name in operands:
                 kinds[a.name] = "TensorOrNumber"
+            elif a.type == "Tensor?":
+                kinds[a.name] = "std::optional<at::Tensor>"
             elif a.written or a.base == "Tensor":
                 kinds[a.name] = "const at::Tensor&"
             else:
@@ -527,6 +535,7 @@ def gen_calls_h(table):
         "#include <ATen/core/dispatch/Dispatcher.h>",
         "#include <ATen/core/grad_mode.h>",
         "",
+        "#include <array>",
         "#include <optional>",
         "#include <tuple>",
         "#include <utility>",

@@ -57,6 +57,9 @@ struct Vec<float> {
   static reg broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  // max(0, v): where v is NaN or a zero, maxps returns its second operand, v, as relu keeps it.
+  // The zero-masking form, whole mask: GCC 12 warns, falsely, that the plain one reads undefined lanes.
+  static reg relu(reg v) { return _mm512_maskz_max_ps(0xFFFF, _mm512_setzero_ps(), v); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg load_first(const float* p, int64_t count) {
     return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), p);
@@ -81,6 +84,7 @@ struct Vec<double> {
   static reg broadcast(const double* p) { return _mm512_set1_pd(*p); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg relu(reg v) { return _mm512_maskz_max_pd(0xFF, _mm512_setzero_pd(), v); }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static reg load_first(const double* p, int64_t count) {
     return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << count) - 1), p);

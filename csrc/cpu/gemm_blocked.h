@@ -17,6 +17,11 @@
 // contiguous, except for a partial last sliver, which is copied into a padded buffer so the
 // microkernel can always load NR columns. A plan may also hand the whole product to the kernel's
 // dot-product path (GemmDotKernel), which reads both operands in place.
+//
+// For the fused linear layers (cpu/linear.cpp, cpu/mlp.cpp), C may be stored through an epilogue
+// (a bias, a ReLU: GemmEpilogue), which the kernels apply as they store the last KC block, and A
+// may come packed already, its slivers over all of K, by a pass that did more than pack it (the
+// ReLU mask and the bias gradient of a linear layer's backward).
 #pragma once
 
 #include <algorithm>
@@ -39,13 +44,52 @@ struct GemmArgs {
   int64_t b_rs, b_cs;
   T* c;
   int64_t c_rs, c_cs;
+  // Applied to C as it is stored: row_bias and col_bias address C's rows and columns 0.. (none by default).
+  GemmEpilogue<T> epilogue{nullptr, nullptr, false};
+
+  bool has_epilogue() const { return epilogue.row_bias != nullptr || epilogue.col_bias != nullptr || epilogue.relu; }
+  // The epilogue of the block of C from row i, column j.
+  GemmEpilogue<T> epilogue_at(int64_t i, int64_t j) const {
+    return {epilogue.row_bias ? epilogue.row_bias + i : nullptr, epilogue.col_bias ? epilogue.col_bias + j : nullptr,
+            epilogue.relu};
+  }
 };
 
 struct GemmPlan {
   int64_t mc, kc, nc;  // cache blocks (mc a multiple of MR, nc of NR)
   bool pack_a, pack_b;
   bool dot;  // run the kernel's GemmDotKernel instead of this loop nest
+  // A is packed already: MR-row slivers over all of K, each k-major (MR values per k), the last
+  // one zero-padded, one after another from a (a_rs and a_cs unused): pack_a_block's layout for kc = K.
+  bool a_prepacked = false;
 };
+
+// The dot-product kernel's range (plan_for): at most this many rows per block, and at least this
+// many products per dot.
+constexpr int64_t kDotMaxRows = 64;
+constexpr int64_t kDotMinK = 16;
+
+// The plan of one block, what to pack: packing pays for itself when a packed element is reused
+// often enough.
+template <typename T>
+GemmPlan plan_for(const GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
+  GemmPlan plan{info.mc, info.kc, info.nc, true, true, false};
+  // A with contiguous rows times B with contiguous columns (x @ w.t()), few rows: dot products of
+  // the runs in place. Packing B would cost each block a pass over all of it, a large share of
+  // the time of a product as small as nn.Linear's; with more rows that pass is shared by more of
+  // them and the register-tile kernel wins.
+  plan.dot = info.dot != nullptr && g.a_cs == 1 && g.b_rs == 1 && g.m <= kDotMaxRows && g.k >= kDotMinK;
+  if (plan.dot) return plan;
+  // A: read in place when its rows are contiguous and few columns of C reuse each element;
+  // otherwise (including column-major A, whose elements the kernel would gather a cache line
+  // apart) packed.
+  plan.pack_a = !(g.a_cs == 1 && g.n <= 256);
+  // B: read in place (rows contiguous) when only a few MR-row slivers of A reuse it, unless
+  // its row stride is a multiple of 1 KiB, which maps a sliver's rows onto a few L1 sets.
+  const int64_t ldb_bytes = g.b_rs * static_cast<int64_t>(sizeof(T));
+  plan.pack_b = !(g.b_cs == 1 && g.m <= 64 && ldb_bytes % 1024 != 0);
+  return plan;
+}
 
 // A 64-byte aligned scratch buffer that only grows; one per thread and role.
 class ScratchBuffer {
@@ -143,12 +187,15 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
   const GemmMicrokernel<T> kernel = info.kernel;
   const int64_t m = g.m, k = g.k;
   if (m <= 0 || g.n <= 0) return;
-  if (k <= 0) {
+  const GemmEpilogue<T> whole = g.epilogue_at(0, 0);
+  const GemmEpilogue<T>* whole_epilogue = g.has_epilogue() ? &whole : nullptr;
+  if (k <= 0) {  // an empty sum: C is the epilogue of zero
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < g.n; ++j) g.c[i * g.c_rs + j * g.c_cs] = T(0);
+      for (int64_t j = 0; j < g.n; ++j)
+        g.c[i * g.c_rs + j * g.c_cs] = whole_epilogue ? apply_epilogue(whole, i, j, T(0)) : T(0);
     return;
   }
-  if (plan.dot) return info.dot(m, g.n, k, g.a, g.a_rs, g.b, g.b_cs, g.c, g.c_rs, g.c_cs);
+  if (plan.dot) return info.dot(m, g.n, k, g.a, g.a_rs, g.b, g.b_cs, g.c, g.c_rs, g.c_cs, whole_epilogue);
   GemmScratch& scratch = thread_scratch();
   // A last sliver of at most 32 bytes per row gets a register tile one 256-bit vector wide, which
   // still broadcasts an element of A per row and k, as a whole tile does, for a fraction of its
@@ -159,17 +206,20 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
   // columns makes, costs more than it saves.
   int64_t n = g.n;
   const int64_t edge = n % NR;
-  if (info.dot != nullptr && g.a_cs == 1 && edge > 0 && edge * static_cast<int64_t>(sizeof(T)) <= 32) {
+  if (info.dot != nullptr && !plan.a_prepacked && g.a_cs == 1 && edge > 0 &&
+      edge * static_cast<int64_t>(sizeof(T)) <= 32) {
     n -= edge;
     T* runs = scratch.b.get<T>(edge * k);
     const T* b_edge = g.b + n * g.b_cs;
     for (int64_t p = 0; p < k; ++p)
       for (int64_t j = 0; j < edge; ++j) runs[j * k + p] = b_edge[p * g.b_rs + j * g.b_cs];
-    info.dot(m, edge, k, g.a, g.a_rs, runs, k, g.c + n * g.c_cs, g.c_rs, g.c_cs);
+    const GemmEpilogue<T> edge_epilogue = g.epilogue_at(0, n);
+    info.dot(m, edge, k, g.a, g.a_rs, runs, k, g.c + n * g.c_cs, g.c_rs, g.c_cs,
+             whole_epilogue ? &edge_epilogue : nullptr);
     if (n == 0) return;
   }
   const bool pack_b = plan.pack_b || g.b_cs != 1;
-  const bool pack_a = plan.pack_a;
+  const bool pack_a = plan.pack_a && !plan.a_prepacked;
   const int64_t kc_max = std::min(plan.kc, k);
   const int64_t mc_max = std::min(plan.mc, (m + MR - 1) / MR * MR);
   const int64_t nc_max = std::min(plan.nc, (n + NR - 1) / NR * NR);
@@ -183,6 +233,7 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
     for (int64_t pc = 0; pc < k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, k - pc);
       const bool accumulate = pc > 0;
+      const bool last = pc + kc == k;  // the block stored through the epilogue
       const T* b_panel = g.b + pc * g.b_rs + jc * g.b_cs;
       if (pack_b) {
         pack_b_panel<T, NR>(b_panel, g.b_rs, g.b_cs, kc, nc, b_buf, info.pack_b_col_major);
@@ -191,7 +242,7 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
       }
       for (int64_t ic = 0; ic < m; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m - ic);
-        const T* a_block = g.a + ic * g.a_rs + pc * g.a_cs;
+        const T* a_block = plan.a_prepacked ? nullptr : g.a + ic * g.a_rs + pc * g.a_cs;
         if (pack_a) pack_a_block<T, MR>(a_block, g.a_rs, g.a_cs, mc, kc, a_buf, info.pack_a_row_major);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
@@ -210,12 +261,17 @@ void gemm_blocked(const GemmKernelInfo<T>& info, const GemmArgs<T>& g, const Gem
           T* c_col = g.c + ic * g.c_rs + (jc + jr) * g.c_cs;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            if (pack_a) {
+            const GemmEpilogue<T> tile_epilogue = g.epilogue_at(ic + ir, jc + jr);
+            const GemmEpilogue<T>* epilogue = last && whole_epilogue ? &tile_epilogue : nullptr;
+            if (plan.a_prepacked) {
+              kernel(kc, mr, nr, g.a + (ic + ir) * k + pc * MR, 1, MR, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs,
+                     g.c_cs, accumulate, epilogue);
+            } else if (pack_a) {
               kernel(kc, mr, nr, a_buf + ir * kc, 1, MR, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs, g.c_cs,
-                     accumulate);
+                     accumulate, epilogue);
             } else {
               kernel(kc, mr, nr, a_block + ir * g.a_rs, g.a_rs, g.a_cs, b_sliver, b_rs, c_col + ir * g.c_rs, g.c_rs,
-                     g.c_cs, accumulate);
+                     g.c_cs, accumulate, epilogue);
             }
           }
         }

@@ -4,16 +4,11 @@
 // cpu/gemm_wide.cpp.
 //
 // float32 and float64 run the Goto/BLIS loop nest of cpu/gemm_blocked.h, accumulating in place
-// in C, over a register-tile microkernel picked once at run time:
-//   * x86-64 with AVX-512F: the intrinsics kernels of cpu/gemm_avx512.cpp (12 x 32 floats,
-//     12 x 16 doubles), compiled for that target alone;
-//   * x86-64 with AVX2+FMA: those of cpu/gemm_avx2.cpp (6 x 16 floats, 6 x 8 doubles);
-//   * anything else (older x86-64, aarch64, ...): the portable kernel of cpu/gemm_portable.cpp,
-//     which the compiler vectorizes for the baseline target.
-// PYKERNELS_NO_AVX512=1 in the environment forces the AVX2 kernels, PYKERNELS_NO_AVX2=1 the
-// portable one (cpu/cpu_features.h). The SIMD kernels also have dot-product tiles, for products
-// like nn.Linear's x @ w.t() (rows of A and columns of B contiguous in k) with few rows, which
-// need no packing at all (make_plan).
+// in C, over a register-tile microkernel picked once at run time (with_float_kernel,
+// cpu/gemm_paths.h): AVX-512, AVX2+FMA or portable. PYKERNELS_NO_AVX512=1 in the environment
+// forces the AVX2 kernels, PYKERNELS_NO_AVX2=1 the portable one (cpu/cpu_features.h). The SIMD kernels also have
+// dot-product tiles, for products like nn.Linear's x @ w.t() (rows of A and columns of B contiguous in k) with few
+// rows, which need no packing at all (plan_for, cpu/gemm_blocked.h).
 //
 // Partitioning among threads: a batch of at least as many matrices as threads is split by
 // matrix; otherwise each matrix is cut into a grid of blocks of C, one per thread, along the
@@ -24,9 +19,7 @@
 
 #include <algorithm>
 #include <numeric>
-#include <type_traits>
 
-#include "cpu/cpu_features.h"
 #include "cpu/gemm_blocked.h"
 #include "cpu/gemm_paths.h"
 #include "cpu/gemm_ukernel.h"
@@ -38,34 +31,6 @@ namespace {
 using cpu::GemmArgs;
 using cpu::GemmPlan;
 using cpu::kParallelWork;
-
-// ---- the plan of one block: what to pack ---------------------------------------------------------
-
-// The dot-product kernel's range (make_plan): at most this many rows per block, and at least this
-// many products per dot.
-constexpr int64_t kDotMaxRows = 64;
-constexpr int64_t kDotMinK = 16;
-
-// Packing pays for itself when a packed element is reused often enough (see gemm_blocked.h).
-template <int MR, int NR, typename T>
-GemmPlan make_plan(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
-  GemmPlan plan{info.mc, info.kc, info.nc, true, true, false};
-  // A with contiguous rows times B with contiguous columns (x @ w.t()), few rows: dot products of
-  // the runs in place. Packing B would cost each block a pass over all of it, a large share of
-  // the time of a product as small as nn.Linear's; with more rows that pass is shared by more of
-  // them and the register-tile kernel wins.
-  plan.dot = info.dot != nullptr && g.a_cs == 1 && g.b_rs == 1 && g.m <= kDotMaxRows && g.k >= kDotMinK;
-  if (plan.dot) return plan;
-  // A: read in place when its rows are contiguous and few columns of C reuse each element;
-  // otherwise (including column-major A, whose elements the kernel would gather a cache line
-  // apart) packed.
-  plan.pack_a = !(g.a_cs == 1 && g.n <= 256);
-  // B: read in place (rows contiguous) when only a few MR-row slivers of A reuse it, unless
-  // its row stride is a multiple of 1 KiB, which maps a sliver's rows onto a few L1 sets.
-  const int64_t ldb_bytes = g.b_rs * static_cast<int64_t>(sizeof(T));
-  plan.pack_b = !(g.b_cs == 1 && g.m <= 64 && ldb_bytes % 1024 != 0);
-  return plan;
-}
 
 // ---- partitioning among threads ------------------------------------------------------------------
 
@@ -96,7 +61,7 @@ double block_cycles(const cpu::GemmKernelInfo<T>& info, const GemmArgs<T>& g) {
   double per_k = static_cast<double>(full_m * full_n) * tile(MR, NR);
   if (rest_n) per_k += static_cast<double>(full_m) * tile(MR, rest_n);
   if (rest_m) per_k += static_cast<double>(full_n) * tile(rest_m, NR) + (rest_n ? tile(rest_m, rest_n) : 0.0);
-  const GemmPlan plan = make_plan<MR, NR>(info, g);
+  const GemmPlan plan = cpu::plan_for(info, g);
   const double packed = plan.dot ? 0 : (plan.pack_a ? g.m : 0) + (plan.pack_b || g.b_cs != 1 ? g.n : 0);
   return static_cast<double>(g.k) * (per_k + 0.25 * packed);
 }
@@ -184,7 +149,7 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
   if (threads <= 1 || work < kParallelWork) {
     for (int64_t b_idx = 0; b_idx < nbatch; ++b_idx) {
       const GemmArgs<T> g = matrix(b_idx);
-      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(kernel, g));
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, cpu::plan_for(kernel, g));
     }
     return;
   }
@@ -207,35 +172,15 @@ void gemm_blocked_batch(const GemmProblem& p, const cpu::GemmKernelInfo<T>& kern
       g.a += i0 * g.a_rs;
       g.b += j0 * g.b_cs;
       g.c += i0 * g.c_rs + j0 * g.c_cs;
-      cpu::gemm_blocked<T, MR, NR>(kernel, g, make_plan<MR, NR>(kernel, g));
+      cpu::gemm_blocked<T, MR, NR>(kernel, g, cpu::plan_for(kernel, g));
     }
   });
 }
 
 template <typename T>
 void gemm_float(const GemmProblem& p) {
-#if defined(__x86_64__)
-  if (cpu::cpu_has_avx512f()) {
-    if constexpr (std::is_same_v<T, float>) {
-      return gemm_blocked_batch<float, 12, 32>(p, cpu::avx512_gemm_kernel_f32());
-    } else {
-      return gemm_blocked_batch<double, 12, 16>(p, cpu::avx512_gemm_kernel_f64());
-    }
-  }
-  if (cpu::cpu_has_avx2_fma()) {
-    if constexpr (std::is_same_v<T, float>) {
-      return gemm_blocked_batch<float, 6, 16>(p, cpu::avx2_gemm_kernel_f32());
-    } else {
-      return gemm_blocked_batch<double, 6, 8>(p, cpu::avx2_gemm_kernel_f64());
-    }
-  }
-#endif
-  constexpr int MR = cpu::kPortableMR, NR = cpu::kPortableNR<T>;
-  if constexpr (std::is_same_v<T, float>) {
-    gemm_blocked_batch<float, MR, NR>(p, cpu::portable_gemm_kernel_f32());
-  } else {
-    gemm_blocked_batch<double, MR, NR>(p, cpu::portable_gemm_kernel_f64());
-  }
+  cpu::with_float_kernel<T>(
+      [&]<int MR, int NR>(const cpu::GemmKernelInfo<T>& kernel) { gemm_blocked_batch<T, MR, NR>(p, kernel); });
 }
 
 }  // namespace

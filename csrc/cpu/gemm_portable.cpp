@@ -26,7 +26,7 @@ struct GenericVec {
 template <typename T, int M, int MR, int NR, bool kPacked>
 __attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __restrict__ a, int64_t a_rs, int64_t a_cs,
                                             const T* __restrict__ b, int64_t b_rs, T* __restrict__ c, int64_t c_rs,
-                                            int64_t c_cs, bool accumulate) {
+                                            int64_t c_cs, bool accumulate, const GemmEpilogue<T>* epilogue) {
   using V = typename GenericVec<T>::type;
   constexpr int W = GenericVec<T>::kLanes, NV = NR / W;
   static_assert(NR % W == 0, "NR must be a whole number of vectors");
@@ -53,7 +53,8 @@ __attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __r
     a += a_cs;
     b += b_rs;
   }
-  if (nr == NR && c_cs == 1) {
+  // An epilogue takes the scalar edge path: this kernel only serves CPUs without the SIMD ones.
+  if (nr == NR && c_cs == 1 && epilogue == nullptr) {
 #pragma GCC unroll 8
     for (int r = 0; r < M; ++r) {
 #pragma GCC unroll 8
@@ -71,25 +72,26 @@ __attribute__((noinline)) void generic_tile(int64_t kc, int64_t nr, const T* __r
   } else {
     T t[M][NR];
     std::memcpy(t, acc, sizeof(t));
-    store_tile_edge(&t[0][0], NR, 1, M, nr, c, c_rs, c_cs, accumulate);
+    store_tile_edge(&t[0][0], NR, 1, M, nr, c, c_rs, c_cs, accumulate, epilogue);
   }
 }
 
 template <typename T, int MR, int NR>
 void generic_microkernel(int64_t kc, int64_t mr, int64_t nr, const T* a, int64_t a_rs, int64_t a_cs, const T* b,
-                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+                         int64_t b_rs, T* c, int64_t c_rs, int64_t c_cs, bool accumulate,
+                         const GemmEpilogue<T>* epilogue) {
   static_assert(MR == 4, "the row dispatch below covers 1..4 rows");
   if (mr == MR && a_rs == 1 && a_cs == MR && b_rs == NR)
-    return generic_tile<T, MR, MR, NR, true>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    return generic_tile<T, MR, MR, NR, true>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
   switch (mr) {
     case 4:
-      return generic_tile<T, 4, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return generic_tile<T, 4, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
     case 3:
-      return generic_tile<T, 3, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return generic_tile<T, 3, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
     case 2:
-      return generic_tile<T, 2, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return generic_tile<T, 2, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
     default:
-      return generic_tile<T, 1, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return generic_tile<T, 1, MR, NR, false>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
   }
 }
 

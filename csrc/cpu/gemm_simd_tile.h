@@ -6,9 +6,9 @@
 // own instruction set, which the linker can never merge with a copy built for another one.
 //
 // A traits type V provides: T (the element type), reg, kLanes, zero(), load(p), broadcast(p),
-// fmadd(a, b, c) = a * b + c, add(a, b), store(p, v); optionally Half, the traits of a vector
-// half as wide, for edge tiles of at most kLanes / 2 columns. The including file has included
-// cpu/gemm_ukernel.h before its pragma (so store_tile_edge stays baseline code) and
+// fmadd(a, b, c) = a * b + c, add(a, b), relu(v), store(p, v); optionally Half, the traits of a
+// vector half as wide, for edge tiles of at most kLanes / 2 columns. The including file has
+// included cpu/gemm_ukernel.h before its pragma (so store_tile_edge stays baseline code) and
 // <immintrin.h> after it; the B packing below uses 256-bit AVX.
 //
 // Tile: M rows x NV vectors. Per k step, NV vector loads of B, M broadcasts of A and M * NV
@@ -36,6 +36,35 @@ __attribute__((always_inline)) inline void zero_tile(typename V::reg (&acc)[R][C
     for (int c = 0; c < C; ++c) acc[r][c] = V::zero();
 }
 
+// The epilogue of a whole register tile (R rows x C vectors, every column of C present): the
+// biases are loaded once per row or vector, and the ReLU is a max with zero taking NaN from x.
+template <typename V, int R, int C>
+__attribute__((always_inline)) inline void apply_epilogue_tile(const GemmEpilogue<typename V::T>& e,
+                                                               typename V::reg (&acc)[R][C]) {
+  if (e.row_bias != nullptr) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const typename V::reg b = V::broadcast(e.row_bias + r);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] = V::add(acc[r][c], b);
+    }
+  }
+  if (e.col_bias != nullptr) {
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) {
+      const typename V::reg b = V::load(e.col_bias + c * V::kLanes);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) acc[r][c] = V::add(acc[r][c], b);
+    }
+  }
+  if (e.relu) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[r][c] = V::relu(acc[r][c]);
+  }
+}
+
 // kPacked: A is a packed sliver (a_rs = 1, a_cs = MR) and B a packed sliver (b_rs = NR),
 // so the strides are compile-time constants; otherwise they are read from the arguments (A in
 // place, any strides; B in place with unit column stride).
@@ -43,7 +72,7 @@ template <typename V, int MR, int NR, int M, int NV, bool kPacked>
 __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const typename V::T* __restrict__ a,
                                                 int64_t a_rs, int64_t a_cs, const typename V::T* __restrict__ b,
                                                 int64_t b_rs, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
-                                                bool accumulate) {
+                                                bool accumulate, const GemmEpilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr int L = V::kLanes;
@@ -82,35 +111,38 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
   }
 
   if (nr == NV * L && c_cs == 1) {
+    if (accumulate) {
 #pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-      T* cr = c + r * c_rs;
+      for (int r = 0; r < M; ++r)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        reg x = acc[r][v];
-        if (accumulate) x = V::add(V::load(cr + v * L), x);
-        V::store(cr + v * L, x);
-      }
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::add(V::load(c + r * c_rs + v * L), acc[r][v]);
     }
+    if (epilogue != nullptr) apply_epilogue_tile<V>(*epilogue, acc);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) V::store(c + r * c_rs + v * L, acc[r][v]);
   } else {
     alignas(64) T t[M][NV * L];
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r)
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) V::store(&t[r][v * L], acc[r][v]);
-    store_tile_edge(&t[0][0], NV * L, 1, M, nr, c, c_rs, c_cs, accumulate);
+    store_tile_edge(&t[0][0], NV * L, 1, M, nr, c, c_rs, c_cs, accumulate, epilogue);
   }
 }
 
 // Dispatches a tile of mr rows (1 <= mr <= MR) to its instance.
 template <typename V, int MR, int NR, int NV, bool kPacked, int M = MR>
 void tile_rows(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
-               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate,
+               const GemmEpilogue<typename V::T>* epilogue) {
   if constexpr (M > 1) {
     if (mr < M)
-      return tile_rows<V, MR, NR, NV, kPacked, M - 1>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+      return tile_rows<V, MR, NR, NV, kPacked, M - 1>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate,
+                                                      epilogue);
   }
-  tile<V, MR, NR, M, NV, kPacked>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  tile<V, MR, NR, M, NV, kPacked>(kc, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
 }
 
 template <typename V, typename = void>
@@ -122,15 +154,17 @@ struct HasHalf<V, std::void_t<typename V::Half>> : std::true_type {};
 // packed sliver's width, is 2 vectors of V in every case).
 template <typename V, int MR, int NR, bool kPacked>
 void tile_cols(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
-               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+               const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate,
+               const GemmEpilogue<typename V::T>* epilogue) {
   constexpr int64_t L = V::kLanes;
-  if (nr > L) return tile_rows<V, MR, NR, 2, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  if (nr > L)
+    return tile_rows<V, MR, NR, 2, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
   if constexpr (HasHalf<V>::value) {
     if (nr <= L / 2)
       return tile_rows<typename V::Half, MR, NR, 1, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs,
-                                                             accumulate);
+                                                             accumulate, epilogue);
   }
-  tile_rows<V, MR, NR, 1, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  tile_rows<V, MR, NR, 1, kPacked>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
 }
 
 // A narrow tile (NE columns, NE < MR) of packed slivers, turned around: the MR rows of A lie in
@@ -143,7 +177,7 @@ void tile_cols(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64
 template <typename V, int MR, int NR, int NE>
 void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __restrict__ a,
                  const typename V::T* __restrict__ b, typename V::T* __restrict__ c, int64_t c_rs, int64_t c_cs,
-                 bool accumulate) {
+                 bool accumulate, const GemmEpilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr int L = V::kLanes, NVR = (MR + L - 1) / L, TAIL = MR - (NVR - 1) * L;  // rows in the last vector
@@ -169,25 +203,27 @@ void narrow_tile(int64_t kc, int64_t mr, int64_t nr, const typename V::T* __rest
   for (int j = 0; j < NE; ++j)
 #pragma GCC unroll 2
     for (int v = 0; v < NVR; ++v) V::store(&t[j][v * L], acc[j][v]);
-  store_tile_edge(&t[0][0], 1, NVR * L, mr, nr, c, c_rs, c_cs, accumulate);  // t holds columns
+  store_tile_edge(&t[0][0], 1, NVR * L, mr, nr, c, c_rs, c_cs, accumulate, epilogue);  // t holds columns
 }
 
 // The GemmMicrokernel for an MR x (2 vectors) register tile.
 template <typename V, int MR>
 void microkernel(int64_t kc, int64_t mr, int64_t nr, const typename V::T* a, int64_t a_rs, int64_t a_cs,
-                 const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+                 const typename V::T* b, int64_t b_rs, typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate,
+                 const GemmEpilogue<typename V::T>* epilogue) {
   constexpr int NR = 2 * V::kLanes;
   constexpr int kNarrow = 32 / sizeof(typename V::T);  // columns in 32 bytes: 8 floats, 4 doubles
   if (a_rs == 1 && a_cs == MR && b_rs == NR) {
     if constexpr (kNarrow / 2 < MR) {
-      if (nr <= kNarrow / 2) return narrow_tile<V, MR, NR, kNarrow / 2>(kc, mr, nr, a, b, c, c_rs, c_cs, accumulate);
+      if (nr <= kNarrow / 2)
+        return narrow_tile<V, MR, NR, kNarrow / 2>(kc, mr, nr, a, b, c, c_rs, c_cs, accumulate, epilogue);
     }
     if constexpr (kNarrow < MR) {
-      if (nr <= kNarrow) return narrow_tile<V, MR, NR, kNarrow>(kc, mr, nr, a, b, c, c_rs, c_cs, accumulate);
+      if (nr <= kNarrow) return narrow_tile<V, MR, NR, kNarrow>(kc, mr, nr, a, b, c, c_rs, c_cs, accumulate, epilogue);
     }
-    return tile_cols<V, MR, NR, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+    return tile_cols<V, MR, NR, true>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
   }
-  tile_cols<V, MR, NR, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate);
+  tile_cols<V, MR, NR, false>(kc, mr, nr, a, a_rs, a_cs, b, b_rs, c, c_rs, c_cs, accumulate, epilogue);
 }
 
 // The GemmPackTransposed for W-run slivers (a column-major B's NR columns, a row-major A's MR
@@ -278,7 +314,8 @@ void pack_transposed_f64(const double* src, int64_t stride, int64_t kc, double* 
 template <typename V, int DM>
 __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64_t nr, const typename V::T* a,
                                                     int64_t a_rs, const typename V::T* b, int64_t b_cs,
-                                                    typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate) {
+                                                    typename V::T* c, int64_t c_rs, int64_t c_cs, bool accumulate,
+                                                    const GemmEpilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   using reg = typename V::reg;
   constexpr int L = V::kLanes, DN = 4;
@@ -307,7 +344,7 @@ __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64
   T sums[DM][DN];
 #pragma GCC unroll 8
   for (int r = 0; r < DM; ++r) V::sum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3], sums[r]);
-  store_tile_edge(&sums[0][0], DN, 1, mr, nr, c, c_rs, c_cs, accumulate);
+  store_tile_edge(&sums[0][0], DN, 1, mr, nr, c, c_rs, c_cs, accumulate, epilogue);
 }
 
 // The GemmDotKernel. K is taken in blocks of at most 4 KiB of each run, so that a tile's DM rows
@@ -317,7 +354,8 @@ __attribute__((always_inline)) inline void dot_tile(int64_t k, int64_t mr, int64
 // tiles; without the chunks, many columns of B (large N) ran slower too.
 template <typename V, int DM>
 void dot_kernel(int64_t m, int64_t n, int64_t k, const typename V::T* a, int64_t a_rs, const typename V::T* b,
-                int64_t b_cs, typename V::T* c, int64_t c_rs, int64_t c_cs) {
+                int64_t b_cs, typename V::T* c, int64_t c_rs, int64_t c_cs,
+                const GemmEpilogue<typename V::T>* epilogue) {
   using T = typename V::T;
   constexpr int64_t L = V::kLanes, kBlockMax = 4096 / sizeof(T), kChunkBytes = 256 * 1024;
   const int64_t blocks = (k + kBlockMax - 1) / kBlockMax;
@@ -328,9 +366,18 @@ void dot_kernel(int64_t m, int64_t n, int64_t k, const typename V::T* a, int64_t
     for (int64_t j0 = 0; j0 < n; j0 += chunk) {
       const int64_t j1 = std::min(n, j0 + chunk);
       for (int64_t i = 0; i < m; i += DM)
-        for (int64_t j = j0; j < j1; j += 4)
+        for (int64_t j = j0; j < j1; j += 4) {
+          // The epilogue, offset to this tile, on the last block of K only.
+          GemmEpilogue<T> tile_epilogue;
+          const GemmEpilogue<T>* e = nullptr;
+          if (epilogue != nullptr && p0 + kb == k) {
+            tile_epilogue = {epilogue->row_bias ? epilogue->row_bias + i : nullptr,
+                             epilogue->col_bias ? epilogue->col_bias + j : nullptr, epilogue->relu};
+            e = &tile_epilogue;
+          }
           dot_tile<V, DM>(kb, std::min<int64_t>(DM, m - i), std::min<int64_t>(4, j1 - j), a + i * a_rs + p0, a_rs,
-                          b + j * b_cs + p0, b_cs, c + i * c_rs + j * c_cs, c_rs, c_cs, p0 > 0);
+                          b + j * b_cs + p0, b_cs, c + i * c_rs + j * c_cs, c_rs, c_cs, p0 > 0, e);
+        }
     }
   }
 }

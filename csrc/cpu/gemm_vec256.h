@@ -26,6 +26,8 @@ struct Vec256<float> {
   static reg broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  // max(0, v): where v is NaN or a zero, maxps returns its second operand, v, as relu keeps it.
+  static reg relu(reg v) { return _mm256_max_ps(_mm256_setzero_ps(), v); }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   // The first `count` (< kLanes) values at p, the other lanes zero; nothing past them is read.
   static reg load_first(const float* p, int64_t count) {
@@ -49,6 +51,7 @@ struct Vec256<double> {
   static reg broadcast(const double* p) { return _mm256_broadcast_sd(p); }
   static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg relu(reg v) { return _mm256_max_pd(_mm256_setzero_pd(), v); }
   static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static reg load_first(const double* p, int64_t count) {
     const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);

@@ -31,6 +31,13 @@ void add_api_bindings(pybind11::module_& m) {
     return op.call(input, other);
     PK_TRANSLATE_ERRORS_END
   });
+  m.def("linear", [](const at::Tensor& input, const at::Tensor& weight, std::optional<at::Tensor> bias) -> at::Tensor {
+    PK_TRANSLATE_ERRORS_BEGIN
+    pybind11::gil_scoped_release no_gil;
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("pykernels::linear", "").typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>();
+    return op.call(input, weight, bias);
+    PK_TRANSLATE_ERRORS_END
+  });
   m.def("add", [](TensorOrNumber input, TensorOrNumber other, PyScalar alpha, std::optional<at::Tensor> out) -> at::Tensor {
     PK_TRANSLATE_ERRORS_BEGIN
     pybind11::gil_scoped_release no_gil;

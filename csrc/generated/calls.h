@@ -12,6 +12,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -47,6 +48,36 @@ inline at::Tensor bmm(const at::Tensor& input, const at::Tensor& mat2) {
 inline at::Tensor matmul(const at::Tensor& input, const at::Tensor& other) {
   static const auto op = detail::find<at::Tensor(const at::Tensor&, const at::Tensor&)>("pykernels::matmul", "");
   return detail::call(op, input, other);
+}
+
+inline at::Tensor linear(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias = std::nullopt) {
+  static const auto op = detail::find<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>("pykernels::linear", "");
+  return detail::call(op, input, weight, bias);
+}
+
+inline at::Tensor linear_relu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias = std::nullopt) {
+  static const auto op = detail::find<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>("pykernels::linear_relu", "");
+  return detail::call(op, input, weight, bias);
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& result, std::array<bool, 3> output_mask) {
+  static const auto op = detail::find<std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, std::array<bool, 3>)>("pykernels::linear_backward", "");
+  return detail::call(op, grad_output, input, weight, result, output_mask);
+}
+
+inline at::Tensor mlp(const at::Tensor& input, const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2) {
+  static const auto op = detail::find<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, const std::optional<at::Tensor>&)>("pykernels::mlp", "");
+  return detail::call(op, input, w1, b1, w2, b2);
+}
+
+inline std::tuple<at::Tensor, at::Tensor> mlp_forward(const at::Tensor& input, const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2) {
+  static const auto op = detail::find<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, const at::Tensor&, const std::optional<at::Tensor>&)>("pykernels::mlp_forward", "");
+  return detail::call(op, input, w1, b1, w2, b2);
+}
+
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> mlp_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& w1, const at::Tensor& w2, const at::Tensor& hidden, std::array<bool, 5> output_mask) {
+  static const auto op = detail::find<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, std::array<bool, 5>)>("pykernels::mlp_backward", "");
+  return detail::call(op, grad_output, input, w1, w2, hidden, output_mask);
 }
 
 inline at::Tensor add(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha = 1) {

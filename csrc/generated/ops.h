@@ -10,6 +10,7 @@
 #include <c10/core/DispatchKeySet.h>
 #include <c10/core/Scalar.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 
@@ -23,6 +24,12 @@ namespace ops {
 at::Tensor mm(const at::Tensor& input, const at::Tensor& mat2);
 at::Tensor bmm(const at::Tensor& input, const at::Tensor& mat2);
 at::Tensor matmul(const at::Tensor& input, const at::Tensor& other);
+at::Tensor linear(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias);
+at::Tensor linear_relu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> linear_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& result, std::array<bool, 3> output_mask);
+at::Tensor mlp(const at::Tensor& input, const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2);
+std::tuple<at::Tensor, at::Tensor> mlp_forward(const at::Tensor& input, const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> mlp_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& w1, const at::Tensor& w2, const at::Tensor& hidden, std::array<bool, 5> output_mask);
 at::Tensor add(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
 void add_out(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha, const at::Tensor& out);
 void add_(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
@@ -62,6 +69,9 @@ namespace autograd {
 at::Tensor mm(const at::Tensor& input, const at::Tensor& mat2);
 at::Tensor bmm(const at::Tensor& input, const at::Tensor& mat2);
 at::Tensor matmul(const at::Tensor& input, const at::Tensor& other);
+at::Tensor linear(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias);
+at::Tensor linear_relu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias);
+at::Tensor mlp(const at::Tensor& input, const at::Tensor& w1, const std::optional<at::Tensor>& b1, const at::Tensor& w2, const std::optional<at::Tensor>& b2);
 at::Tensor add(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
 void add_(const at::Tensor& input, const at::Tensor& other, const c10::Scalar& alpha);
 at::Tensor add_Scalar(const at::Tensor& input, const c10::Scalar& other, const c10::Scalar& alpha);

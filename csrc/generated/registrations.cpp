@@ -37,6 +37,12 @@ TORCH_LIBRARY(pykernels, m) {
   m.def("mm(Tensor input, Tensor mat2) -> Tensor");
   m.def("bmm(Tensor input, Tensor mat2) -> Tensor");
   m.def("matmul(Tensor input, Tensor other) -> Tensor");
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor");
+  m.def("linear_relu(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor");
+  m.def("linear_backward(Tensor grad_output, Tensor input, Tensor weight, Tensor? result, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("mlp(Tensor input, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2) -> Tensor");
+  m.def("mlp_forward(Tensor input, Tensor w1, Tensor? b1, Tensor w2, Tensor? b2) -> (Tensor, Tensor)");
+  m.def("mlp_backward(Tensor grad_output, Tensor input, Tensor w1, Tensor w2, Tensor hidden, bool[5] output_mask) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("add(Tensor input, Tensor other, *, Scalar alpha=1) -> Tensor");
   m.def("add.out(Tensor input, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> ()");
   m.def("add_(Tensor(a!) input, Tensor other, *, Scalar alpha=1) -> ()");
@@ -92,6 +98,12 @@ TORCH_LIBRARY_IMPL(pykernels, CPU, m) {
   m.impl("mm", &ops::mm);
   m.impl("bmm", &ops::bmm);
   m.impl("matmul", &ops::matmul);
+  m.impl("linear", &ops::linear);
+  m.impl("linear_relu", &ops::linear_relu);
+  m.impl("linear_backward", &ops::linear_backward);
+  m.impl("mlp", &ops::mlp);
+  m.impl("mlp_forward", &ops::mlp_forward);
+  m.impl("mlp_backward", &ops::mlp_backward);
   m.impl("add", &ops::add);
   m.impl("add.out", &ops::add_out);
   m.impl("add_", &ops::add_);
@@ -148,6 +160,12 @@ TORCH_LIBRARY_IMPL(pykernels, CUDA, m) {
   m.impl("mm", &ops::mm);
   m.impl("bmm", &ops::bmm);
   m.impl("matmul", &ops::matmul);
+  m.impl("linear", &ops::linear);
+  m.impl("linear_relu", &ops::linear_relu);
+  m.impl("linear_backward", &ops::linear_backward);
+  m.impl("mlp", &ops::mlp);
+  m.impl("mlp_forward", &ops::mlp_forward);
+  m.impl("mlp_backward", &ops::mlp_backward);
   m.impl("add", &ops::add);
   m.impl("add.out", &ops::add_out);
   m.impl("add_", &ops::add_);
@@ -202,6 +220,9 @@ TORCH_LIBRARY_IMPL(pykernels, Autograd, m) {
   m.impl("mm", &autograd::mm);
   m.impl("bmm", &autograd::bmm);
   m.impl("matmul", &autograd::matmul);
+  m.impl("linear", &autograd::linear);
+  m.impl("linear_relu", &autograd::linear_relu);
+  m.impl("mlp", &autograd::mlp);
   m.impl("add", &autograd::add);
   m.impl("add.out", torch::CppFunction::makeFromBoxedFunction<&autograd::out_kernel>());
   m.impl("add_", &autograd::add_);

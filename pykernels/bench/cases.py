@@ -22,10 +22,12 @@ from .case import F32, GBS, GFLOPS, Case
 class _TorchOps:
     """torch's functions under pykernels' names, so one case body runs against either library.
 
-    mse_loss lives in torch.nn.functional, and most in-place ops (sub_, ...) only as Tensor methods.
+    mse_loss and linear live in torch.nn.functional, and most in-place ops (sub_, ...) only as Tensor
+    methods.
     """
 
     mse_loss = staticmethod(F.mse_loss)
+    linear = staticmethod(F.linear)
 
     def __getattr__(self, name):
         fn = getattr(torch, name, None) or getattr(torch.Tensor, name)
@@ -103,7 +105,7 @@ def table_case(op, bench, suite):
     function = bench.function or op.name
     on_meta = [_argument(a, "meta", False) for a in bench.args]
     out = getattr(LIBRARIES["torch"], function)(*on_meta)
-    if op.kind == "gemm":
+    if op.kind in ("gemm", "linear"):
         work, unit = 2 * out.numel() * on_meta[0].shape[-1], GFLOPS
     else:
         read = sum(a.numel() for a in on_meta if isinstance(a, torch.Tensor))

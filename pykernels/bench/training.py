@@ -4,7 +4,8 @@ initial weights.
 Each case is one step (forward, loss, backward, optimizer step) repeated on fixed data, so the
 model keeps training while it is timed. The two sides differ only in what runs the arithmetic:
 
-- the seed's net converted with ``pykernels.nn.convert()``, its ``torch.optim.SGD`` step under the
+- the seed's net converted with ``pykernels.nn.convert()`` (its Sequential becomes the fused MLP),
+  and the same net built as ``pykernels.nn.FusedMLP``, their ``torch.optim.SGD`` step under the
   drop-in mode;
 - unmodified torch scripts under ``pykernels.enable()``: the seed's Adam variant, and a small MLP
   classifier with ``CrossEntropyLoss``, whose loss falls through to torch.
@@ -66,6 +67,28 @@ def sgd_convert_case():
     return Case(
         "train_step",
         f"convert() + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
+        torch.float32,
+        lambda device: (train.make_data(device=device),),
+        None,
+        step_flops(train.N, SEED_LAYERS),
+        GFLOPS,
+        prepare=prepare,
+    )
+
+
+def fused_mlp_case():
+    """The same net as one ``pykernels.nn.FusedMLP`` (``python -m pykernels train``'s fused variant),
+    beside torch's ``Sequential``, both stepping with ``torch.optim.SGD`` (pykernels' under the
+    drop-in mode)."""
+
+    def prepare(name, data):
+        variant = train.VARIANTS["fused"]
+        lib = train.PykernelsLib if name == "pykernels" else train.TorchLib
+        return _timed_step(variant.build(lib, data, variant.lr), _plain)
+
+    return Case(
+        "train_step",
+        f"FusedMLP + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
         torch.float32,
         lambda device: (train.make_data(device=device),),
         None,
@@ -137,5 +160,10 @@ def classifier_case():
 
 def cases():
     """The suite, each case with the ratio (torch time / pykernels time) it should reach."""
-    targets = ((sgd_convert_case(), 2.0), (dropin_adam_case(), 1.3), (classifier_case(), 1.0))
+    targets = (
+        (sgd_convert_case(), 2.0),
+        (fused_mlp_case(), 2.5),
+        (dropin_adam_case(), 1.3),
+        (classifier_case(), 1.0),
+    )
     return [dataclasses.replace(case, target=target) for case, target in targets]

@@ -14,7 +14,6 @@ import torch
 
 from .. import _C
 from .. import _api as pk
-from .. import nn as _nn
 
 _ops = torch.ops.pykernels
 
@@ -112,8 +111,9 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
 
 
 def linear(input, weight, bias=None):
-    need(is_tensor(input) and is_tensor(weight) and (bias is None or is_tensor(bias)))
-    return _nn.linear(input, weight, bias)
+    # pykernels' linear takes floating dtypes; torch's also integers.
+    need(is_tensor(input) and is_tensor(weight) and (bias is None or is_tensor(bias)) and input.is_floating_point())
+    return pk.linear(input, weight, bias)
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
