@@ -123,6 +123,13 @@ __attribute__((always_inline)) inline void tile(int64_t kc, int64_t nr, const ty
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) V::store(c + r * c_rs + v * L, acc[r][v]);
   } else {
+    // An edge or a strided C (a transposed output) is stored element by element; an epilogue
+    // that needs nothing of C (no accumulation) and no bias past the tile's nr columns is applied
+    // to the registers first, so that the store is plain moves.
+    if (epilogue != nullptr && !accumulate && (epilogue->col_bias == nullptr || nr == NV * L)) {
+      apply_epilogue_tile<V>(*epilogue, acc);
+      epilogue = nullptr;
+    }
     alignas(64) T t[M][NV * L];
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r)
