@@ -85,7 +85,11 @@ std::vector<int64_t> with_last(std::vector<int64_t> shape, int64_t last) {
   return shape;
 }
 
-const void* ptr_or_null(const std::optional<Tensor>& t) { return has(t) ? t->data_ptr() : nullptr; }
+// A bias copied contiguous, or an undefined tensor for none (not an optional: GCC then sees a
+// maybe-uninitialized read through it).
+Tensor contiguous_or_none(const std::optional<Tensor>& t) { return has(t) ? contiguous_copy(*t) : Tensor(); }
+
+const void* ptr_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
 // (out, hidden) from the fused kernel; hidden only when keep_hidden.
 std::tuple<Tensor, Tensor> fused_forward(const Mlp& s, const Tensor& input, const Tensor& w1,
@@ -93,8 +97,7 @@ std::tuple<Tensor, Tensor> fused_forward(const Mlp& s, const Tensor& input, cons
                                          const std::optional<Tensor>& b2, bool keep_hidden) {
   const Tensor x = contiguous_copy(as_matrix(input, s.batch, s.in));
   const Tensor w1c = contiguous_copy(w1), w2c = contiguous_copy(w2);
-  const std::optional<Tensor> b1c = has(b1) ? std::optional<Tensor>(contiguous_copy(*b1)) : std::nullopt;
-  const std::optional<Tensor> b2c = has(b2) ? std::optional<Tensor>(contiguous_copy(*b2)) : std::nullopt;
+  const Tensor b1c = contiguous_or_none(b1), b2c = contiguous_or_none(b2);
   Tensor out = at::empty(with_last(s.batch_shape, s.out), x.options());
   Tensor hidden = keep_hidden ? at::empty(with_last(s.batch_shape, s.hidden), x.options()) : Tensor();
   const MlpForward p{s.batch,          s.in,
