@@ -37,6 +37,20 @@ def step_flops(batch, layers):
 SEED_LAYERS = [(train.D_IN, train.H), (train.H, train.D_OUT)]
 
 
+def _seed_case(label, prepare):
+    """A case training the seed's two-layer net on its data: ``prepare(library name, data) -> step``."""
+    return Case(
+        "train_step",
+        f"{label}, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
+        torch.float32,
+        lambda device: (train.make_data(device=device),),
+        None,
+        step_flops(train.N, SEED_LAYERS),
+        GFLOPS,
+        prepare=prepare,
+    )
+
+
 def _timed_step(step, context):
     """A fn for the timer: one step under ``context`` (a context manager factory), its loss as a tensor."""
 
@@ -64,16 +78,7 @@ def sgd_convert_case():
         optimizer = torch.optim.SGD(model.parameters(), lr=train.VARIANTS["sgd"].lr)
         return _timed_step(train._optimizer_step(lib, model, loss_fn, optimizer, data.x, data.y), _plain)
 
-    return Case(
-        "train_step",
-        f"convert() + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
-        torch.float32,
-        lambda device: (train.make_data(device=device),),
-        None,
-        step_flops(train.N, SEED_LAYERS),
-        GFLOPS,
-        prepare=prepare,
-    )
+    return _seed_case("convert() + SGD", prepare)
 
 
 def fused_mlp_case():
@@ -86,16 +91,7 @@ def fused_mlp_case():
         lib = train.PykernelsLib if name == "pykernels" else train.TorchLib
         return _timed_step(variant.build(lib, data, variant.lr), _plain)
 
-    return Case(
-        "train_step",
-        f"FusedMLP + SGD, {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
-        torch.float32,
-        lambda device: (train.make_data(device=device),),
-        None,
-        step_flops(train.N, SEED_LAYERS),
-        GFLOPS,
-        prepare=prepare,
-    )
+    return _seed_case("FusedMLP + SGD", prepare)
 
 
 def dropin_adam_case():
@@ -106,16 +102,7 @@ def dropin_adam_case():
         lib = train.DropInLib if name == "pykernels" else train.TorchLib
         return _timed_step(variant.build(lib, data, variant.lr), lib.context)
 
-    return Case(
-        "train_step",
-        f"Adam variant under enable(), {train.N}x{train.D_IN}-{train.H}-{train.D_OUT}",
-        torch.float32,
-        lambda device: (train.make_data(device=device),),
-        None,
-        step_flops(train.N, SEED_LAYERS),
-        GFLOPS,
-        prepare=prepare,
-    )
+    return _seed_case("Adam variant under enable()", prepare)
 
 
 CLASSIFIER = dict(samples=64, features=64, hidden=128, classes=10)
