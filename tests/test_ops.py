@@ -83,6 +83,8 @@ def check(sample, device, call, public):
         if ours is None:
             if lacks_kernel(exc) and sample.dtype in [opdb.dtype_of(d) for d in sample.overload.op.dtypes]:
                 pytest.skip(f"torch {torch.__version__} has no kernel to compare with: {exc}")
+            if sample.overload.op.kind == "linear" and torch.__version__ < "2.5" and "must be a matrix" in str(exc):
+                pytest.skip(f"torch {torch.__version__}'s linear takes no 1-D weight; later releases and pykernels do")
             pytest.fail(f"torch raised {type(exc).__name__}({exc}); pykernels returned")
         assert isinstance(ours, type(exc)), f"pykernels raised {type(ours).__name__}({ours}), torch {exc!r}"
         assert sample.overload.op.name in str(ours), f"the message does not name the op: {ours}"
